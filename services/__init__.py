@@ -1,0 +1,1 @@
+"""The detector, tracker and evaluator services, and the gateway that composes them."""

@@ -1,0 +1,85 @@
+"""`POST /detect`: a streamed video upload (multipart) or a path/glob under the data root (JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from celery import Celery
+from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.api.uploads import receive_multipart
+from shared.atomic import atomic_move
+from shared.errors import InputError
+from shared.frames import open_frames
+from shared.run_store import RunStore
+from shared.schemas import DetectOptions, DetectRequest
+from shared.settings import Settings
+from shared.video import probe_video
+
+from .registry import build_detector, resolve_classes
+
+router = APIRouter(tags=["detector"])
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+async def _from_upload(request: Request, settings: Settings, store: RunStore) -> tuple[str, str, DetectOptions]:
+    upload = await receive_multipart(request, settings.data_root / "uploads", settings.upload_limit_bytes)
+    try:
+        if "file" not in upload.files:
+            raise InputError("multipart field 'file' (the video) is missing", field="file")
+        options = DetectOptions.model_validate(upload.fields)
+        filename, temp_path, size = upload.files["file"]
+        try:
+            info = await run_in_threadpool(probe_video, temp_path)
+        except InputError as exc:
+            raise InputError(exc.message, source=filename or "upload", field="file") from None
+        suffix = Path(filename).suffix.lower()
+        record = store.create(inputs={"upload": filename, "bytes": size, "video": info.__dict__})
+        target = store.run_dir(record.run) / f"input{suffix if suffix in VIDEO_SUFFIXES else '.mp4'}"
+        atomic_move(temp_path, target)
+        return record.run, str(target), options
+    finally:
+        upload.discard()
+
+
+async def _from_path(request: Request, settings: Settings, store: RunStore) -> tuple[str, str, DetectOptions]:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON body: {exc.msg}") from None
+    req = DetectRequest.model_validate(body)
+    path = confine(settings, req.path)
+    source = await run_in_threadpool(open_frames, str(path))
+    record = store.create(inputs={"path": req.path, "frames": source.count, "size": source.size})
+    return record.run, str(path), DetectOptions.model_validate(req.model_dump(exclude={"path"}))
+
+
+@router.post("/detect", status_code=202)
+async def detect(
+    request: Request,
+    settings: Settings = Depends(get_settings_dep),
+    store: RunStore = Depends(get_store),
+    celery: Celery = Depends(get_celery_dep),
+):
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        run_id, input_path, options = await _from_path(request, settings, store)
+    else:
+        run_id, input_path, options = await _from_upload(request, settings, store)
+    try:
+        build_detector(options) if options.detector != "motion" else None  # fail fast on unknown names
+        resolve_classes(options)
+    except InputError:
+        store.delete(run_id)
+        raise
+    params = options.model_dump(mode="json")
+    store.reset_stage(run_id, "detect", params)
+    try:
+        celery.send_task("detector.detect", args=[run_id, input_path, params])
+    except Exception as exc:  # broker down: say so instead of leaving the stage pending forever
+        store.fail_stage(run_id, "detect", f"could not queue the task: {type(exc).__name__}: {exc}")
+        raise HTTPException(503, "task broker unreachable; the run is marked failed") from None
+    return {"run": run_id, "status_url": f"/runs/{run_id}"}

@@ -1,0 +1,9 @@
+"""The detector API on its own (compose): `uvicorn --factory services.detector.app:create`."""
+
+from shared.api.app import create_app
+
+from .api import router
+
+
+def create():
+    return create_app([router], title="motpipe detector")

@@ -1,0 +1,85 @@
+"""Run a detector over a frame source and produce a det_db (pure core: no FastAPI, no Celery)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from shared.atomic import atomic_open
+from shared.formats.det_db import det_db_key, write_det_db
+from shared.formats.mot_txt import MotTable, write_mot
+from shared.frames import FrameSource, prefetch
+from shared.schemas import DetDbInfo, DetectOptions
+
+from .filters import DetectionFilter, FilterStats
+from .registry import resolve_classes
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+@dataclass
+class Detections:
+    per_frame: dict[int, np.ndarray]  # frame -> (n, 6) l,t,w,h,score,label
+    info: DetDbInfo
+    stats: FilterStats
+
+    def det_db(self) -> dict[str, np.ndarray]:
+        """Every frame gets a key (an empty list when nothing was found), as MOTRv2 expects."""
+        return {det_db_key(self.info.sequence, f): d[:, :5] for f, d in sorted(self.per_frame.items())}
+
+    def mot(self) -> MotTable:
+        rows = [
+            np.column_stack([np.full(len(d), f), np.arange(len(d)), d[:, :5], d[:, 5], np.full((len(d), 2), -1)])
+            for f, d in sorted(self.per_frame.items())
+        ]
+        return MotTable.from_matrix(np.concatenate(rows) if rows else np.zeros((0, 10)))
+
+
+def run_detection(source: FrameSource, detector, options: DetectOptions, progress: ProgressFn | None = None) -> Detections:
+    keep = DetectionFilter(options, resolve_classes(options))
+    if hasattr(detector, "prepare"):
+        detector.prepare(source)
+    per_frame: dict[int, np.ndarray] = {}
+    for number, dets in detector.detect(prefetch(iter(source))):
+        per_frame[number] = keep(dets)
+        if progress:
+            progress(number, source.count)
+    info = DetDbInfo(
+        detector=detector.name,
+        weights=options.weights,
+        sequence=options.sequence,
+        frames=len(per_frame),
+        frame_size=source.size,
+        keys_with_detections=sum(1 for d in per_frame.values() if len(d)),
+        detections=keep.stats.kept,
+        options=options,
+    )
+    return Detections(per_frame, info, keep.stats)
+
+
+def write_detections(result: Detections, path: str | os.PathLike, fmt: str = "detdb") -> None:
+    """Write as `detdb` (MOTRv2 JSON), `mot` (MOT txt with class column) or `json` (labels + stats)."""
+    if fmt == "detdb":
+        write_det_db(path, result.det_db())
+    elif fmt == "mot":
+        write_mot(path, result.mot())
+    elif fmt == "json":
+        payload = {
+            "info": result.info.model_dump(mode="json"),
+            "filter_stats": asdict(result.stats),
+            "frames": {
+                str(f): [
+                    {"box": [round(v, 2) for v in row[:4]], "score": round(row[4], 6), "label": int(row[5])}
+                    for row in d.tolist()
+                ]
+                for f, d in sorted(result.per_frame.items())
+            },
+        }
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle)
+    else:
+        raise ValueError(f"unknown format {fmt!r}: detdb, mot or json")

@@ -1,0 +1,34 @@
+"""Detectors by name. `dfine` joins `motion` here when the D-FINE model lands."""
+
+from __future__ import annotations
+
+from shared.errors import InputError
+from shared.schemas import DetectOptions
+
+from .motion import MotionDetector
+
+CLASS_NAMES = {"motion": {"player": 1, "ball": 2}}
+AVAILABLE = tuple(CLASS_NAMES)
+
+
+def build_detector(options: DetectOptions, device: str = "cpu"):
+    """A ready detector for `options` (device is used by model-based detectors)."""
+    if options.detector == "motion":
+        return MotionDetector()
+    raise InputError(f"unknown detector {options.detector!r}; available: {', '.join(AVAILABLE)}", field="detector")
+
+
+def resolve_classes(options: DetectOptions) -> set[int] | None:
+    """Class filter as ids; names are looked up in the detector's class table."""
+    if not options.classes:
+        return None
+    names = CLASS_NAMES.get(options.detector, {})
+    ids = set()
+    for value in options.classes:
+        if isinstance(value, int):
+            ids.add(value)
+        elif value.lower() in names:
+            ids.add(names[value.lower()])
+        else:
+            raise InputError(f"unknown class {value!r} for detector {options.detector!r}; known: {sorted(names)}", field="classes")
+    return ids

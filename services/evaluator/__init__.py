@@ -1,0 +1,1 @@
+"""Evaluation: ground truth in, metrics and plots out (metrics land with the evaluator issue)."""

@@ -1,0 +1,10 @@
+"""All three services in one app (`motpipe serve`): `uvicorn --factory services.gateway.app:create`."""
+
+from services.detector.api import router as detector_router
+from services.evaluator.api import router as evaluator_router
+from services.tracker.api import router as tracker_router
+from shared.api.app import create_app
+
+
+def create():
+    return create_app([detector_router, tracker_router, evaluator_router], title="motpipe gateway")

@@ -1,0 +1,212 @@
+"""`motpipe`: detect, track, synth, serve, worker, demo. One line of reason and exit != 0 on failure."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shared.errors import InputError
+
+console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str) -> Iterator:
+    """A callback `(done, total)` that drives a rich progress bar."""
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=False
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"--option needs KEY=VALUE, got {pair!r}")
+        for cast in (int, float):
+            try:
+                options[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return options
+
+
+def cmd_detect(args) -> int:
+    from services.detector.engine import run_detection, write_detections
+    from services.detector.registry import build_detector
+    from shared.frames import open_frames
+    from shared.schemas import DetectOptions
+    from shared.settings import get_settings, pick_device
+
+    options = DetectOptions(
+        detector=args.detector,
+        weights=args.weights,
+        size=args.size,
+        dataset=args.dataset,
+        score_threshold=args.score_threshold,
+        classes=args.classes,
+        roi=args.roi,
+        min_area=args.min_area,
+        sequence=args.sequence,
+    )
+    source = open_frames(args.input)
+    detector = build_detector(options, pick_device(args.device or get_settings().device))
+    with progress_bar("detect") as update:
+        result = run_detection(source, detector, options, update)
+    write_detections(result, args.out, args.format)
+    console.print(
+        f"{result.info.detections} detections in {result.info.keys_with_detections}/{result.info.frames} frames "
+        f"-> {args.out}"
+    )
+    return 0
+
+
+def cmd_track(args) -> int:
+    from services.tracker.engine import run_tracking
+    from shared.formats.det_db import read_det_db
+    from shared.formats.mot_txt import write_mot
+    from shared.frames import open_frames
+    from shared.schemas import TrackOptions
+
+    det_db = read_det_db(args.det_db)
+    num_frames = open_frames(args.frames).count if args.frames else None
+    options = TrackOptions(
+        tracker=args.tracker, weights=args.weights, score_threshold=args.score_threshold, options=_parse_options(args.option)
+    )
+    with progress_bar("track") as update:
+        tracks = run_tracking(det_db, options, args.sequence, num_frames, update, source=str(args.det_db))
+    write_mot(args.out, tracks)
+    console.print(f"{len(tracks)} track boxes, {len(set(tracks.id.tolist()))} ids -> {args.out}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from shared.synth import render_scene
+
+    scene = render_scene(args.out, frames=args.frames, seed=args.seed, size=(args.width, args.height), fps=args.fps)
+    console.print(f"{scene.frames} frames {scene.size[0]}x{scene.size[1]} -> {scene.video}, {scene.gt_txt}, {scene.gt_labelstudio}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import subprocess
+
+    import uvicorn
+
+    worker = subprocess.Popen([sys.executable, "-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu"])
+    try:
+        uvicorn.run("services.gateway.app:create", factory=True, host=args.host, port=args.port)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from services.gateway.worker import run_worker
+
+    run_worker(args.queues, args.concurrency, args.loglevel, args.hostname)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from services.gateway.demo import run_demo
+
+    return run_demo(Path(args.out), frames=args.frames, seed=args.seed, console=console)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="motpipe", description="video -> detections -> tracks -> metrics")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("detect", help="detect objects in a video, image folder/glob or image")
+    p.add_argument("input")
+    p.add_argument("--detector", default="motion")
+    p.add_argument("--weights")
+    p.add_argument("--size")
+    p.add_argument("--dataset")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=["detdb", "mot", "json"], default="detdb")
+    p.add_argument("--sequence", default="video", help="det_db keys are SEQUENCE/img1/NNNNNN")
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--classes", help="comma-separated class ids or names")
+    p.add_argument("--roi", help="x1,y1,x2,y2 or a JSON polygon [[x,y],...]")
+    p.add_argument("--min-area", type=float, default=0.0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("track", help="turn a det_db into MOT tracks")
+    p.add_argument("--det-db", required=True)
+    p.add_argument("--frames", help="video or image folder/glob (gives the frame count)")
+    p.add_argument("--tracker", default="bytetrack")
+    p.add_argument("--weights")
+    p.add_argument("--sequence")
+    p.add_argument("--score-threshold", type=float)
+    p.add_argument("--option", action="append", default=[], help="tracker option KEY=VALUE (repeatable)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("synth", help="render a synthetic beach-volleyball clip with exact ground truth")
+    p.add_argument("out")
+    p.add_argument("--frames", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="a Celery worker for the gpu and/or cpu queues")
+    p.add_argument("--queues", default="gpu,cpu")
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--hostname")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", help="synthetic clip -> motion detector -> det_db -> bytetrack -> tracks")
+    p.add_argument("--out", default="demo-output")
+    p.add_argument("--frames", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        console.print(f"motpipe {args.command}: error: {exc}", markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line, not a traceback; MOTPIPE_DEBUG=1 shows it
+        if os.environ.get("MOTPIPE_DEBUG"):
+            raise
+        console.print(f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

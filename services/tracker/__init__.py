@@ -1,0 +1,1 @@
+"""Tracking: det_db (+ frames) in, MOT tracks out."""

@@ -1,0 +1,35 @@
+"""`POST /track`: queue tracking of a run whose detect stage succeeded."""
+
+from __future__ import annotations
+
+from celery import Celery
+from fastapi import APIRouter, Depends, HTTPException
+
+from shared.api.deps import get_celery_dep, get_store
+from shared.errors import ConflictError
+from shared.run_store import RunStore
+from shared.schemas import StageState, TrackOptions, TrackRequest
+
+from .engine import build_tracker
+
+router = APIRouter(tags=["tracker"])
+
+
+@router.post("/track", status_code=202)
+def track(req: TrackRequest, store: RunStore = Depends(get_store), celery: Celery = Depends(get_celery_dep)):
+    record = store.get(req.run)
+    detect = record.stages.get("detect")
+    if detect is None or detect.state != StageState.succeeded:
+        state = detect.state if detect else "pending"
+        raise ConflictError(f"run {req.run}: detect stage is {state}; track needs a finished det_db")
+    options = TrackOptions.model_validate(req.model_dump(exclude={"run"}))
+    build_tracker(options)  # unknown tracker or option -> 400 now, not a failed task later
+    info = detect.params.get("det_db", {})
+    params = options.model_dump(mode="json")
+    store.reset_stage(req.run, "track", params)
+    try:
+        celery.send_task("tracker.track", args=[req.run, params, info.get("sequence"), info.get("frames")])
+    except Exception as exc:
+        store.fail_stage(req.run, "track", f"could not queue the task: {type(exc).__name__}: {exc}")
+        raise HTTPException(503, "task broker unreachable; the stage is marked failed") from None
+    return {"run": req.run, "status_url": f"/runs/{req.run}"}

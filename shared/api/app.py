@@ -1,0 +1,71 @@
+"""One factory for every app: the gateway mounts all three service routers, a lone service one."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from shared.celery_app import make_celery
+from shared.errors import ConflictError, InputError, NotFoundError
+from shared.run_store import RunStore
+from shared.settings import Settings, get_settings
+
+from .deps import require_token
+from .health import router as health_router
+from .runs import router as runs_router
+
+REQUESTS = Counter("motpipe_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("motpipe_http_request_seconds", "HTTP request latency", ["route"])
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(NotFoundError)
+    async def _missing(_: Request, exc: NotFoundError):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_: Request, exc: ConflictError):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(ValidationError)
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError | ValidationError):
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}" for err in exc.errors()
+        )
+        return JSONResponse({"detail": detail or "invalid request"}, status_code=422)
+
+
+def create_app(routers: list[APIRouter], settings: Settings | None = None, title: str = "motpipe") -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title=title, version="0.1.0")
+    app.state.settings = settings
+    app.state.store = RunStore(settings.data_root)
+    app.state.celery = make_celery(settings)
+    _error_handlers(app)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        LATENCY.labels(path).observe(time.perf_counter() - start)
+        return response
+
+    app.include_router(health_router)
+    protected = [Depends(require_token)]
+    app.include_router(runs_router, dependencies=protected)
+    for router in routers:
+        app.include_router(router, dependencies=protected)
+    return app

@@ -1,0 +1,45 @@
+"""Dependencies: settings, run store, Celery app and bearer-token auth, all from `app.state`."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+
+from celery import Celery
+from fastapi import HTTPException, Request
+
+from shared.errors import InputError
+from shared.run_store import RunStore
+from shared.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> RunStore:
+    return request.app.state.store
+
+
+def get_celery_dep(request: Request) -> Celery:
+    return request.app.state.celery
+
+
+def require_token(request: Request) -> None:
+    token = request.app.state.settings.api_token
+    if not token:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def confine(settings: Settings, user_path: str) -> Path:
+    """A caller's path resolved inside the data root; anything escaping it is refused."""
+    root = settings.data_root.resolve()
+    candidate = (root / user_path).resolve() if not Path(user_path).is_absolute() else Path(user_path).resolve()
+    # globs are resolved on their non-magic prefix; the pattern part may not climb out either
+    if ".." in Path(user_path).parts or not candidate.is_relative_to(root):
+        raise InputError(f"path {user_path!r} is outside the data root", field="path")
+    return candidate

@@ -1,0 +1,105 @@
+"""MOTRv2's det_db: JSON `{"<sequence>/img1/<frame:06d>": ["l,t,w,h,score\\n", ...]}`.
+
+Byte-compatible with what MOTRv2's loader reads: box values `%.2f`, score `%.6f`, each line
+ending in a newline, keys are image paths without extension relative to the dataset root.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from shared.atomic import atomic_open
+from shared.errors import InputError
+
+_KEY_RE = re.compile(r"^(?P<sequence>.+)/img1/(?P<frame>\d+)$")
+
+
+def det_db_key(sequence: str, frame: int) -> str:
+    """The key MOTRv2 looks up for 1-based `frame` of `sequence`."""
+    return f"{sequence}/img1/{frame:06d}"
+
+
+def parse_key(key: str) -> tuple[str, int] | None:
+    """`("seq", 12)` for `"seq/img1/000012"`; None when the key does not follow that rule."""
+    match = _KEY_RE.match(key)
+    if match is None:
+        return None
+    return match["sequence"], int(match["frame"])
+
+
+def format_line(left: float, top: float, width: float, height: float, score: float) -> str:
+    return f"{left:.2f},{top:.2f},{width:.2f},{height:.2f},{score:.6f}\n"
+
+
+def _parse_line(line: object, source: str, key: str, index: int) -> tuple[float, ...]:
+    where = f"key {key!r} entry {index}"
+    if not isinstance(line, str):
+        raise InputError(f"expected a string 'l,t,w,h,score', got {type(line).__name__}", source=source, where=where)
+    parts = line.strip().split(",")
+    if len(parts) != 5:
+        raise InputError(f"expected 5 comma-separated values, got {len(parts)}: {line!r}", source=source, where=where)
+    values = []
+    for name, part in zip(("l", "t", "w", "h", "score"), parts, strict=True):
+        try:
+            value = float(part)
+        except ValueError:
+            raise InputError(f"not a number: {part!r}", source=source, where=where, field=name) from None
+        if not math.isfinite(value):
+            raise InputError(f"not a finite number: {part!r}", source=source, where=where, field=name)
+        values.append(value)
+    if values[2] < 0 or values[3] < 0:
+        raise InputError(f"negative box size in {line.strip()!r}", source=source, where=where, field="w/h")
+    return tuple(values)
+
+
+def parse_det_db(data: object, source: str = "det_db") -> dict[str, np.ndarray]:
+    """Validate a decoded det_db and return `{key: float64 array (n, 5) of l,t,w,h,score}`."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object of key -> list of lines, got {type(data).__name__}", source=source)
+    table: dict[str, np.ndarray] = {}
+    for key, lines in data.items():
+        if not isinstance(lines, list):
+            raise InputError(f"expected a list of lines, got {type(lines).__name__}", source=source, where=f"key {key!r}")
+        rows = [_parse_line(line, source, key, i) for i, line in enumerate(lines)]
+        table[key] = np.asarray(rows, dtype=np.float64).reshape(len(rows), 5)
+    return table
+
+
+def read_det_db(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read and validate a det_db file; errors name the file, key, entry and field."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start})", source=source) from None
+    if not text.strip():
+        raise InputError("empty file: a det_db is a JSON object", source=source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}") from None
+    return parse_det_db(data, source)
+
+
+def to_json_value(table: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    return {key: [format_line(*row) for row in np.asarray(rows).reshape(-1, 5)] for key, rows in table.items()}
+
+
+def write_det_db(path: str | os.PathLike, table: Mapping[str, np.ndarray]) -> None:
+    """Write atomically, keys in the given order, in MOTRv2's line format."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        json.dump(to_json_value(table), handle, indent=1)
+
+
+def sequences(keys: Iterable[str]) -> set[str]:
+    """Sequence names of the keys that follow the `<sequence>/img1/<frame>` rule."""
+    return {parsed[0] for key in keys if (parsed := parse_key(key)) is not None}

@@ -1,0 +1,244 @@
+"""Label Studio JSON export as ground truth.
+
+Image tasks: `rectanglelabels` results in percent of `original_width/original_height`
+(found on the result, sometimes inside `value`); the frame number is the last number in
+the image file name. Video tasks: `videorectangle` results whose keyframe `sequence` is
+expanded the way Label Studio's own converter does: between two keyframes the box is
+linearly interpolated when the earlier keyframe is enabled; after the last enabled one
+it is held until `framesCount`; a disabled keyframe ends the box until the next keyframe.
+Region ids may be arbitrary strings; they become integer track ids 1, 2, ... in order of
+first appearance (the mapping is returned).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from shared.atomic import atomic_open
+from shared.errors import InputError
+from shared.formats.mot_txt import MotTable
+
+DEFAULT_CLASSES = {"player": 1, "ball": 2}
+_NUMBER_RE = re.compile(r"(\d+)")
+
+
+@dataclass
+class LabelStudioGT:
+    table: MotTable
+    track_ids: dict[str, int] = field(default_factory=dict)  # Label Studio region id -> track id
+    classes: dict[str, int] = field(default_factory=dict)
+
+
+class _Builder:
+    def __init__(self, source: str, classes: dict[str, int]):
+        self.source = source
+        self.classes = classes
+        self.track_ids: dict[str, int] = {}
+        self.rows: list[tuple[float, ...]] = []
+        self.seen: set[tuple[int, int]] = set()
+
+    def track_id(self, region_id: object) -> int:
+        key = str(region_id)
+        if key not in self.track_ids:
+            self.track_ids[key] = len(self.track_ids) + 1
+        return self.track_ids[key]
+
+    def label(self, labels: object, where: str) -> int:
+        if not isinstance(labels, list) or not labels:
+            raise InputError("missing label list", source=self.source, where=where, field="labels")
+        name = str(labels[0])
+        for known, cls in self.classes.items():
+            if known.lower() == name.lower():
+                return cls
+        raise InputError(
+            f"unknown label {name!r}; known: {sorted(self.classes)} (pass a class map)",
+            source=self.source,
+            where=where,
+            field="labels",
+        )
+
+    def add(self, frame: int, track: int, cls: int, box_pct: dict, size: tuple[float, float], where: str) -> None:
+        values = []
+        for name in ("x", "y", "width", "height"):
+            value = box_pct.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
+                raise InputError(f"missing or not a finite number: {value!r}", source=self.source, where=where, field=name)
+            values.append(float(value))
+        if values[2] < 0 or values[3] < 0:
+            raise InputError("negative box size", source=self.source, where=where, field="width/height")
+        if (frame, track) in self.seen:
+            raise InputError(f"track {track} appears twice in frame {frame}", source=self.source, where=where, field="id")
+        self.seen.add((frame, track))
+        width, height = size
+        x, y, w, h = values[0] * width / 100, values[1] * height / 100, values[2] * width / 100, values[3] * height / 100
+        self.rows.append((frame, track, x, y, w, h, 1.0, cls, 1.0, -1.0))
+
+    def result(self) -> LabelStudioGT:
+        matrix = np.asarray(self.rows, dtype=np.float64).reshape(-1, 10)
+        order = np.lexsort((matrix[:, 1], matrix[:, 0]))
+        return LabelStudioGT(MotTable.from_matrix(matrix[order]), self.track_ids, dict(self.classes))
+
+
+def frame_from_name(name: str) -> int | None:
+    """Last run of digits in the file's stem: `frame_000012.jpg` -> 12."""
+    numbers = _NUMBER_RE.findall(PurePosixPath(name).stem)
+    return int(numbers[-1]) if numbers else None
+
+
+def _image_size(result: dict, where: str, source: str, frame_size: tuple[int, int] | None) -> tuple[float, float]:
+    value = result.get("value") or {}
+    for holder in (result, value):
+        if "original_width" in holder and "original_height" in holder:
+            return float(holder["original_width"]), float(holder["original_height"])
+    if frame_size is not None:
+        return float(frame_size[0]), float(frame_size[1])
+    raise InputError("no original_width/original_height; pass the frame size", source=source, where=where)
+
+
+def _annotation_results(task: dict, where: str, source: str) -> list[dict]:
+    annotations = task.get("annotations")
+    if annotations is None:
+        annotations = task.get("completions", [])
+    if not isinstance(annotations, list):
+        raise InputError("annotations must be a list", source=source, where=where, field="annotations")
+    live = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    if not live:
+        return []
+    results = live[-1].get("result", [])  # the last submitted annotation wins, as in Label Studio exports
+    if not isinstance(results, list):
+        raise InputError("result must be a list", source=source, where=where, field="result")
+    return results
+
+
+def _expand_sequence(value: dict, where: str, source: str) -> list[tuple[int, dict]]:
+    sequence = value.get("sequence")
+    if not isinstance(sequence, list):
+        raise InputError("videorectangle without a keyframe sequence", source=source, where=where, field="sequence")
+    keys = sorted(sequence, key=lambda k: k.get("frame", 0))
+    frames_count = int(value.get("framesCount") or 0)
+    boxes: dict[int, dict] = {}
+    for i, key in enumerate(keys):
+        frame = key.get("frame")
+        if not isinstance(frame, int) or frame < 1:
+            raise InputError(f"keyframe frame must be an integer >= 1, got {frame!r}", source=source, where=where)
+        boxes[frame] = key
+        if not key.get("enabled", True):
+            continue
+        end = keys[i + 1]["frame"] if i + 1 < len(keys) else max(frames_count, frame)
+        nxt = keys[i + 1] if i + 1 < len(keys) else None
+        for f in range(frame + 1, end):
+            t = (f - frame) / (end - frame)
+            boxes[f] = {
+                name: key[name] + ((nxt[name] - key[name]) * t if nxt else 0.0)
+                for name in ("x", "y", "width", "height")
+            }
+        if nxt is None and end > frame:
+            boxes[end] = {name: key[name] for name in ("x", "y", "width", "height")}
+    return sorted(boxes.items())
+
+
+def parse_labelstudio(
+    data: object,
+    source: str = "Label Studio JSON",
+    classes: dict[str, int] | None = None,
+    frame_size: tuple[int, int] | None = None,
+) -> LabelStudioGT:
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise InputError("expected a list of tasks", source=source)
+    builder = _Builder(source, dict(classes or DEFAULT_CLASSES))
+    image_frames: dict[int, int] = {}
+    for t, task in enumerate(data):
+        where = f"task {t}" + (f" (id {task.get('id')})" if isinstance(task, dict) and "id" in task else "")
+        if not isinstance(task, dict):
+            raise InputError("task must be an object", source=source, where=where)
+        task_data = task.get("data") or {}
+        for r, result in enumerate(_annotation_results(task, where, source)):
+            rwhere = f"{where} result {r}"
+            kind = str(result.get("type", "")).lower()
+            value = result.get("value") or {}
+            if kind == "rectanglelabels":
+                name = task_data.get("image") or next((v for v in task_data.values() if isinstance(v, str)), None)
+                frame = frame_from_name(name) if name else None
+                if frame is None:
+                    raise InputError(f"no frame number in image name {name!r}", source=source, where=where, field="data.image")
+                if image_frames.setdefault(frame, t) != t:
+                    raise InputError(
+                        f"frame {frame} already given by task {image_frames[frame]}", source=source, where=where, field="data.image"
+                    )
+                size = _image_size(result, rwhere, source, frame_size)
+                track = builder.track_id(result.get("id", f"task{t}-result{r}"))
+                cls = builder.label(value.get("rectanglelabels"), rwhere)
+                builder.add(frame, track, cls, value, size, rwhere)
+            elif kind == "videorectangle":
+                size = _image_size(result, rwhere, source, frame_size)
+                track = builder.track_id(result.get("id", f"task{t}-result{r}"))
+                cls = builder.label(value.get("labels"), rwhere)
+                for frame, box in _expand_sequence(value, rwhere, source):
+                    builder.add(frame, track, cls, box, size, f"{rwhere} frame {frame}")
+    return builder.result()
+
+
+def read_labelstudio(
+    path: str | os.PathLike, classes: dict[str, int] | None = None, frame_size: tuple[int, int] | None = None
+) -> LabelStudioGT:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", source=source) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=source) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}") from None
+    return parse_labelstudio(data, source, classes, frame_size)
+
+
+def write_labelstudio_images(
+    path: str | os.PathLike,
+    table: MotTable,
+    image_size: tuple[int, int],
+    image_name: str = "frames/{frame:06d}.jpg",
+    classes: dict[str, int] | None = None,
+) -> None:
+    """Write a table as Label Studio image tasks (one per frame) with `rectanglelabels`."""
+    names = {cls: name for name, cls in (classes or DEFAULT_CLASSES).items()}
+    width, height = image_size
+    tasks = []
+    for frame in np.unique(table.frame):
+        rows = np.flatnonzero(table.frame == frame)
+        results = []
+        for i in rows:
+            x, y, w, h = table.boxes[i]
+            results.append(
+                {
+                    "id": f"track_{int(table.id[i])}",
+                    "type": "rectanglelabels",
+                    "from_name": "label",
+                    "to_name": "image",
+                    "original_width": width,
+                    "original_height": height,
+                    "value": {
+                        "x": 100 * x / width,
+                        "y": 100 * y / height,
+                        "width": 100 * w / width,
+                        "height": 100 * h / height,
+                        "rotation": 0,
+                        "rectanglelabels": [names.get(int(table.cls[i]), str(int(table.cls[i])))],
+                    },
+                }
+            )
+        tasks.append(
+            {"id": int(frame), "data": {"image": image_name.format(frame=int(frame))}, "annotations": [{"result": results}]}
+        )
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        json.dump(tasks, handle)

@@ -1,0 +1,188 @@
+"""MOT Challenge text: `frame,id,x,y,w,h,conf,class,vis[,z]`, 1-based frames.
+
+Readers accept 6-10 columns, blank lines, CRLF and a missing trailing newline; a 0-byte
+file is a valid empty result. Parsing is vectorised (one `np.fromstring` over the whole
+file) because tracker outputs and ground truths reach hundreds of MB; only when that fast
+path finds a problem do we walk the lines to name the first bad one.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.atomic import atomic_open
+from shared.errors import InputError
+
+COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
+# Values given to columns a file leaves out (MOT ground truth without conf counts as "use it").
+_DEFAULTS = np.array([0, 0, 0, 0, 0, 0, 1, -1, -1, -1], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class MotTable:
+    """Rows of a MOT file as columns; `boxes` are x, y, w, h in pixels."""
+
+    frame: np.ndarray  # int64 (n,)
+    id: np.ndarray  # int64 (n,)
+    boxes: np.ndarray  # float64 (n, 4)
+    conf: np.ndarray  # float64 (n,)
+    cls: np.ndarray  # int64 (n,)
+    vis: np.ndarray  # float64 (n,)
+
+    def __len__(self) -> int:
+        return int(self.frame.shape[0])
+
+    @classmethod
+    def empty(cls) -> MotTable:
+        return cls.from_matrix(np.zeros((0, 10)))
+
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray) -> MotTable:
+        m = np.asarray(matrix, dtype=np.float64).reshape(-1, 10)
+        return cls(
+            frame=m[:, 0].astype(np.int64),
+            id=m[:, 1].astype(np.int64),
+            boxes=m[:, 2:6].copy(),
+            conf=m[:, 6].copy(),
+            cls=m[:, 7].astype(np.int64),
+            vis=m[:, 8].copy(),
+        )
+
+    def select(self, mask: np.ndarray) -> MotTable:
+        return MotTable(
+            self.frame[mask], self.id[mask], self.boxes[mask], self.conf[mask], self.cls[mask], self.vis[mask]
+        )
+
+
+def _bad_line(lines: list[str], source: str) -> InputError:
+    """Walk the lines to find the first one the fast path could not take."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        if not 6 <= len(parts) <= 10:
+            return InputError(f"expected 6-10 comma-separated columns, got {len(parts)}", source=source, where=f"line {number}")
+        for name, part in zip(COLUMNS, parts, strict=False):
+            try:
+                float(part)
+            except ValueError:
+                return InputError(f"not a number: {part.strip()!r}", source=source, where=f"line {number}", field=name)
+    return InputError("could not parse", source=source)
+
+
+def _matrix_from_lines(lines: list[str], source: str) -> np.ndarray:
+    """Parse lines that may mix column counts; pads missing columns with the defaults."""
+    rows = []
+    for line in lines:
+        parts = line.split(",")
+        if not 6 <= len(parts) <= 10:
+            raise _bad_line(lines, source)
+        row = _DEFAULTS.copy()
+        try:
+            row[: len(parts)] = [float(p) for p in parts]
+        except ValueError:
+            raise _bad_line(lines, source) from None
+        rows.append(row)
+    return np.asarray(rows).reshape(-1, 10)
+
+
+def parse_mot_text(text: str, source: str = "MOT text") -> MotTable:
+    raw_lines = text.splitlines()
+    lines = [line for line in raw_lines if line.strip()]
+    if not lines:
+        return MotTable.empty()
+    ncols = lines[0].count(",") + 1
+    if not 6 <= ncols <= 10:
+        raise _bad_line(raw_lines, source)
+    body = ",".join(lines)
+    matrix = None
+    if body.count(",") == len(lines) * ncols - 1:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # older numpy warns and stops early; we check the size
+                flat = np.fromstring(body, dtype=np.float64, sep=",")
+        except ValueError:  # numpy >= 2.3 raises on unparsable text
+            flat = np.zeros(0)
+        if flat.size == len(lines) * ncols:
+            matrix = np.tile(_DEFAULTS, (len(lines), 1))
+            matrix[:, :ncols] = flat.reshape(len(lines), ncols)
+    if matrix is None:
+        matrix = _matrix_from_lines(lines, source)
+    _validate(matrix, raw_lines, source)
+    return MotTable.from_matrix(matrix)
+
+
+def _line_number(raw_lines: list[str], row: int) -> int:
+    """1-based file line of the `row`-th non-blank line."""
+    seen = -1
+    for number, line in enumerate(raw_lines, start=1):
+        if line.strip():
+            seen += 1
+            if seen == row:
+                return number
+    return row + 1
+
+
+def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
+    finite = np.isfinite(matrix[:, :6])
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        line = _line_number(raw_lines, int(row))
+        raise InputError("not a finite number", source=source, where=f"line {line}", field=COLUMNS[col])
+    checks = (
+        ((matrix[:, 0] < 1) | (matrix[:, 0] != np.round(matrix[:, 0])), "frame", "frame must be an integer >= 1"),
+        (matrix[:, 1] != np.round(matrix[:, 1]), "id", "id must be an integer"),
+        ((matrix[:, 4] < 0) | (matrix[:, 5] < 0), "w/h", "negative box size"),
+    )
+    for bad, field, message in checks:
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            line = _line_number(raw_lines, int(rows[0]))
+            raise InputError(
+                f"{message} ({int(rows.size)} row(s) affected)", source=source, where=f"line {line}", field=field
+            )
+
+
+def read_mot(path: str | os.PathLike) -> MotTable:
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", source=source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError("not UTF-8 text", source=source, where=f"line {line}") from None
+    return parse_mot_text(text, source)
+
+
+def format_mot(table: MotTable, columns: int = 10) -> str:
+    """Lines `frame,id,x,y,w,h,conf,class,vis,z` (the first `columns`), boxes `%.2f`, conf `%.4f`."""
+    if len(table) == 0:
+        return ""
+    fields = [
+        table.frame.astype(str),
+        table.id.astype(str),
+        *(np.char.mod("%.2f", table.boxes[:, i]) for i in range(4)),
+        np.char.mod("%.4g", table.conf),
+        table.cls.astype(str),
+        np.char.mod("%g", table.vis),
+        np.full(len(table), "-1"),
+    ][:columns]
+    joined = fields[0]
+    for column in fields[1:]:
+        joined = np.char.add(np.char.add(joined, ","), column)
+    return "\n".join(joined.tolist()) + "\n"
+
+
+def write_mot(path: str | os.PathLike, table: MotTable, columns: int = 10) -> None:
+    """Write atomically, sorted by frame then id (an empty table gives a 0-byte file)."""
+    order = np.lexsort((table.id, table.frame))
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(format_mot(table.select(order), columns))

@@ -1,0 +1,106 @@
+"""Frame sources: a video file, a folder of images, a glob of images, or one image.
+
+Frames are numbered 1, 2, ... in video order or in sorted file-name order, the numbering
+MOTRv2's det_db keys use. Decoding runs ahead in a background thread (`prefetch`) so the
+model never waits on the decoder.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from shared.errors import InputError
+from shared.video import VideoInfo, iter_video, probe_video
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class FrameSource:
+    description: str
+    count: int
+    size: tuple[int, int]  # width, height
+    fps: float
+    video: Path | None = None
+    images: list[Path] | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(1-based frame number, BGR image)."""
+        if self.video is not None:
+            yield from enumerate(iter_video(self.video), start=1)
+            return
+        for number, path in enumerate(self.images or [], start=1):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise InputError("not a readable image", source=str(path))
+            yield number, image
+
+
+def _image_source(paths: list[Path], description: str) -> FrameSource:
+    first = cv2.imread(str(paths[0]), cv2.IMREAD_COLOR)
+    if first is None:
+        raise InputError("not a readable image", source=str(paths[0]))
+    return FrameSource(description, len(paths), (first.shape[1], first.shape[0]), 25.0, images=paths)
+
+
+def open_frames(spec: str | os.PathLike) -> FrameSource:
+    """Open a video file, image folder, image glob or single image."""
+    text = str(spec)
+    path = Path(text)
+    if any(ch in text for ch in "*?["):
+        images = sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise InputError("glob matches no image files", source=text)
+        return _image_source(images, text)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise InputError("folder holds no image files", source=text)
+        return _image_source(images, text)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise InputError("file not found", source=text)
+        return _image_source([path], text)
+    info: VideoInfo = probe_video(path)
+    return FrameSource(text, info.frames, (info.width, info.height), info.fps, video=path)
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """Run `items` in a background thread, `depth` items ahead; re-raises its errors here."""
+    done = object()
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                buffer.put(item)
+            buffer.put(done)
+        except BaseException as exc:  # handed to the consumer
+            buffer.put(exc)
+
+    worker = threading.Thread(target=produce, daemon=True, name="frame-prefetch")
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while not buffer.empty():  # unblock a producer waiting on a full queue
+            buffer.get_nowait()

@@ -1,0 +1,178 @@
+"""Runs on the filesystem: `<data root>/runs/<run id>/run.json` plus the run's artifacts.
+
+`run.json` is rewritten atomically under an exclusive file lock (the API and several
+worker processes update it), so readers see either the old or the new record. A stage
+is marked `succeeded` only after its artifacts exist on disk (they were fsynced by
+`shared.atomic` before being renamed into place).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from shared.atomic import atomic_write_text
+from shared.errors import InputError, NotFoundError
+from shared.schemas import RUN_ID_RE, STAGES, ArtifactInfo, Progress, RunRecord, StageRecord, StageState, utcnow
+
+_ARTIFACT_RE = re.compile(r"^(plots/)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        raise NotFoundError(f"unknown run {run_id!r}")
+    return run_id
+
+
+def check_artifact_name(name: str) -> str:
+    if not _ARTIFACT_RE.match(name) or ".." in name:
+        raise InputError(f"bad artifact name {name!r}")
+    return name
+
+
+class RunStore:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+
+    # -- paths -------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        folder = self.runs_dir / check_run_id(run_id)
+        if not (folder / "run.json").is_file():
+            raise NotFoundError(f"unknown run {run_id!r}")
+        return folder
+
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        return self.run_dir(run_id) / check_artifact_name(name)
+
+    # -- records -----------------------------------------------------------------------
+    def create(self, inputs: dict | None = None) -> RunRecord:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            run_id = uuid.uuid4().hex[:16]
+            folder = self.runs_dir / run_id
+            try:
+                folder.mkdir()
+                break
+            except FileExistsError:
+                continue
+        record = RunRecord(run=run_id, inputs=inputs or {}, stages={s: StageRecord() for s in STAGES})
+        atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
+        return record
+
+    def delete(self, run_id: str) -> None:
+        shutil.rmtree(self.run_dir(run_id))
+
+    def get(self, run_id: str) -> RunRecord:
+        path = self.run_dir(run_id) / "run.json"
+        return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def list(self) -> list[RunRecord]:
+        if not self.runs_dir.is_dir():
+            return []
+        records = []
+        for folder in self.runs_dir.iterdir():
+            if RUN_ID_RE.match(folder.name) and (folder / "run.json").is_file():
+                records.append(self.get(folder.name))
+        return sorted(records, key=lambda r: r.created, reverse=True)
+
+    @contextlib.contextmanager
+    def _locked(self, run_id: str) -> Iterator[Path]:
+        folder = self.run_dir(run_id)
+        with open(folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield folder
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def update(self, run_id: str, change: Callable[[RunRecord], None]) -> RunRecord:
+        with self._locked(run_id) as folder:
+            record = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
+            change(record)
+            atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
+            return record
+
+    # -- stage life cycle --------------------------------------------------------------
+    def start_stage(self, run_id: str, stage: str, params: dict | None = None, total: int | None = None) -> RunRecord:
+        def change(record: RunRecord) -> None:
+            previous = record.stages.get(stage) or StageRecord()
+            record.stages[stage] = StageRecord(
+                state=StageState.running,
+                progress=Progress(done=0, total=total),
+                params=params if params is not None else previous.params,
+                attempts=previous.attempts + 1,
+                started=utcnow(),
+            )
+
+        return self.update(run_id, change)
+
+    def set_progress(self, run_id: str, stage: str, done: int, total: int | None = None) -> None:
+        def change(record: RunRecord) -> None:
+            current = record.stages.setdefault(stage, StageRecord())
+            current.progress = Progress(done=done, total=total if total is not None else current.progress.total)
+
+        self.update(run_id, change)
+
+    def record_artifacts(self, record: RunRecord, folder: Path, names: list[str]) -> None:
+        for name in names:
+            path = folder / check_artifact_name(name)
+            if not path.is_file():
+                raise FileNotFoundError(f"artifact {name} was not written")
+            record.artifacts[name] = ArtifactInfo(bytes=path.stat().st_size, url=f"/runs/{record.run}/artifacts/{name}")
+
+    def succeed_stage(self, run_id: str, stage: str, artifacts: list[str], params: dict | None = None) -> RunRecord:
+        with self._locked(run_id) as folder:
+            record = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
+            self.record_artifacts(record, folder, artifacts)
+            current = record.stages.setdefault(stage, StageRecord())
+            current.state = StageState.succeeded
+            current.error = None
+            current.finished = utcnow()
+            if current.progress.total is not None:
+                current.progress.done = current.progress.total
+            if params:
+                current.params.update(params)
+            atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
+            return record
+
+    def fail_stage(self, run_id: str, stage: str, error: str) -> RunRecord:
+        def change(record: RunRecord) -> None:
+            current = record.stages.setdefault(stage, StageRecord())
+            current.state = StageState.failed
+            current.error = error
+            current.finished = utcnow()
+
+        return self.update(run_id, change)
+
+    def reset_stage(self, run_id: str, stage: str, params: dict) -> RunRecord:
+        """Queue a stage again: pending, with new parameters, error cleared."""
+
+        def change(record: RunRecord) -> None:
+            previous = record.stages.get(stage) or StageRecord()
+            record.stages[stage] = StageRecord(params=params, attempts=previous.attempts)
+
+        return self.update(run_id, change)
+
+
+class ProgressReporter:
+    """Writes progress to run.json at most every `interval` seconds (plus the final count)."""
+
+    def __init__(self, store: RunStore, run_id: str, stage: str, total: int | None, interval: float = 0.5):
+        self.store, self.run_id, self.stage, self.total, self.interval = store, run_id, stage, total, interval
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if total is not None:
+            self.total = total
+        now = time.monotonic()
+        if now - self._last >= self.interval or (self.total is not None and done >= self.total):
+            self._last = now
+            self.store.set_progress(self.run_id, self.stage, done, self.total)

@@ -1,0 +1,47 @@
+"""Settings from the environment, prefix `MOTPIPE_` (e.g. `MOTPIPE_DATA_ROOT=/data`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOTPIPE_", env_file=".env", extra="ignore")
+
+    data_root: Path = Field(default=Path("./motpipe-data"), description="runs, uploads and the file broker live here")
+    # Unset: Celery uses a broker and result store made of files under the data root (no server needed).
+    broker_url: str | None = None
+    result_backend: str | None = None
+    api_token: str | None = Field(default=None, description="when set, every request needs 'Authorization: Bearer <token>'")
+    upload_limit_mb: float = 4096.0
+    device: str = Field(default="auto", description="'auto' picks cuda when available, else cpu")
+    # Seconds a task may run before Celery kills it, and after which an unacknowledged task
+    # is handed to another worker (Redis); the second must exceed the first.
+    task_time_limit_s: int = 6 * 3600
+    visibility_timeout_s: int = 7 * 3600
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        return int(self.upload_limit_mb * 1024 * 1024)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_root / "runs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def pick_device(requested: str = "auto") -> str:
+    """The torch device to use: `requested` unless 'auto', then cuda when present."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
