@@ -12,11 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOTPIPE_", env_file=".env", extra="ignore")
 
-    data_root: Path = Field(default=Path("./motpipe-data"), description="runs, uploads and the file broker live here")
+    data_root: Path = Field(
+        default=Path("./motpipe-data"), description="runs, uploads and the file broker live here"
+    )
     # Unset: Celery uses a broker and result store made of files under the data root (no server needed).
     broker_url: str | None = None
     result_backend: str | None = None
-    api_token: str | None = Field(default=None, description="when set, every request needs 'Authorization: Bearer <token>'")
+    api_token: str | None = Field(
+        default=None, description="when set, every request needs 'Authorization: Bearer <token>'"
+    )
     upload_limit_mb: float = 4096.0
     device: str = Field(default="auto", description="'auto' picks cuda when available, else cpu")
     # Seconds a task may run before Celery kills it, and after which an unacknowledged task

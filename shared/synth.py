@@ -52,7 +52,14 @@ def _background(width: int, height: int, rng: np.random.Generator) -> np.ndarray
     cv2.polylines(image, [corners], True, (245, 245, 245), 3, cv2.LINE_AA)
     net_y = int(0.45 * height)
     cv2.line(image, (int(0.14 * width), net_y), (int(0.86 * width), net_y), (60, 60, 60), 4, cv2.LINE_AA)
-    cv2.line(image, (int(0.14 * width), net_y - 60), (int(0.86 * width), net_y - 60), (235, 235, 235), 5, cv2.LINE_AA)
+    cv2.line(
+        image,
+        (int(0.14 * width), net_y - 60),
+        (int(0.86 * width), net_y - 60),
+        (235, 235, 235),
+        5,
+        cv2.LINE_AA,
+    )
     for x in (int(0.14 * width), int(0.86 * width)):
         cv2.line(image, (x, net_y + 40), (x, net_y - 70), (50, 50, 50), 6)
     return image
@@ -71,8 +78,8 @@ def _player_paths(frames: int, width: int, height: int, rng: np.random.Generator
             sign = 1 if k == 0 else -1
             wobble = 2 * math.pi / rng.uniform(40, 60)
             paths[:, 2 * side + k, 0] = centre + sign * half * np.cos(omega * t + phase)
-            paths[:, 2 * side + k, 1] = (
-                (y_base + sign * 0.012) * height + spread * height * 0.3 * np.sin(wobble * t + rng.uniform(0, 6))
+            paths[:, 2 * side + k, 1] = (y_base + sign * 0.012) * height + spread * height * 0.3 * np.sin(
+                wobble * t + rng.uniform(0, 6)
             )
     return paths
 
@@ -173,12 +180,12 @@ def render_scene(
                 x, y, w, h = cv2.boundingRect(mask)
                 visible = np.count_nonzero(ids[y : y + h, x : x + w] == oid) / area
                 cls = BALL if oid == 5 else PLAYER
-                rows.append((f + 1, oid, float(x), float(y), float(w), float(h), 1, cls, round(visible, 4), -1))
+                rows.append(
+                    (f + 1, oid, float(x), float(y), float(w), float(h), 1, cls, round(visible, 4), -1)
+                )
     gt = MotTable.from_matrix(np.asarray(rows, np.float64))
     gt_txt, gt_ls = out / "gt.txt", out / "gt_labelstudio.json"
     write_mot(gt_txt, gt, columns=9)
     write_labelstudio_images(gt_ls, gt, size, image_name=f"{name}/img1/{{frame:06d}}.jpg")
     (out / "scene.json").write_text(json.dumps({"frames": frames, "seed": seed, "size": size, "fps": fps}))
     return SynthScene(video_path, gt_txt, gt_ls, gt, size, fps, frames)
-
-

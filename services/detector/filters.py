@@ -32,8 +32,14 @@ class DetectionFilter:
         self.stats.raw += len(dets)
         steps = [
             ("score", lambda d: d[:, 4] >= self.score_threshold),
-            ("class", lambda d: np.isin(d[:, 5], list(self.class_ids)) if self.class_ids is not None else None),
-            ("roi", lambda d: self.polygon.contains_points(d[:, :2] + d[:, 2:4] / 2) if self.polygon else None),
+            (
+                "class",
+                lambda d: np.isin(d[:, 5], list(self.class_ids)) if self.class_ids is not None else None,
+            ),
+            (
+                "roi",
+                lambda d: self.polygon.contains_points(d[:, :2] + d[:, 2:4] / 2) if self.polygon else None,
+            ),
             ("area", lambda d: d[:, 2] * d[:, 3] >= self.min_area if self.min_area else None),
         ]
         for name, test in steps:

@@ -15,7 +15,9 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
     """A ready detector for `options` (device is used by model-based detectors)."""
     if options.detector == "motion":
         return MotionDetector()
-    raise InputError(f"unknown detector {options.detector!r}; available: {', '.join(AVAILABLE)}", field="detector")
+    raise InputError(
+        f"unknown detector {options.detector!r}; available: {', '.join(AVAILABLE)}", field="detector"
+    )
 
 
 def resolve_classes(options: DetectOptions) -> set[int] | None:
@@ -30,5 +32,8 @@ def resolve_classes(options: DetectOptions) -> set[int] | None:
         elif value.lower() in names:
             ids.add(names[value.lower()])
         else:
-            raise InputError(f"unknown class {value!r} for detector {options.detector!r}; known: {sorted(names)}", field="classes")
+            raise InputError(
+                f"unknown class {value!r} for detector {options.detector!r}; known: {sorted(names)}",
+                field="classes",
+            )
     return ids

@@ -22,7 +22,10 @@ GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
 
 @router.post("/runs/{run_id}/gt", status_code=201)
 async def upload_gt(
-    run_id: str, request: Request, settings: Settings = Depends(get_settings_dep), store: RunStore = Depends(get_store)
+    run_id: str,
+    request: Request,
+    settings: Settings = Depends(get_settings_dep),
+    store: RunStore = Depends(get_store),
 ):
     folder = store.run_dir(run_id)  # 404 before reading a byte of the body
     upload = await receive_multipart(request, settings.data_root / "uploads", settings.upload_limit_bytes)
@@ -46,5 +49,11 @@ async def upload_gt(
 
     store.update(run_id, record)
     frames = [int(table.frame.min()), int(table.frame.max())] if len(table) else []
-    return {"run": run_id, "format": kind, "artifact": name, "rows": len(table), "tracks": len(set(table.id.tolist())),
-            "frames": frames}
+    return {
+        "run": run_id,
+        "format": kind,
+        "artifact": name,
+        "rows": len(table),
+        "tracks": len(set(table.id.tolist())),
+        "frames": frames,
+    }

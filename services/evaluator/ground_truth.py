@@ -21,7 +21,9 @@ def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
         try:
             decoded = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}") from None
+            raise InputError(
+                f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}"
+            ) from None
         return "labelstudio", parse_labelstudio(decoded, source).table
     table = parse_mot_text(text, source)
     if len(table) == 0:

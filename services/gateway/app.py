@@ -4,7 +4,8 @@ from services.detector.api import router as detector_router
 from services.evaluator.api import router as evaluator_router
 from services.tracker.api import router as tracker_router
 from shared.api.app import create_app
+from shared.settings import Settings
 
 
-def create():
-    return create_app([detector_router, tracker_router, evaluator_router], title="motpipe gateway")
+def create(settings: Settings | None = None):
+    return create_app([detector_router, tracker_router, evaluator_router], settings, title="motpipe gateway")

@@ -21,7 +21,12 @@ console = Console(stderr=True)
 def progress_bar(label: str) -> Iterator:
     """A callback `(done, total)` that drives a rich progress bar."""
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=False
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     ) as bar:
         task = bar.add_task(label, total=None)
 
@@ -88,7 +93,10 @@ def cmd_track(args) -> int:
     det_db = read_det_db(args.det_db)
     num_frames = open_frames(args.frames).count if args.frames else None
     options = TrackOptions(
-        tracker=args.tracker, weights=args.weights, score_threshold=args.score_threshold, options=_parse_options(args.option)
+        tracker=args.tracker,
+        weights=args.weights,
+        score_threshold=args.score_threshold,
+        options=_parse_options(args.option),
     )
     with progress_bar("track") as update:
         tracks = run_tracking(det_db, options, args.sequence, num_frames, update, source=str(args.det_db))
@@ -100,8 +108,12 @@ def cmd_track(args) -> int:
 def cmd_synth(args) -> int:
     from shared.synth import render_scene
 
-    scene = render_scene(args.out, frames=args.frames, seed=args.seed, size=(args.width, args.height), fps=args.fps)
-    console.print(f"{scene.frames} frames {scene.size[0]}x{scene.size[1]} -> {scene.video}, {scene.gt_txt}, {scene.gt_labelstudio}")
+    scene = render_scene(
+        args.out, frames=args.frames, seed=args.seed, size=(args.width, args.height), fps=args.fps
+    )
+    console.print(
+        f"{scene.frames} frames {scene.size[0]}x{scene.size[1]} -> {scene.video}, {scene.gt_txt}, {scene.gt_labelstudio}"
+    )
     return 0
 
 
@@ -204,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line, not a traceback; MOTPIPE_DEBUG=1 shows it
         if os.environ.get("MOTPIPE_DEBUG"):
             raise
-        console.print(f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+        console.print(
+            f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False
+        )
         return 1
 
 

@@ -7,8 +7,16 @@ import services.tracker.tasks  # noqa: F401 - registers tracker.track
 from shared.celery_app import app
 
 
-def run_worker(queues: str = "gpu,cpu", concurrency: int = 1, loglevel: str = "INFO", hostname: str | None = None) -> None:
-    argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--loglevel={loglevel}", "--pool=prefork"]
+def run_worker(
+    queues: str = "gpu,cpu", concurrency: int = 1, loglevel: str = "INFO", hostname: str | None = None
+) -> None:
+    argv = [
+        "worker",
+        f"--queues={queues}",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        "--pool=prefork",
+    ]
     if hostname:
         argv.append(f"--hostname={hostname}")
     app.worker_main(argv)

@@ -22,7 +22,12 @@ _OPTIONS = {
     "minimum_consecutive_frames": "minimum_consecutive_frames",
     "frame_rate": "frame_rate",
 }
-DEFAULTS = {"score_threshold": 0.5, "high_score_threshold": 0.5, "lost_track_buffer": 30, "minimum_consecutive_frames": 1}
+DEFAULTS = {
+    "score_threshold": 0.5,
+    "high_score_threshold": 0.5,
+    "lost_track_buffer": 30,
+    "minimum_consecutive_frames": 1,
+}
 
 
 class ByteTrack:
@@ -31,7 +36,9 @@ class ByteTrack:
     def __init__(self, **options):
         unknown = sorted(set(options) - set(_OPTIONS))
         if unknown:
-            raise InputError(f"unknown bytetrack option(s) {unknown}; known: {sorted(_OPTIONS)}", field="options")
+            raise InputError(
+                f"unknown bytetrack option(s) {unknown}; known: {sorted(_OPTIONS)}", field="options"
+            )
         from trackers import ByteTrackTracker
 
         merged = {**DEFAULTS, **options}
@@ -44,7 +51,9 @@ class ByteTrack:
 
         boxes = dets[:, :4].copy()
         boxes[:, 2:] += boxes[:, :2]
-        detections = sv.Detections(xyxy=boxes.reshape(-1, 4), confidence=dets[:, 4].copy(), class_id=np.zeros(len(dets), int))
+        detections = sv.Detections(
+            xyxy=boxes.reshape(-1, 4), confidence=dets[:, 4].copy(), class_id=np.zeros(len(dets), int)
+        )
         tracked = self._tracker.update(detections)
         keep = tracked.tracker_id >= 0
         out = np.zeros((int(keep.sum()), 6))

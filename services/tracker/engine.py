@@ -23,7 +23,9 @@ def build_tracker(options: TrackOptions):
         if options.score_threshold is not None:
             extra["score_threshold"] = options.score_threshold
         return ByteTrack(**extra)
-    raise InputError(f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker")
+    raise InputError(
+        f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker"
+    )
 
 
 def resolve_sequence(det_db: Mapping[str, np.ndarray], sequence: str | None, source: str = "det_db") -> str:
@@ -45,7 +47,9 @@ def resolve_sequence(det_db: Mapping[str, np.ndarray], sequence: str | None, sou
     raise InputError(f"det_db holds {len(names)} sequences {sorted(names)[:5]}; name one", source=source)
 
 
-def frame_keys(det_db: Mapping[str, np.ndarray], sequence: str, num_frames: int | None, source: str = "det_db") -> list[str]:
+def frame_keys(
+    det_db: Mapping[str, np.ndarray], sequence: str, num_frames: int | None, source: str = "det_db"
+) -> list[str]:
     """Keys for frames 1..N; every one must be present (MOTRv2 fails on a missing key)."""
     if num_frames is None:
         num_frames = max(f for key in det_db if (p := parse_key(key)) and p[0] == sequence for f in [p[1]])

@@ -63,20 +63,31 @@ class _Builder:
             field="labels",
         )
 
-    def add(self, frame: int, track: int, cls: int, box_pct: dict, size: tuple[float, float], where: str) -> None:
+    def add(
+        self, frame: int, track: int, cls: int, box_pct: dict, size: tuple[float, float], where: str
+    ) -> None:
         values = []
         for name in ("x", "y", "width", "height"):
             value = box_pct.get(name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not np.isfinite(value):
-                raise InputError(f"missing or not a finite number: {value!r}", source=self.source, where=where, field=name)
+                raise InputError(
+                    f"missing or not a finite number: {value!r}", source=self.source, where=where, field=name
+                )
             values.append(float(value))
         if values[2] < 0 or values[3] < 0:
             raise InputError("negative box size", source=self.source, where=where, field="width/height")
         if (frame, track) in self.seen:
-            raise InputError(f"track {track} appears twice in frame {frame}", source=self.source, where=where, field="id")
+            raise InputError(
+                f"track {track} appears twice in frame {frame}", source=self.source, where=where, field="id"
+            )
         self.seen.add((frame, track))
         width, height = size
-        x, y, w, h = values[0] * width / 100, values[1] * height / 100, values[2] * width / 100, values[3] * height / 100
+        x, y, w, h = (
+            values[0] * width / 100,
+            values[1] * height / 100,
+            values[2] * width / 100,
+            values[3] * height / 100,
+        )
         self.rows.append((frame, track, x, y, w, h, 1.0, cls, 1.0, -1.0))
 
     def result(self) -> LabelStudioGT:
@@ -91,7 +102,9 @@ def frame_from_name(name: str) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def _image_size(result: dict, where: str, source: str, frame_size: tuple[int, int] | None) -> tuple[float, float]:
+def _image_size(
+    result: dict, where: str, source: str, frame_size: tuple[int, int] | None
+) -> tuple[float, float]:
     value = result.get("value") or {}
     for holder in (result, value):
         if "original_width" in holder and "original_height" in holder:
@@ -119,14 +132,18 @@ def _annotation_results(task: dict, where: str, source: str) -> list[dict]:
 def _expand_sequence(value: dict, where: str, source: str) -> list[tuple[int, dict]]:
     sequence = value.get("sequence")
     if not isinstance(sequence, list):
-        raise InputError("videorectangle without a keyframe sequence", source=source, where=where, field="sequence")
+        raise InputError(
+            "videorectangle without a keyframe sequence", source=source, where=where, field="sequence"
+        )
     keys = sorted(sequence, key=lambda k: k.get("frame", 0))
     frames_count = int(value.get("framesCount") or 0)
     boxes: dict[int, dict] = {}
     for i, key in enumerate(keys):
         frame = key.get("frame")
         if not isinstance(frame, int) or frame < 1:
-            raise InputError(f"keyframe frame must be an integer >= 1, got {frame!r}", source=source, where=where)
+            raise InputError(
+                f"keyframe frame must be an integer >= 1, got {frame!r}", source=source, where=where
+            )
         boxes[frame] = key
         if not key.get("enabled", True):
             continue
@@ -165,13 +182,23 @@ def parse_labelstudio(
             kind = str(result.get("type", "")).lower()
             value = result.get("value") or {}
             if kind == "rectanglelabels":
-                name = task_data.get("image") or next((v for v in task_data.values() if isinstance(v, str)), None)
+                name = task_data.get("image") or next(
+                    (v for v in task_data.values() if isinstance(v, str)), None
+                )
                 frame = frame_from_name(name) if name else None
                 if frame is None:
-                    raise InputError(f"no frame number in image name {name!r}", source=source, where=where, field="data.image")
+                    raise InputError(
+                        f"no frame number in image name {name!r}",
+                        source=source,
+                        where=where,
+                        field="data.image",
+                    )
                 if image_frames.setdefault(frame, t) != t:
                     raise InputError(
-                        f"frame {frame} already given by task {image_frames[frame]}", source=source, where=where, field="data.image"
+                        f"frame {frame} already given by task {image_frames[frame]}",
+                        source=source,
+                        where=where,
+                        field="data.image",
                     )
                 size = _image_size(result, rwhere, source, frame_size)
                 track = builder.track_id(result.get("id", f"task{t}-result{r}"))
@@ -199,7 +226,9 @@ def read_labelstudio(
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}") from None
+        raise InputError(
+            f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}"
+        ) from None
     return parse_labelstudio(data, source, classes, frame_size)
 
 
@@ -238,7 +267,11 @@ def write_labelstudio_images(
                 }
             )
         tasks.append(
-            {"id": int(frame), "data": {"image": image_name.format(frame=int(frame))}, "annotations": [{"result": results}]}
+            {
+                "id": int(frame),
+                "data": {"image": image_name.format(frame=int(frame))},
+                "annotations": [{"result": results}],
+            }
         )
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(tasks, handle)

@@ -66,27 +66,33 @@ def _bad_line(lines: list[str], source: str) -> InputError:
             continue
         parts = line.split(",")
         if not 6 <= len(parts) <= 10:
-            return InputError(f"expected 6-10 comma-separated columns, got {len(parts)}", source=source, where=f"line {number}")
+            return InputError(
+                f"expected 6-10 comma-separated columns, got {len(parts)}",
+                source=source,
+                where=f"line {number}",
+            )
         for name, part in zip(COLUMNS, parts, strict=False):
             try:
                 float(part)
             except ValueError:
-                return InputError(f"not a number: {part.strip()!r}", source=source, where=f"line {number}", field=name)
+                return InputError(
+                    f"not a number: {part.strip()!r}", source=source, where=f"line {number}", field=name
+                )
     return InputError("could not parse", source=source)
 
 
-def _matrix_from_lines(lines: list[str], source: str) -> np.ndarray:
+def _matrix_from_lines(lines: list[str], raw_lines: list[str], source: str) -> np.ndarray:
     """Parse lines that may mix column counts; pads missing columns with the defaults."""
     rows = []
     for line in lines:
         parts = line.split(",")
         if not 6 <= len(parts) <= 10:
-            raise _bad_line(lines, source)
+            raise _bad_line(raw_lines, source)
         row = _DEFAULTS.copy()
         try:
             row[: len(parts)] = [float(p) for p in parts]
         except ValueError:
-            raise _bad_line(lines, source) from None
+            raise _bad_line(raw_lines, source) from None
         rows.append(row)
     return np.asarray(rows).reshape(-1, 10)
 
@@ -112,7 +118,7 @@ def parse_mot_text(text: str, source: str = "MOT text") -> MotTable:
             matrix = np.tile(_DEFAULTS, (len(lines), 1))
             matrix[:, :ncols] = flat.reshape(len(lines), ncols)
     if matrix is None:
-        matrix = _matrix_from_lines(lines, source)
+        matrix = _matrix_from_lines(lines, raw_lines, source)
     _validate(matrix, raw_lines, source)
     return MotTable.from_matrix(matrix)
 
@@ -135,7 +141,11 @@ def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
         line = _line_number(raw_lines, int(row))
         raise InputError("not a finite number", source=source, where=f"line {line}", field=COLUMNS[col])
     checks = (
-        ((matrix[:, 0] < 1) | (matrix[:, 0] != np.round(matrix[:, 0])), "frame", "frame must be an integer >= 1"),
+        (
+            (matrix[:, 0] < 1) | (matrix[:, 0] != np.round(matrix[:, 0])),
+            "frame",
+            "frame must be an integer >= 1",
+        ),
         (matrix[:, 1] != np.round(matrix[:, 1]), "id", "id must be an integer"),
         ((matrix[:, 4] < 0) | (matrix[:, 5] < 0), "w/h", "negative box size"),
     )
@@ -144,7 +154,10 @@ def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
         if rows.size:
             line = _line_number(raw_lines, int(rows[0]))
             raise InputError(
-                f"{message} ({int(rows.size)} row(s) affected)", source=source, where=f"line {line}", field=field
+                f"{message} ({int(rows.size)} row(s) affected)",
+                source=source,
+                where=f"line {line}",
+                field=field,
             )
 
 

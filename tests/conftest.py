@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.synth import render_scene
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """`../shared` beside the repository (reference data and the group's samples)."""
+    if not (SHARED / "samples").is_dir():
+        pytest.skip(f"{SHARED} is absent: reference data and samples live there, not in the repo")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory):
+    """A small synthetic clip with exact ground truth, rendered once per test session."""
+    return render_scene(tmp_path_factory.mktemp("scene"), frames=60, seed=3, size=(640, 360))
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of x,y,w,h boxes: rows of `a` against rows of `b`."""
+    a_max, b_max = a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:]
+    wh = np.clip(np.minimum(a_max, b_max) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = a[:, None, 2] * a[:, None, 3] + b[None, :, 2] * b[None, :, 3] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def recall(
+    gt_frames: np.ndarray, gt_boxes: np.ndarray, per_frame: dict[int, np.ndarray], iou: float = 0.5
+) -> float:
+    """Share of ground-truth boxes covered by some detection with IoU >= `iou` in the same frame."""
+    hits = 0
+    for frame in np.unique(gt_frames):
+        gt = gt_boxes[gt_frames == frame]
+        dets = per_frame.get(int(frame), np.zeros((0, 4)))[:, :4]
+        if len(dets):
+            hits += int((iou_matrix(gt, dets).max(axis=1) >= iou).sum())
+    return hits / max(1, len(gt_boxes))

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from shared.errors import InputError
+from shared.formats.mot_txt import parse_mot_text, read_mot, write_mot
+
+
+def test_zero_byte_file_is_an_empty_result(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    assert len(read_mot(path)) == 0
+
+
+def test_real_zero_byte_tracker_output(shared_dir):
+    assert len(read_mot(shared_dir / "samples" / "motrv2_tracks_empty.txt")) == 0
+
+
+def test_real_tracks_parse(shared_dir):
+    table = read_mot(shared_dir / "samples" / "motrv2_tracks_beach.txt")
+    assert len(table) == 7164
+    assert table.frame[0] == 2 and table.id[0] == 0
+    np.testing.assert_allclose(table.boxes[0], [775.77, 599.19, 79.95, 233.68])
+
+
+@pytest.mark.parametrize("columns", [6, 7, 8, 9, 10])
+def test_six_to_ten_columns_blank_lines_crlf_and_no_trailing_newline(columns):
+    full = ["1", "3", "10.5", "20", "30", "40", "0.9", "2", "0.8", "-1"]
+    line = ",".join(full[:columns])
+    table = parse_mot_text(f"\r\n{line}\r\n\r\n{line.replace('1,3', '2,4', 1)}")
+    assert len(table) == 2
+    assert table.frame.tolist() == [1, 2] and table.id.tolist() == [3, 4]
+    np.testing.assert_allclose(table.boxes[0], [10.5, 20, 30, 40])
+    assert table.conf[0] == (0.9 if columns >= 7 else 1.0)
+    assert table.cls[0] == (2 if columns >= 8 else -1)
+
+
+def test_mixed_column_counts_are_accepted():
+    table = parse_mot_text("1,1,0,0,5,5\n2,1,0,0,5,5,0.5,1,1\n")
+    assert table.conf.tolist() == [1.0, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("1,2,3\n", "line 1: expected 6-10"),
+        ("1,1,0,0,5,5\n1,2,3,4,5,6,7,8,9,10,11\n", "line 2: expected 6-10"),
+        ("1,1,0,0,5,5\n\n2,1,x,0,5,5\n", "line 3, field 'x': not a number"),
+        ("1,1,0,0,nan,5\n", "line 1, field 'w': not a finite number"),
+        ("1,1,0,0,5,-5\n", "negative box size"),
+        ("0,1,0,0,5,5\n", "frame must be an integer >= 1"),
+        ("1,1.5,0,0,5,5\n", "id must be an integer"),
+    ],
+)
+def test_malformed_rows_name_line_and_field(text, needle):
+    with pytest.raises(InputError) as info:
+        parse_mot_text(text, "tracks.txt")
+    assert "tracks.txt" in str(info.value)
+    assert needle in str(info.value)
+
+
+def test_write_then_read_round_trip(tmp_path):
+    original = parse_mot_text("2,1,1.25,2.5,3,4,0.75,1,1,-1\n1,7,5,6,7,8,1,2,0.5,-1\n")
+    path = tmp_path / "t.txt"
+    write_mot(path, original)
+    back = read_mot(path)
+    assert back.frame.tolist() == [1, 2]  # sorted by frame
+    np.testing.assert_allclose(back.boxes, original.boxes[[1, 0]])
+    assert back.id.tolist() == [7, 1]
+
+
+def test_large_file_parses_through_the_vectorised_path():
+    rng = np.random.default_rng(0)
+    n = 200_000
+    rows = np.column_stack([rng.integers(1, 1000, n), rng.integers(1, 50, n), rng.uniform(0, 1000, (n, 4))])
+    text = "\n".join(",".join(f"{v:.2f}" if i >= 2 else str(int(v)) for i, v in enumerate(r)) for r in rows)
+    table = parse_mot_text(text)
+    assert len(table) == n
+    np.testing.assert_allclose(table.boxes, np.round(rows[:, 2:], 2))
