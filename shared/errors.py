@@ -10,9 +10,7 @@ from __future__ import annotations
 class InputError(ValueError):
     """Bad input from a user: a file, a request field or an option."""
 
-    def __init__(
-        self, message: str, *, source: str | None = None, where: str | None = None, field: str | None = None
-    ):
+    def __init__(self, message: str, *, source: str | None = None, where: str | None = None, field: str | None = None):
         self.message = message
         self.source = source
         self.where = where

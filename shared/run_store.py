@@ -110,9 +110,7 @@ class RunStore:
             return record
 
     # -- stage life cycle --------------------------------------------------------------
-    def start_stage(
-        self, run_id: str, stage: str, params: dict | None = None, total: int | None = None
-    ) -> RunRecord:
+    def start_stage(self, run_id: str, stage: str, params: dict | None = None, total: int | None = None) -> RunRecord:
         def change(record: RunRecord) -> None:
             previous = record.stages.get(stage) or StageRecord()
             record.stages[stage] = StageRecord(
@@ -128,9 +126,7 @@ class RunStore:
     def set_progress(self, run_id: str, stage: str, done: int, total: int | None = None) -> None:
         def change(record: RunRecord) -> None:
             current = record.stages.setdefault(stage, StageRecord())
-            current.progress = Progress(
-                done=done, total=total if total is not None else current.progress.total
-            )
+            current.progress = Progress(done=done, total=total if total is not None else current.progress.total)
 
         self.update(run_id, change)
 
@@ -139,13 +135,9 @@ class RunStore:
             path = folder / check_artifact_name(name)
             if not path.is_file():
                 raise FileNotFoundError(f"artifact {name} was not written")
-            record.artifacts[name] = ArtifactInfo(
-                bytes=path.stat().st_size, url=f"/runs/{record.run}/artifacts/{name}"
-            )
+            record.artifacts[name] = ArtifactInfo(bytes=path.stat().st_size, url=f"/runs/{record.run}/artifacts/{name}")
 
-    def succeed_stage(
-        self, run_id: str, stage: str, artifacts: list[str], params: dict | None = None
-    ) -> RunRecord:
+    def succeed_stage(self, run_id: str, stage: str, artifacts: list[str], params: dict | None = None) -> RunRecord:
         with self._locked(run_id) as folder:
             record = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
             self.record_artifacts(record, folder, artifacts)

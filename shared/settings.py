@@ -12,9 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOTPIPE_", env_file=".env", extra="ignore")
 
-    data_root: Path = Field(
-        default=Path("./motpipe-data"), description="runs, uploads and the file broker live here"
-    )
+    data_root: Path = Field(default=Path("./motpipe-data"), description="runs, uploads and the file broker live here")
     # Unset: Celery uses a broker and result store made of files under the data root (no server needed).
     broker_url: str | None = None
     result_backend: str | None = None

@@ -180,9 +180,7 @@ def render_scene(
                 x, y, w, h = cv2.boundingRect(mask)
                 visible = np.count_nonzero(ids[y : y + h, x : x + w] == oid) / area
                 cls = BALL if oid == 5 else PLAYER
-                rows.append(
-                    (f + 1, oid, float(x), float(y), float(w), float(h), 1, cls, round(visible, 4), -1)
-                )
+                rows.append((f + 1, oid, float(x), float(y), float(w), float(h), 1, cls, round(visible, 4), -1))
     gt = MotTable.from_matrix(np.asarray(rows, np.float64))
     gt_txt, gt_ls = out / "gt.txt", out / "gt_labelstudio.json"
     write_mot(gt_txt, gt, columns=9)

@@ -34,9 +34,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def recall(
-    gt_frames: np.ndarray, gt_boxes: np.ndarray, per_frame: dict[int, np.ndarray], iou: float = 0.5
-) -> float:
+def recall(gt_frames: np.ndarray, gt_boxes: np.ndarray, per_frame: dict[int, np.ndarray], iou: float = 0.5) -> float:
     """Share of ground-truth boxes covered by some detection with IoU >= `iou` in the same frame."""
     hits = 0
     for frame in np.unique(gt_frames):

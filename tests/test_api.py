@@ -26,9 +26,7 @@ def stored_run(api, scene):
     """A run with a finished detect stage, to prove bad requests leave it untouched."""
     client, store, _ = api
     with open(scene.video, "rb") as handle:
-        answer = client.post(
-            "/detect", files={"file": ("clip.mp4", handle, "video/mp4")}, data={"sequence": "s"}
-        )
+        answer = client.post("/detect", files={"file": ("clip.mp4", handle, "video/mp4")}, data={"sequence": "s"})
     assert answer.status_code == 202, answer.text
     run = answer.json()["run"]
     (store.run_dir(run) / "det_db.json").write_text('{"s/img1/000001": []}')
@@ -37,9 +35,7 @@ def stored_run(api, scene):
 
 
 def snapshot(store: RunStore) -> dict:
-    return {
-        p.relative_to(store.root).as_posix(): p.read_bytes() for p in store.runs_dir.rglob("*") if p.is_file()
-    }
+    return {p.relative_to(store.root).as_posix(): p.read_bytes() for p in store.runs_dir.rglob("*") if p.is_file()}
 
 
 def test_upload_creates_run_and_queues_detect(api, stored_run):
@@ -165,9 +161,7 @@ def test_ground_truth_upload_either_format(api, stored_run, scene):
     answer = client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.txt", scene.gt_txt.read_bytes())})
     assert answer.status_code == 201 and answer.json()["format"] == "mot"
     assert answer.json()["rows"] == len(scene.gt)
-    answer = client.post(
-        f"/runs/{stored_run}/gt", files={"file": ("ls.json", scene.gt_labelstudio.read_bytes())}
-    )
+    answer = client.post(f"/runs/{stored_run}/gt", files={"file": ("ls.json", scene.gt_labelstudio.read_bytes())})
     assert answer.status_code == 201 and answer.json()["format"] == "labelstudio"
     artifacts = client.get(f"/runs/{stored_run}").json()["artifacts"]
     assert "gt.json" in artifacts and "gt.txt" not in artifacts

@@ -25,9 +25,7 @@ def test_keys_follow_motrv2_rule():
 
 def test_line_format_is_motrv2s(tmp_path):
     out = tmp_path / "db.json"
-    write_det_db(
-        out, {"s/img1/000001": np.array([[1.234, 2, 3.5, 4, 0.5]]), "s/img1/000002": np.zeros((0, 5))}
-    )
+    write_det_db(out, {"s/img1/000001": np.array([[1.234, 2, 3.5, 4, 0.5]]), "s/img1/000002": np.zeros((0, 5))})
     assert json.loads(out.read_text()) == {
         "s/img1/000001": ["1.23,2.00,3.50,4.00,0.500000\n"],
         "s/img1/000002": [],

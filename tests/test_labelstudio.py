@@ -98,11 +98,7 @@ def test_video_task_keyframes_are_interpolated_like_label_studio():
 def test_video_task_without_frame_size_is_refused():
     task = {
         "annotations": [
-            {
-                "result": [
-                    {"id": "a", "type": "videorectangle", "value": {"sequence": [], "labels": ["player"]}}
-                ]
-            }
+            {"result": [{"id": "a", "type": "videorectangle", "value": {"sequence": [], "labels": ["player"]}}]}
         ]
     }
     with pytest.raises(InputError, match="original_width"):

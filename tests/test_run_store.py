@@ -21,9 +21,7 @@ def test_stage_life_cycle(tmp_path):
     assert record.stages["detect"].state == "succeeded"
     assert record.stages["detect"].progress.done == 10
     assert record.artifacts["det_db.json"].bytes == 2
-    assert (
-        json.loads((store.run_dir(run) / "run.json").read_text())["stages"]["detect"]["state"] == "succeeded"
-    )
+    assert json.loads((store.run_dir(run) / "run.json").read_text())["stages"]["detect"]["state"] == "succeeded"
 
 
 def test_stage_cannot_succeed_without_its_artifact(tmp_path):

@@ -25,9 +25,7 @@ router = APIRouter(tags=["detector"])
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
-async def _from_upload(
-    request: Request, settings: Settings, store: RunStore
-) -> tuple[str, str, DetectOptions]:
+async def _from_upload(request: Request, settings: Settings, store: RunStore) -> tuple[str, str, DetectOptions]:
     upload = await receive_multipart(request, settings.data_root / "uploads", settings.upload_limit_bytes)
     try:
         if "file" not in upload.files:

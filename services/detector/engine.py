@@ -33,9 +33,7 @@ class Detections:
 
     def mot(self) -> MotTable:
         rows = [
-            np.column_stack(
-                [np.full(len(d), f), np.arange(len(d)), d[:, :5], d[:, 5], np.full((len(d), 2), -1)]
-            )
+            np.column_stack([np.full(len(d), f), np.arange(len(d)), d[:, :5], d[:, 5], np.full((len(d), 2), -1)])
             for f, d in sorted(self.per_frame.items())
         ]
         return MotTable.from_matrix(np.concatenate(rows) if rows else np.zeros((0, 10)))

@@ -23,9 +23,7 @@ NAME = "motion"
 class MotionDetector:
     name = NAME
 
-    def __init__(
-        self, diff_threshold: int = 25, min_area: int = 40, samples: int = 31, ball_max_side: int = 24
-    ):
+    def __init__(self, diff_threshold: int = 25, min_area: int = 40, samples: int = 31, ball_max_side: int = 24):
         self.diff_threshold = diff_threshold
         self.min_area = min_area
         self.samples = samples

@@ -15,9 +15,7 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
     """A ready detector for `options` (device is used by model-based detectors)."""
     if options.detector == "motion":
         return MotionDetector()
-    raise InputError(
-        f"unknown detector {options.detector!r}; available: {', '.join(AVAILABLE)}", field="detector"
-    )
+    raise InputError(f"unknown detector {options.detector!r}; available: {', '.join(AVAILABLE)}", field="detector")
 
 
 def resolve_classes(options: DetectOptions) -> set[int] | None:

@@ -33,14 +33,10 @@ def detect(self, run_id: str, input_path: str, options: dict) -> dict:
         store.start_stage(run_id, "detect", opts.model_dump(mode="json"), total=source.count)
         model_key = opts.model_dump_json(include={"detector", "weights", "size", "dataset"})
         detector = _detector(model_key, pick_device(settings.device))
-        result = run_detection(
-            source, detector, opts, ProgressReporter(store, run_id, "detect", source.count)
-        )
+        result = run_detection(source, detector, opts, ProgressReporter(store, run_id, "detect", source.count))
         folder = store.run_dir(run_id)
         write_detections(result, folder / "det_db.json", "detdb")
-        store.update(
-            run_id, lambda r: r.stages["detect"].params.update(det_db=result.info.model_dump(mode="json"))
-        )
+        store.update(run_id, lambda r: r.stages["detect"].params.update(det_db=result.info.model_dump(mode="json")))
         return ["det_db.json"]
 
     return run_stage(store, run_id, "detect", body)

@@ -108,11 +108,10 @@ def cmd_track(args) -> int:
 def cmd_synth(args) -> int:
     from shared.synth import render_scene
 
-    scene = render_scene(
-        args.out, frames=args.frames, seed=args.seed, size=(args.width, args.height), fps=args.fps
-    )
+    scene = render_scene(args.out, frames=args.frames, seed=args.seed, size=(args.width, args.height), fps=args.fps)
     console.print(
-        f"{scene.frames} frames {scene.size[0]}x{scene.size[1]} -> {scene.video}, {scene.gt_txt}, {scene.gt_labelstudio}"
+        f"{scene.frames} frames {scene.size[0]}x{scene.size[1]} -> "
+        f"{scene.video}, {scene.gt_txt}, {scene.gt_labelstudio}"
     )
     return 0
 
@@ -216,9 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line, not a traceback; MOTPIPE_DEBUG=1 shows it
         if os.environ.get("MOTPIPE_DEBUG"):
             raise
-        console.print(
-            f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False
-        )
+        console.print(f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False)
         return 1
 
 

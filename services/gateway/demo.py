@@ -27,9 +27,7 @@ def run_demo(out: Path, frames: int = 150, seed: int = 0, console: Console | Non
     detections = run_detection(open_frames(scene.video), MotionDetector(), options)
     write_detections(detections, out / "det_db.json")
     console.print("[bold]3/3[/] tracking (bytetrack) -> tracks.txt")
-    tracks = run_tracking(
-        read_det_db(out / "det_db.json"), TrackOptions(tracker="bytetrack"), "demo", scene.frames
-    )
+    tracks = run_tracking(read_det_db(out / "det_db.json"), TrackOptions(tracker="bytetrack"), "demo", scene.frames)
     write_mot(out / "tracks.txt", tracks)
 
     table = Table(title="motpipe demo")
@@ -39,9 +37,7 @@ def run_demo(out: Path, frames: int = 150, seed: int = 0, console: Console | Non
     table.add_row("ground-truth objects (players + ball)", str(len(set(scene.gt.id.tolist()))))
     table.add_row("ground-truth boxes", str(len(scene.gt)))
     table.add_row("detections in det_db", str(detections.info.detections))
-    table.add_row(
-        "frames with detections", f"{detections.info.keys_with_detections}/{detections.info.frames}"
-    )
+    table.add_row("frames with detections", f"{detections.info.keys_with_detections}/{detections.info.frames}")
     table.add_row("track boxes", str(len(tracks)))
     table.add_row("track ids", str(len(set(tracks.id.tolist()))))
     console.print(table)

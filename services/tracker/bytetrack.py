@@ -36,9 +36,7 @@ class ByteTrack:
     def __init__(self, **options):
         unknown = sorted(set(options) - set(_OPTIONS))
         if unknown:
-            raise InputError(
-                f"unknown bytetrack option(s) {unknown}; known: {sorted(_OPTIONS)}", field="options"
-            )
+            raise InputError(f"unknown bytetrack option(s) {unknown}; known: {sorted(_OPTIONS)}", field="options")
         from trackers import ByteTrackTracker
 
         merged = {**DEFAULTS, **options}

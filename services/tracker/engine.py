@@ -23,9 +23,7 @@ def build_tracker(options: TrackOptions):
         if options.score_threshold is not None:
             extra["score_threshold"] = options.score_threshold
         return ByteTrack(**extra)
-    raise InputError(
-        f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker"
-    )
+    raise InputError(f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker")
 
 
 def resolve_sequence(det_db: Mapping[str, np.ndarray], sequence: str | None, source: str = "det_db") -> str:

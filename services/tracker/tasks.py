@@ -14,9 +14,7 @@ from .engine import run_tracking
 
 
 @app.task(name="tracker.track", bind=True)
-def track(
-    self, run_id: str, options: dict, sequence: str | None = None, num_frames: int | None = None
-) -> dict:
+def track(self, run_id: str, options: dict, sequence: str | None = None, num_frames: int | None = None) -> dict:
     store = RunStore(get_settings().data_root)
     opts = TrackOptions.model_validate(options)
 

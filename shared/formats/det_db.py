@@ -41,14 +41,10 @@ def format_line(left: float, top: float, width: float, height: float, score: flo
 def _parse_line(line: object, source: str, key: str, index: int) -> tuple[float, ...]:
     where = f"key {key!r} entry {index}"
     if not isinstance(line, str):
-        raise InputError(
-            f"expected a string 'l,t,w,h,score', got {type(line).__name__}", source=source, where=where
-        )
+        raise InputError(f"expected a string 'l,t,w,h,score', got {type(line).__name__}", source=source, where=where)
     parts = line.strip().split(",")
     if len(parts) != 5:
-        raise InputError(
-            f"expected 5 comma-separated values, got {len(parts)}: {line!r}", source=source, where=where
-        )
+        raise InputError(f"expected 5 comma-separated values, got {len(parts)}: {line!r}", source=source, where=where)
     values = []
     for name, part in zip(("l", "t", "w", "h", "score"), parts, strict=True):
         try:
@@ -66,9 +62,7 @@ def _parse_line(line: object, source: str, key: str, index: int) -> tuple[float,
 def parse_det_db(data: object, source: str = "det_db") -> dict[str, np.ndarray]:
     """Validate a decoded det_db and return `{key: float64 array (n, 5) of l,t,w,h,score}`."""
     if not isinstance(data, dict):
-        raise InputError(
-            f"expected a JSON object of key -> list of lines, got {type(data).__name__}", source=source
-        )
+        raise InputError(f"expected a JSON object of key -> list of lines, got {type(data).__name__}", source=source)
     table: dict[str, np.ndarray] = {}
     for key, lines in data.items():
         if not isinstance(lines, list):
@@ -101,9 +95,7 @@ def read_det_db(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def to_json_value(table: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
-    return {
-        key: [format_line(*row) for row in np.asarray(rows).reshape(-1, 5)] for key, rows in table.items()
-    }
+    return {key: [format_line(*row) for row in np.asarray(rows).reshape(-1, 5)] for key, rows in table.items()}
 
 
 def write_det_db(path: str | os.PathLike, table: Mapping[str, np.ndarray]) -> None:

@@ -63,9 +63,7 @@ class _Builder:
             field="labels",
         )
 
-    def add(
-        self, frame: int, track: int, cls: int, box_pct: dict, size: tuple[float, float], where: str
-    ) -> None:
+    def add(self, frame: int, track: int, cls: int, box_pct: dict, size: tuple[float, float], where: str) -> None:
         values = []
         for name in ("x", "y", "width", "height"):
             value = box_pct.get(name)
@@ -102,9 +100,7 @@ def frame_from_name(name: str) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def _image_size(
-    result: dict, where: str, source: str, frame_size: tuple[int, int] | None
-) -> tuple[float, float]:
+def _image_size(result: dict, where: str, source: str, frame_size: tuple[int, int] | None) -> tuple[float, float]:
     value = result.get("value") or {}
     for holder in (result, value):
         if "original_width" in holder and "original_height" in holder:
@@ -132,18 +128,14 @@ def _annotation_results(task: dict, where: str, source: str) -> list[dict]:
 def _expand_sequence(value: dict, where: str, source: str) -> list[tuple[int, dict]]:
     sequence = value.get("sequence")
     if not isinstance(sequence, list):
-        raise InputError(
-            "videorectangle without a keyframe sequence", source=source, where=where, field="sequence"
-        )
+        raise InputError("videorectangle without a keyframe sequence", source=source, where=where, field="sequence")
     keys = sorted(sequence, key=lambda k: k.get("frame", 0))
     frames_count = int(value.get("framesCount") or 0)
     boxes: dict[int, dict] = {}
     for i, key in enumerate(keys):
         frame = key.get("frame")
         if not isinstance(frame, int) or frame < 1:
-            raise InputError(
-                f"keyframe frame must be an integer >= 1, got {frame!r}", source=source, where=where
-            )
+            raise InputError(f"keyframe frame must be an integer >= 1, got {frame!r}", source=source, where=where)
         boxes[frame] = key
         if not key.get("enabled", True):
             continue
@@ -182,9 +174,7 @@ def parse_labelstudio(
             kind = str(result.get("type", "")).lower()
             value = result.get("value") or {}
             if kind == "rectanglelabels":
-                name = task_data.get("image") or next(
-                    (v for v in task_data.values() if isinstance(v, str)), None
-                )
+                name = task_data.get("image") or next((v for v in task_data.values() if isinstance(v, str)), None)
                 frame = frame_from_name(name) if name else None
                 if frame is None:
                     raise InputError(

@@ -75,9 +75,7 @@ def _bad_line(lines: list[str], source: str) -> InputError:
             try:
                 float(part)
             except ValueError:
-                return InputError(
-                    f"not a number: {part.strip()!r}", source=source, where=f"line {number}", field=name
-                )
+                return InputError(f"not a number: {part.strip()!r}", source=source, where=f"line {number}", field=name)
     return InputError("could not parse", source=source)
 
 
