@@ -80,6 +80,9 @@ class Stack:
 
     def start_gateway(self) -> None:
         self._spawn("gateway", ["-m", "uvicorn", "--factory", "services.gateway.app:create", "--port", str(self.port)])
+        self.wait_healthy()
+
+    def wait_healthy(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -88,7 +91,8 @@ class Stack:
             except httpx.TransportError:
                 pass
             time.sleep(0.3)
-        raise AssertionError("gateway did not become healthy:\n" + (self.logs / "gateway.log").read_text()[-3000:])
+        logs = "\n".join(p.read_text()[-3000:] for p in self.logs.glob("*.log"))
+        raise AssertionError("gateway did not become healthy:\n" + logs)
 
     def start_worker(self, name: str) -> subprocess.Popen:
         return self._spawn(
@@ -216,3 +220,21 @@ def test_worker_killed_mid_detect_the_task_is_delivered_again(stack, tmp_path):
     assert detect["attempts"] >= 2
     det_db = read_det_db(stack.root / "runs" / run / "det_db.json")
     assert len(det_db) == long_scene.frames
+
+
+def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
+    """`motpipe serve`: API and one worker from one command, broker and results as files."""
+    stack = Stack(tmp_path / "data")
+    for name in ("MOTPIPE_BROKER_URL", "MOTPIPE_RESULT_BACKEND"):
+        stack.env.pop(name)
+    stack._spawn("serve", ["-m", "services.gateway.cli", "serve", "--port", str(stack.port)])
+    try:
+        stack.wait_healthy()
+        run = _upload(stack, scene.video, "beach")
+        record = stack.wait_stage(run, "detect")
+        assert record["stages"]["detect"]["state"] == "succeeded", record
+        assert httpx.post(f"{stack.url}/track", json={"run": run}, timeout=10).status_code == 202
+        assert stack.wait_stage(run, "track")["stages"]["track"]["state"] == "succeeded"
+        assert (stack.root / "broker" / "queue").is_dir()
+    finally:
+        stack.stop()

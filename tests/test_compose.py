@@ -1,0 +1,75 @@
+"""No Docker engine runs here, so the compose file's structure is checked instead."""
+
+import importlib
+import re
+
+import pytest
+
+from tests.conftest import REPO
+
+yaml = pytest.importorskip("yaml")
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_services_of_the_design_card(compose):
+    expected = {
+        "redis",
+        "gateway",
+        "detector-api",
+        "tracker-api",
+        "evaluator-api",
+        "gpu-worker",
+        "cpu-worker",
+        "flower",
+    }
+    assert expected <= set(compose["services"])
+
+
+def test_redis_has_volume_and_healthcheck(compose):
+    redis = compose["services"]["redis"]
+    assert any(v.endswith(":/data") for v in redis["volumes"])
+    assert "redis-cli" in redis["healthcheck"]["test"]
+
+
+def test_gateway_on_8000_routes_every_contract_path(compose):
+    assert "8000:8000" in compose["services"]["gateway"]["ports"]
+    conf = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
+    upstreams = dict(re.findall(r"upstream (\w+)\s*{\s*server ([\w-]+):8000;", conf))
+    assert set(upstreams.values()) <= set(compose["services"])
+    for path in ("/detect", "/track", "/eval", "/runs", "/healthz", "/metrics"):
+        assert re.search(rf"location [=~^ ]*{re.escape(path)}", conf), path
+    assert re.search(r"location ~ \^/runs/\[\^/\]\+/gt\$\s*{\s*proxy_pass http://evaluator", conf)
+
+
+def test_gpu_worker_reserves_an_nvidia_gpu(compose):
+    devices = compose["services"]["gpu-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert "--queues" in compose["services"]["gpu-worker"]["command"]
+    assert "gpu" in compose["services"]["gpu-worker"]["command"]
+    assert "cpu" in compose["services"]["cpu-worker"]["command"]
+
+
+def test_apis_and_workers_share_the_data_volume_and_redis(compose):
+    for name in ("detector-api", "tracker-api", "evaluator-api", "gpu-worker", "cpu-worker"):
+        service = compose["services"][name]
+        assert "data:/data" in service["volumes"], name
+        assert service["environment"]["MOTPIPE_BROKER_URL"].startswith("redis://redis:6379")
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "data" in compose["volumes"]
+
+
+def test_commands_and_dockerfiles_exist(compose):
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build:
+            assert (REPO / build["dockerfile"]).is_file(), name
+        command = service.get("command", [])
+        if "--factory" in command:
+            module, _, attr = command[command.index("--factory") + 1].partition(":")
+            assert callable(getattr(importlib.import_module(module), attr)), name
+    assert "FROM pytorch/pytorch" in (REPO / "deploy" / "Dockerfile.worker").read_text()
+    assert "python:3.11-slim" in (REPO / "deploy" / "Dockerfile.api").read_text()
