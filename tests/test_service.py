@@ -238,3 +238,44 @@ def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
         assert (stack.root / "broker" / "queue").is_dir()
     finally:
         stack.stop()
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_large_upload_streams_to_disk_with_flat_memory(stack):
+    """A 512 MB upload: the gateway's peak memory grows by far less than the body's size."""
+    size = 512 * 1024 * 1024
+    stack.env["MOTPIPE_UPLOAD_LIMIT_MB"] = "1024"
+    stack.start_gateway()
+    gateway = stack.procs[0]
+    before = _peak_rss_mb(gateway.pid)
+    boundary = "motpipe-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    chunk = b"\x01" * (1024 * 1024)
+
+    def body():
+        yield head
+        for _ in range(size // len(chunk)):
+            yield chunk
+        yield tail
+
+    answer = httpx.post(
+        f"{stack.url}/detect",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=300,
+    )
+    assert answer.status_code == 400 and "big.mp4" in answer.json()["detail"]  # streamed in full, then refused
+    grown = _peak_rss_mb(gateway.pid) - before
+    assert grown < 100, f"gateway peak memory grew by {grown:.0f} MB for a {size >> 20} MB upload"
+    assert not any((stack.root / "uploads").iterdir())
+    assert httpx.get(f"{stack.url}/runs", timeout=10).json() == []
