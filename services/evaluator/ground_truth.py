@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from shared.errors import InputError
 from shared.formats.labelstudio import parse_labelstudio
 from shared.formats.mot_txt import MotTable, parse_mot_text
+from shared.formats.text_io import decode_json, decode_text, read_bytes
 
 
 def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
     """('labelstudio' | 'mot', table); JSON text is Label Studio, anything else MOT text."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start})", source=source) from None
+    text = decode_text(data, source)
     if text.lstrip().startswith(("[", "{")):
-        try:
-            decoded = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}"
-            ) from None
-        return "labelstudio", parse_labelstudio(decoded, source).table
+        return "labelstudio", parse_labelstudio(decode_json(text, source), source).table
     table = parse_mot_text(text, source)
     if len(table) == 0:
         raise InputError("ground truth is empty", source=source)
@@ -32,7 +22,4 @@ def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
 
 
 def read_ground_truth(path: str | os.PathLike) -> tuple[str, MotTable]:
-    try:
-        return parse_ground_truth(Path(path).read_bytes(), str(path))
-    except FileNotFoundError:
-        raise InputError("file not found", source=str(path)) from None
+    return parse_ground_truth(read_bytes(path), str(path))

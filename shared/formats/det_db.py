@@ -11,12 +11,12 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 import numpy as np
 
 from shared.atomic import atomic_open
 from shared.errors import InputError
+from shared.formats.text_io import read_json
 
 _KEY_RE = re.compile(r"^(?P<sequence>.+)/img1/(?P<frame>\d+)$")
 
@@ -76,22 +76,7 @@ def parse_det_db(data: object, source: str = "det_db") -> dict[str, np.ndarray]:
 
 def read_det_db(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read and validate a det_db file; errors name the file, key, entry and field."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", source=source) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start})", source=source) from None
-    if not text.strip():
-        raise InputError("empty file: a det_db is a JSON object", source=source)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}"
-        ) from None
-    return parse_det_db(data, source)
+    return parse_det_db(read_json(path), str(path))
 
 
 def to_json_value(table: Mapping[str, np.ndarray]) -> dict[str, list[str]]:

@@ -16,13 +16,14 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import numpy as np
 
 from shared.atomic import atomic_open
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable
+from shared.formats.text_io import read_json
 
 DEFAULT_CLASSES = {"player": 1, "ball": 2}
 _NUMBER_RE = re.compile(r"(\d+)")
@@ -206,20 +207,7 @@ def parse_labelstudio(
 def read_labelstudio(
     path: str | os.PathLike, classes: dict[str, int] | None = None, frame_size: tuple[int, int] | None = None
 ) -> LabelStudioGT:
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("file not found", source=source) from None
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", source=source) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}"
-        ) from None
-    return parse_labelstudio(data, source, classes, frame_size)
+    return parse_labelstudio(read_json(path), str(path), classes, frame_size)
 
 
 def write_labelstudio_images(

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from shared.atomic import atomic_open
 from shared.errors import InputError
+from shared.formats.text_io import decode_text, read_bytes
 
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
 # Values given to columns a file leaves out (MOT ground truth without conf counts as "use it").
@@ -160,17 +160,7 @@ def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
 
 
 def read_mot(path: str | os.PathLike) -> MotTable:
-    source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", source=source) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError("not UTF-8 text", source=source, where=f"line {line}") from None
-    return parse_mot_text(text, source)
+    return parse_mot_text(decode_text(read_bytes(path), str(path)), str(path))
 
 
 def format_mot(table: MotTable, columns: int = 10) -> str:

@@ -1,0 +1,43 @@
+"""Reading user files as text and JSON with errors that name the file and position."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from shared.errors import InputError
+
+
+def decode_text(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start})", source=source, where=f"line {line}") from None
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError("file not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", source=str(path)) from None
+
+
+def decode_json(text: str, source: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"invalid JSON: {exc.msg}", source=source, where=f"line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+def read_json(path: str | os.PathLike) -> object:
+    source = str(path)
+    text = decode_text(read_bytes(path), source)
+    if not text.strip():
+        raise InputError("empty file: expected JSON", source=source)
+    return decode_json(text, source)
