@@ -16,7 +16,7 @@ def test_real_labelstudio_gt_matches_the_reference_conversion(shared_dir):
     ours = np.column_stack([gt.table.frame, gt.table.id - 1, gt.table.boxes])
     theirs = np.column_stack([reference.frame, reference.id, reference.boxes])
     order = lambda m: m[np.lexsort((m[:, 1], m[:, 0]))]  # noqa: E731
-    np.testing.assert_allclose(order(ours), order(theirs), atol=1e-9)
+    np.testing.assert_array_equal(order(ours), order(theirs))  # bit-exact
 
 
 def _image_task(image, results, size_inside_value=False):

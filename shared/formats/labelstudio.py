@@ -81,12 +81,8 @@ class _Builder:
             )
         self.seen.add((frame, track))
         width, height = size
-        x, y, w, h = (
-            values[0] * width / 100,
-            values[1] * height / 100,
-            values[2] * width / 100,
-            values[3] * height / 100,
-        )
+        # percent / 100 * size: the group's loader's order of operations, so pixels agree to the bit
+        x, y, w, h = (v / 100 * s for v, s in zip(values, (width, height, width, height), strict=True))
         self.rows.append((frame, track, x, y, w, h, 1.0, cls, 1.0, -1.0))
 
     def result(self) -> LabelStudioGT:
