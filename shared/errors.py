@@ -36,3 +36,7 @@ class NotFoundError(LookupError):
 
 class ConflictError(RuntimeError):
     """The request is valid but the run is not in a state that allows it (e.g. stage not finished)."""
+
+
+class MissingInputError(InputError):
+    """A required input (e.g. ground truth) has not been given yet: HTTP 422."""

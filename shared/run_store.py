@@ -137,6 +137,12 @@ class RunStore:
                 raise FileNotFoundError(f"artifact {name} was not written")
             record.artifacts[name] = ArtifactInfo(bytes=path.stat().st_size, url=f"/runs/{record.run}/artifacts/{name}")
 
+    def forget_derived(self, record: RunRecord, folder: Path) -> None:
+        """Drop metrics and plots computed from earlier tracks or ground truth (call inside `update`)."""
+        for name in [n for n in record.artifacts if n.startswith(("metrics", "plots/"))]:
+            record.artifacts.pop(name)
+            (folder / name).unlink(missing_ok=True)
+
     def succeed_stage(self, run_id: str, stage: str, artifacts: list[str], params: dict | None = None) -> RunRecord:
         with self._locked(run_id) as folder:
             record = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))

@@ -200,7 +200,8 @@ class MetricsReport(BaseModel):
     """The metrics JSON of ARCHITECTURE.md (filled by the evaluator)."""
 
     iou_threshold: float = 0.5
-    trackeval: dict[str, float] = Field(default_factory=dict)
+    classes: list[int] | None = None
+    trackeval: dict[str, float | list[float]] = Field(default_factory=dict)
     framewise: dict[str, float] = Field(default_factory=dict)
     losses: dict[str, float] = Field(default_factory=dict)
     per_frame: list[dict[str, float]] = Field(default_factory=list)

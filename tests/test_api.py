@@ -175,3 +175,35 @@ def test_health_and_prometheus(api):
     client.get("/runs")
     text = client.get("/metrics").text
     assert 'motpipe_http_requests_total{method="GET",route="/runs",status="200"}' in text
+
+
+def test_eval_endpoint_409_422_then_metrics_cached_and_plots(api, stored_run, scene):
+    client, store, _ = api
+    answer = client.get(f"/eval/{stored_run}")
+    assert answer.status_code == 409 and "track stage is pending" in answer.json()["detail"]
+    folder = store.run_dir(stored_run)
+    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())  # perfect tracks
+    store.start_stage(stored_run, "track")
+    store.succeed_stage(stored_run, "track", ["tracks.txt"])
+    answer = client.get(f"/eval/{stored_run}")
+    assert answer.status_code == 422 and "no ground truth" in answer.json()["detail"]
+    assert (
+        client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.txt", scene.gt_txt.read_bytes())}).status_code == 201
+    )
+    answer = client.get(f"/eval/{stored_run}")
+    assert answer.status_code == 200
+    assert answer.json()["trackeval"]["MOTA"] == 1.0 and answer.json()["iou_threshold"] == 0.5
+    cached = (folder / "metrics.json").stat().st_mtime_ns
+    assert client.get(f"/eval/{stored_run}").json() == answer.json()
+    assert (folder / "metrics.json").stat().st_mtime_ns == cached
+    assert client.get(f"/eval/{stored_run}?iou=0.7").json()["iou_threshold"] == 0.7
+    plot = client.get(f"/eval/{stored_run}/plots/dashboard.png")
+    assert plot.status_code == 200 and plot.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/eval/{stored_run}/plots/nope.png").status_code == 404
+    assert client.get(f"/eval/{stored_run}?iou=2").status_code == 422
+    compare = client.post("/eval/compare", json={"runs": [stored_run, stored_run], "labels": ["a", "b"]})
+    assert compare.status_code == 200 and [r["MOTA"] for r in compare.json()["runs"]] == [1.0, 1.0]
+    # new ground truth makes the cached metrics stale: they are dropped and recomputed
+    fewer = b"".join(scene.gt_txt.read_bytes().splitlines(keepends=True)[::2])
+    assert client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.txt", fewer)}).status_code == 201
+    assert client.get(f"/eval/{stored_run}").json()["trackeval"]["MOTA"] < 1.0

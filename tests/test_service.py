@@ -177,6 +177,25 @@ def test_upload_detect_track_through_gateway_and_worker(stack, scene):
     assert recall(scene.gt.frame[players], scene.gt.boxes[players], per_frame_tracks) >= 0.8
     assert len(set(tracks.id.tolist())) <= 12  # 5 objects; not one id per frame
 
+    with open(scene.gt_labelstudio, "rb") as handle:
+        answer = httpx.post(f"{stack.url}/runs/{run}/gt", files={"file": ("gt.json", handle)}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    metrics = httpx.get(f"{stack.url}/eval/{run}", timeout=60)
+    assert metrics.status_code == 200, metrics.text
+    assert metrics.json()["trackeval"]["MOTA"] > 0.6 and metrics.json()["framewise"]["recall"] > 0.8
+    plot = httpx.get(f"{stack.url}/eval/{run}/plots/metrics_overview.png", timeout=10)
+    assert plot.status_code == 200 and plot.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the evaluator.evaluate task on the cpu queue writes the same metrics through the worker
+    from shared.celery_app import make_celery
+    from shared.settings import Settings
+
+    celery = make_celery(Settings(data_root=stack.root, broker_url=REDIS_URL, result_backend=REDIS_URL))
+    result = celery.send_task("evaluator.evaluate", args=[run, 0.6]).get(timeout=60)
+    assert result["state"] == "succeeded", result
+    assert stack.run(run)["stages"]["eval"]["state"] == "succeeded"
+    assert "metrics_iou0.6.json" in stack.run(run)["artifacts"]
+
 
 def test_stage_fails_with_reason_when_the_input_breaks(stack, scene):
     stack.start_gateway()

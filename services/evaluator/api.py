@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from shared.api.deps import get_settings_dep, get_store
@@ -12,12 +14,16 @@ from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
 from shared.errors import InputError
 from shared.run_store import RunStore
+from shared.schemas import MetricsReport
 from shared.settings import Settings
 
 from .ground_truth import parse_ground_truth
+from .plots import plot_comparison
+from .store import evaluate_run, plot_path
 
 router = APIRouter(tags=["evaluator"])
 GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
+SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 
 
 @router.post("/runs/{run_id}/gt", status_code=201)
@@ -44,6 +50,7 @@ async def upload_gt(
         for other in set(GT_NAMES.values()) - {name}:
             r.artifacts.pop(other, None)
             (folder / other).unlink(missing_ok=True)
+        store.forget_derived(r, folder)  # metrics of the old ground truth are stale
         store.record_artifacts(r, folder, [name])
         r.inputs["gt"] = {"format": kind, "file": filename}
 
@@ -56,4 +63,39 @@ async def upload_gt(
         "rows": len(table),
         "tracks": len(set(table.id.tolist())),
         "frames": frames,
+    }
+
+
+@router.get("/eval/{run_id}", response_model=MetricsReport)
+def get_eval(run_id: str, iou: float = Query(0.5, gt=0.0, le=1.0), store: RunStore = Depends(get_store)):
+    """Metrics JSON: computed on the first call, then served from the run's cache."""
+    return evaluate_run(store, run_id, iou)
+
+
+@router.get("/eval/{run_id}/plots/{name}.png")
+def get_plot(run_id: str, name: str, store: RunStore = Depends(get_store)):
+    return FileResponse(plot_path(store, run_id, name), media_type="image/png")
+
+
+class CompareRequest(BaseModel):
+    runs: list[str] = Field(min_length=1, max_length=20)
+    labels: list[str] | None = None
+    iou: float = Field(0.5, gt=0.0, le=1.0)
+
+
+@router.post("/eval/compare")
+def compare(req: CompareRequest, store: RunStore = Depends(get_store)):
+    """Main scores of several runs side by side, plus a comparison chart stored with the first run."""
+    labels = req.labels or req.runs
+    if len(labels) != len(req.runs):
+        raise InputError("labels must match runs one to one", field="labels")
+    reports = [evaluate_run(store, run, req.iou) for run in req.runs]
+    plot_comparison(reports, labels, store.run_dir(req.runs[0]) / "plots" / "comparison.png")
+    return {
+        "iou_threshold": req.iou,
+        "runs": [
+            {"run": run, "label": label, **{k: r.trackeval[k] for k in SUMMARY}, "f1_score": r.framewise["f1_score"]}
+            for run, label, r in zip(req.runs, labels, reports, strict=True)
+        ],
+        "plot": f"/runs/{req.runs[0]}/artifacts/plots/comparison.png",
     }

@@ -116,6 +116,52 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from rich.console import Console
+
+    from services.evaluator.evaluate import evaluate, sweep
+    from services.evaluator.ground_truth import read_ground_truth
+    from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
+    from services.evaluator.table import comparison_table, report_table
+    from shared.atomic import atomic_write_text
+    from shared.formats.mot_txt import read_mot
+
+    out = Console(stderr=args.json == "-")  # keep stdout clean for the JSON
+    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+    _, gt = read_ground_truth(args.gt)
+    preds = args.compare or ([args.pred] if args.pred else [])
+    if not preds:
+        raise InputError("give --pred PRED or --compare A B ...")
+    if args.sweep:
+        reports = sweep(gt, read_mot(preds[0]), classes=classes)
+        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
+        out.print(comparison_table(reports, [f"IoU {r.iou_threshold:g}" for r in reports], "IoU sweep"))
+        if args.plots:
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
+            plot_sweep(reports, Path(args.plots) / "iou_sweep.png")
+    elif args.compare:
+        labels = args.labels.split(",") if args.labels else [Path(p).stem for p in preds]
+        if len(labels) != len(preds):
+            raise InputError(f"--labels has {len(labels)} names for {len(preds)} files")
+        reports = [evaluate(gt, read_mot(p), args.iou, classes) for p in preds]
+        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
+        out.print(comparison_table(reports, labels))
+        if args.plots:
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
+            plot_comparison(reports, labels, Path(args.plots) / "comparison.png")
+    else:
+        report = evaluate(gt, read_mot(preds[0]), args.iou, classes)
+        payload = report.model_dump_json(indent=1)
+        out.print(report_table(report, Path(preds[0]).name))
+        if args.plots:
+            write_plots(report, args.plots)
+    if args.json == "-":
+        print(payload)
+    elif args.json:
+        atomic_write_text(args.json, payload)
+    return 0
+
+
 def cmd_serve(args) -> int:
     import subprocess
 
@@ -182,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=float, default=25.0)
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("eval", help="score tracks against ground truth (MOT txt or Label Studio JSON)")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--pred")
+    p.add_argument("--compare", nargs="+", help="several tracker outputs side by side")
+    p.add_argument("--labels", help="comma-separated names for --compare")
+    p.add_argument("--sweep", action="store_true", help="IoU thresholds 0.3 .. 0.9")
+    p.add_argument("--iou", type=float, default=0.5)
+    p.add_argument("--classes", help="comma-separated class ids (1 players, 2 ball)")
+    p.add_argument("--json", help="write the metrics JSON here ('-' for stdout)")
+    p.add_argument("--plots", help="folder for PNG plots")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
     p.add_argument("--host", default="127.0.0.1")

@@ -9,9 +9,13 @@ from rich.table import Table
 
 from services.detector.engine import run_detection, write_detections
 from services.detector.motion import MotionDetector
+from services.evaluator.evaluate import evaluate
+from services.evaluator.plots import write_plots
+from services.evaluator.table import report_table
 from services.tracker.engine import run_tracking
+from shared.atomic import atomic_write_text
 from shared.formats.det_db import read_det_db
-from shared.formats.mot_txt import write_mot
+from shared.formats.mot_txt import read_mot, write_mot
 from shared.frames import open_frames
 from shared.schemas import DetectOptions, TrackOptions
 from shared.synth import render_scene
@@ -20,13 +24,13 @@ from shared.synth import render_scene
 def run_demo(out: Path, frames: int = 150, seed: int = 0, console: Console | None = None) -> int:
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]1/3[/] rendering a {frames}-frame synthetic clip -> {out}")
+    console.print(f"[bold]1/4[/] rendering a {frames}-frame synthetic clip -> {out}")
     scene = render_scene(out, frames=frames, seed=seed, name="demo")
-    console.print("[bold]2/3[/] detecting (motion) -> det_db.json")
+    console.print("[bold]2/4[/] detecting (motion) -> det_db.json")
     options = DetectOptions(detector="motion", sequence="demo")
     detections = run_detection(open_frames(scene.video), MotionDetector(), options)
     write_detections(detections, out / "det_db.json")
-    console.print("[bold]3/3[/] tracking (bytetrack) -> tracks.txt")
+    console.print("[bold]3/4[/] tracking (bytetrack) -> tracks.txt")
     tracks = run_tracking(read_det_db(out / "det_db.json"), TrackOptions(tracker="bytetrack"), "demo", scene.frames)
     write_mot(out / "tracks.txt", tracks)
 
@@ -41,5 +45,12 @@ def run_demo(out: Path, frames: int = 150, seed: int = 0, console: Console | Non
     table.add_row("track boxes", str(len(tracks)))
     table.add_row("track ids", str(len(set(tracks.id.tolist()))))
     console.print(table)
-    console.print(f"files: {scene.video}, {out / 'det_db.json'}, {out / 'tracks.txt'}, {scene.gt_txt}")
+
+    console.print("[bold]4/4[/] evaluating tracks against the ground truth -> metrics.json, plots/")
+    report = evaluate(scene.gt, read_mot(out / "tracks.txt"))
+    atomic_write_text(out / "metrics.json", report.model_dump_json(indent=1))
+    plots = write_plots(report, out / "plots")
+    console.print(report_table(report, "demo tracks"))
+    files = [scene.video, out / "det_db.json", out / "tracks.txt", scene.gt_txt, out / "metrics.json"]
+    console.print("files:", *map(str, files), *(str(out / "plots" / p) for p in plots), sep="\n  ")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import services.detector.tasks  # noqa: F401 - registers detector.detect
+import services.evaluator.tasks  # noqa: F401 - registers evaluator.evaluate
 import services.tracker.tasks  # noqa: F401 - registers tracker.track
 from shared.celery_app import app
 

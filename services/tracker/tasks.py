@@ -25,6 +25,7 @@ def track(self, run_id: str, options: dict, sequence: str | None = None, num_fra
         progress = ProgressReporter(store, run_id, "track", num_frames)
         tracks = run_tracking(det_db, opts, sequence, num_frames, progress, source="det_db.json")
         write_mot(folder / "tracks.txt", tracks)
+        store.update(run_id, lambda r: store.forget_derived(r, folder))  # metrics of the old tracks are stale
         return ["tracks.txt"]
 
     return run_stage(store, run_id, "track", body)

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from shared.celery_app import make_celery
-from shared.errors import ConflictError, InputError, NotFoundError
+from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
 from shared.run_store import RunStore
 from shared.settings import Settings, get_settings
 
@@ -27,6 +27,10 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(MissingInputError)
+    async def _missing_input(_: Request, exc: MissingInputError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(NotFoundError)
     async def _missing(_: Request, exc: NotFoundError):

@@ -1,0 +1,195 @@
+"""PNG plots of a metrics report (matplotlib, Agg backend): readable at a glance, safe for
+negative MOTA (axes extend below zero) and for empty inputs (panels say 'no data')."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from shared.atomic import atomic_open  # noqa: E402
+from shared.schemas import MetricsReport  # noqa: E402
+
+GREEN, RED, ORANGE, BLUE, GREY = "#27ae60", "#c0392b", "#e67e22", "#2980b9", "#7f8c8d"
+SCORES = ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
+GROUP_SCORES = ("precision", "recall", "f1_score", "avg_iou")
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _bars(ax, names, values, colours, title, fmt="{:.3f}"):
+    bars = ax.bar(names, values, color=colours)
+    low = min([0.0, *values])
+    ax.set_ylim(low - 0.1 if low < 0 else 0, max([1.0, *values]) * 1.1)
+    ax.axhline(0, color="black", linewidth=0.8)
+    for bar, value in zip(bars, values, strict=True):
+        y = max(value, 0) + 0.02 * ax.get_ylim()[1]
+        ax.text(bar.get_x() + bar.get_width() / 2, y, fmt.format(value), ha="center", va="bottom", fontsize=9)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=20)
+
+
+def _no_data(ax, title):
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color=GREY)
+    ax.set_title(title)
+
+
+def _overview(ax, report: MetricsReport):
+    names = [*SCORES, "Precision", "Recall", "F1", "Avg IoU"]
+    values = [float(report.trackeval.get(n, 0.0)) for n in SCORES] + [
+        float(report.framewise.get(n, 0.0)) for n in GROUP_SCORES
+    ]
+    _bars(ax, names, values, [BLUE] * len(SCORES) + [GREEN] * 4, f"Scores at IoU {report.iou_threshold}")
+
+
+def _hota_curve(ax, report: MetricsReport):
+    alphas = report.trackeval.get("alphas", [])
+    if not alphas:
+        return _no_data(ax, "HOTA vs alpha")
+    for name, colour in (("HOTA", BLUE), ("DetA", GREEN), ("AssA", ORANGE), ("LocA", GREY)):
+        ax.plot(alphas, report.trackeval[f"{name}_alpha"], marker="o", markersize=3, color=colour, label=name)
+    ax.set_xlabel("localisation threshold alpha")
+    ax.set_ylim(0, 1.05)
+    ax.legend()
+    ax.set_title("HOTA vs alpha")
+
+
+def _breakdown(ax, report: MetricsReport):
+    t = report.trackeval
+    names = ["TP", "FP", "FN", "ID switches", "Frag"]
+    values = [float(t.get(k, 0)) for k in ("CLR_TP", "CLR_FP", "CLR_FN", "IDSW", "Frag")]
+    bars = ax.bar(names, values, color=[GREEN, RED, ORANGE, BLUE, GREY])
+    total = max(1.0, values[0] + values[1] + values[2])
+    ax.set_ylim(0, max(1.0, *values) * 1.2)  # room for the labels
+    for bar, value, name in zip(bars, values, names, strict=True):
+        share = f"\n{100 * value / total:.1f}%" if name in ("TP", "FP", "FN") else ""
+        ax.text(bar.get_x() + bar.get_width() / 2, value, f"{int(value)}{share}", ha="center", va="bottom")
+    ax.set_title("CLEAR breakdown (TrackEval)")
+
+
+def _per_frame_f1(ax, report: MetricsReport):
+    if not report.per_frame:
+        return _no_data(ax, "Per-frame F1")
+    frames = [f["frame"] for f in report.per_frame]
+    f1 = [f["f1"] for f in report.per_frame]
+    ax.plot(frames, f1, color=BLUE)
+    ax.fill_between(frames, f1, alpha=0.2, color=BLUE)
+    mean = sum(f1) / len(f1)
+    ax.axhline(mean, color=RED, linestyle="--", label=f"mean F1 {mean:.3f}")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("frame")
+    ax.legend()
+    ax.set_title("Per-frame F1 (frames in both files)")
+
+
+def plot_metrics_overview(report: MetricsReport, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(11, 5))
+    _overview(ax, report)
+    _save(fig, path)
+
+
+def plot_losses(report: MetricsReport, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(10, 5))
+    names = list(report.losses)
+    _bars(ax, [n.replace("_", " ") for n in names], [float(report.losses[n]) for n in names], ORANGE,
+          "The group's losses (lower is better)", "{:.4f}")  # fmt: skip
+    _save(fig, path)
+
+
+def plot_per_frame(report: MetricsReport, path: Path) -> None:
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    if report.per_frame:
+        frames = [f["frame"] for f in report.per_frame]
+        gt, pred = [f["gt"] for f in report.per_frame], [f["pred"] for f in report.per_frame]
+        top.plot(frames, gt, "o-", color=GREEN, markersize=3, label="ground truth")
+        top.plot(frames, pred, "s-", color=BLUE, markersize=3, label="predictions")
+        top.fill_between(frames, gt, pred, color=RED, alpha=0.15)
+        top.set_ylabel("objects per frame")
+        top.legend()
+        top.set_title("Ground truth vs predictions per frame")
+    else:
+        _no_data(top, "Ground truth vs predictions per frame")
+    _per_frame_f1(bottom, report)
+    _save(fig, path)
+
+
+def plot_breakdown(report: MetricsReport, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _breakdown(ax, report)
+    _save(fig, path)
+
+
+def plot_hota_alpha(report: MetricsReport, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    _hota_curve(ax, report)
+    _save(fig, path)
+
+
+def plot_dashboard(report: MetricsReport, path: Path) -> None:
+    fig, axes = plt.subplots(2, 2, figsize=(16, 10))
+    _overview(axes[0, 0], report)
+    _hota_curve(axes[0, 1], report)
+    _breakdown(axes[1, 0], report)
+    _per_frame_f1(axes[1, 1], report)
+    fig.suptitle("motpipe evaluation", fontsize=16)
+    _save(fig, path)
+
+
+PLOTS = {
+    "metrics_overview": plot_metrics_overview,
+    "losses": plot_losses,
+    "per_frame": plot_per_frame,
+    "breakdown": plot_breakdown,
+    "hota_alpha": plot_hota_alpha,
+    "dashboard": plot_dashboard,
+}
+
+
+def write_plots(report: MetricsReport, folder: str | os.PathLike) -> list[str]:
+    """Write every plot of one report; returns the file names."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, draw in PLOTS.items():
+        draw(report, folder / f"{name}.png")
+    return [f"{name}.png" for name in PLOTS]
+
+
+def plot_comparison(reports: list[MetricsReport], labels: list[str], path: str | os.PathLike) -> None:
+    """Grouped bars of the main scores for several runs."""
+    names = [*SCORES, "f1_score"]
+    fig, ax = plt.subplots(figsize=(max(8, 2 * len(names)), 5))
+    width = 0.8 / max(1, len(reports))
+    low = 0.0
+    for i, (report, label) in enumerate(zip(reports, labels, strict=True)):
+        values = [float(report.trackeval.get(n, report.framewise.get(n, 0.0))) for n in names]
+        low = min(low, *values)
+        ax.bar([k + i * width for k in range(len(names))], values, width, label=label)
+    ax.set_xticks([k + width * (len(reports) - 1) / 2 for k in range(len(names))], names)
+    ax.set_ylim(low - 0.1 if low < 0 else 0, 1.1)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.legend()
+    ax.set_title("Comparison")
+    _save(fig, Path(path))
+
+
+def plot_sweep(reports: list[MetricsReport], path: str | os.PathLike) -> None:
+    """MOTA, IDF1, precision, recall and F1 against the IoU threshold."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    thresholds = [r.iou_threshold for r in reports]
+    for name, colour in (("MOTA", BLUE), ("IDF1", ORANGE)):
+        ax.plot(thresholds, [r.trackeval[name] for r in reports], "o-", color=colour, label=name)
+    for name, colour in (("precision", GREEN), ("recall", RED), ("f1_score", GREY)):
+        ax.plot(thresholds, [r.framewise[name] for r in reports], "s--", color=colour, label=name)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("IoU threshold")
+    ax.legend()
+    ax.set_title("IoU-threshold sweep")
+    _save(fig, Path(path))

@@ -1,0 +1,54 @@
+"""Evaluate a run in the run store: its tracks against its ground truth, cached per IoU threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.atomic import atomic_write_text
+from shared.errors import ConflictError, MissingInputError, NotFoundError
+from shared.formats.mot_txt import read_mot
+from shared.run_store import RunStore
+from shared.schemas import MetricsReport, StageState
+
+from .evaluate import evaluate
+from .ground_truth import read_ground_truth
+from .plots import write_plots
+
+GT_NAMES = ("gt.json", "gt.txt")
+
+
+def metrics_name(iou: float) -> str:
+    return "metrics.json" if iou == 0.5 else f"metrics_iou{iou:g}.json"
+
+
+def evaluate_run(store: RunStore, run_id: str, iou: float = 0.5, plots: bool = True) -> MetricsReport:
+    """Metrics for a run (computed once per threshold, then read from `metrics*.json`)."""
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    cached = folder / metrics_name(iou)
+    if cached.is_file():
+        return MetricsReport.model_validate_json(cached.read_text())
+    track = record.stages.get("track")
+    if track is None or track.state != StageState.succeeded:
+        raise ConflictError(
+            f"run {run_id}: track stage is {track.state if track else 'pending'}; no tracks to evaluate"
+        )
+    gt_path = next((folder / n for n in GT_NAMES if (folder / n).is_file()), None)
+    if gt_path is None:
+        raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
+    _, gt = read_ground_truth(gt_path)
+    report = evaluate(gt, read_mot(folder / "tracks.txt"), iou)
+    artifacts = [cached.name]
+    if plots and iou == 0.5:
+        artifacts += [f"plots/{name}" for name in write_plots(report, folder / "plots")]
+    atomic_write_text(cached, report.model_dump_json())
+    store.update(run_id, lambda r: store.record_artifacts(r, folder, artifacts))
+    return report
+
+
+def plot_path(store: RunStore, run_id: str, name: str) -> Path:
+    evaluate_run(store, run_id)  # plots are drawn with the default-threshold metrics
+    path = store.artifact_path(run_id, f"plots/{name}.png")
+    if not path.is_file():
+        raise NotFoundError(f"run {run_id} has no plot {name!r}")
+    return path
