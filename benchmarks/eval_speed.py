@@ -1,0 +1,138 @@
+"""End-to-end evaluation speed, motpipe vs TrackEval (the reference it names), single process.
+
+For each size a synthetic GT/tracker pair is written as MOT txt; both sides then parse the
+files and compute HOTA + CLEAR + Identity (+ Count). TrackEval runs through its own
+`Evaluator` with `MotChallenge2DBox` (no preprocessing, no output files), as its users run it.
+
+    .venv/bin/python benchmarks/eval_speed.py [--sizes 5000x40 20000x20] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from services.evaluator.metrics import trackeval_metrics
+from shared.formats.mot_txt import MotTable, read_mot, write_mot
+
+
+def make_pair(frames: int, objects: int, seed: int = 0) -> tuple[MotTable, MotTable]:
+    """Objects on random walks; the tracker misses 5%, jitters boxes, swaps ids now and then, adds FPs."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0, 1800, (objects, 2))
+    size = rng.uniform(20, 120, (objects, 2))
+    gt_rows, pred_rows = [], []
+    pred_id = np.arange(objects) + 1
+    next_id = objects + 1
+    for f in range(1, frames + 1):
+        pos += rng.normal(0, 3, pos.shape)
+        keep = rng.random(objects) > 0.05
+        switch = rng.random(objects) < 0.002
+        pred_id[switch] = np.arange(next_id, next_id + switch.sum())
+        next_id += int(switch.sum())
+        for i in range(objects):
+            gt_rows.append((f, i + 1, *pos[i], *size[i], 1, 1, 1, -1))
+            if keep[i]:
+                jitter = rng.normal(0, 2, 4)
+                pred_rows.append((f, pred_id[i], *(pos[i] + jitter[:2]), *(size[i] + jitter[2:]), 0.9, 1, -1, -1))
+        if rng.random() < 0.3:
+            pred_rows.append((f, 900000 + f, *rng.uniform(0, 1800, 2), 50, 50, 0.5, 1, -1, -1))
+    return MotTable.from_matrix(np.array(gt_rows)), MotTable.from_matrix(np.array(pred_rows))
+
+
+def run_motpipe(gt_path: Path, pred_path: Path) -> dict:
+    return trackeval_metrics(read_mot(gt_path), read_mot(pred_path))
+
+
+def layout_trackeval(root: Path, gt: MotTable, pred: MotTable, frames: int) -> dict:
+    seq, bench = "SEQ-01", "BENCH"
+    seq_dir = root / "gt" / f"{bench}-train" / seq
+    (seq_dir / "gt").mkdir(parents=True)
+    write_mot(seq_dir / "gt" / "gt.txt", gt, columns=9)
+    (seq_dir / "seqinfo.ini").write_text(f"[Sequence]\nname={seq}\nseqLength={frames}\n")
+    seqmap = root / "seqmap.txt"
+    seqmap.write_text(f"name\n{seq}\n")
+    data = root / "trackers" / f"{bench}-train" / "motpipe" / "data"
+    data.mkdir(parents=True)
+    write_mot(data / f"{seq}.txt", pred)
+    return {
+        "GT_FOLDER": str(root / "gt"),
+        "TRACKERS_FOLDER": str(root / "trackers"),
+        "BENCHMARK": bench,
+        "SPLIT_TO_EVAL": "train",
+        "SEQMAP_FILE": str(seqmap),
+        "TRACKERS_TO_EVAL": ["motpipe"],
+        "DO_PREPROC": False,
+        "PRINT_CONFIG": False,
+    }
+
+
+def run_trackeval(dataset_config: dict) -> dict:
+    import trackeval
+
+    quiet = {"PRINT_CONFIG": False}
+    eval_config = {
+        "USE_PARALLEL": False,
+        "PRINT_RESULTS": False,
+        "PRINT_CONFIG": False,
+        "TIME_PROGRESS": False,
+        "DISPLAY_LESS_PROGRESS": True,
+        "OUTPUT_SUMMARY": False,
+        "OUTPUT_DETAILED": False,
+        "PLOT_CURVES": False,
+        "OUTPUT_EMPTY_CLASSES": False,
+    }
+    evaluator = trackeval.Evaluator(eval_config)
+    dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
+    # Count is always added by the Evaluator itself
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(quiet), trackeval.metrics.Identity(quiet)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        results, _ = evaluator.evaluate([dataset], metrics)
+    return results["MotChallenge2DBox"]["motpipe"]["COMBINED_SEQ"]["pedestrian"]
+
+
+def timed(fn, repeat: int):
+    best, value = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["5000x40", "20000x20"])
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    table = Table(title="evaluation end to end (parse + HOTA + CLEAR + Identity), best of --repeat")
+    for column in ("frames x objects", "GT rows", "motpipe s", "TrackEval s", "speed-up", "same MOTA/IDF1/HOTA"):
+        table.add_column(column, justify="right")
+    for size in args.sizes:
+        frames, objects = (int(v) for v in size.split("x"))
+        gt, pred = make_pair(frames, objects)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = layout_trackeval(Path(tmp), gt, pred, frames)
+            gt_path = Path(config["GT_FOLDER"]) / "BENCH-train" / "SEQ-01" / "gt" / "gt.txt"
+            pred_path = Path(config["TRACKERS_FOLDER"]) / "BENCH-train" / "motpipe" / "data" / "SEQ-01.txt"
+            ours_s, ours = timed(lambda: run_motpipe(gt_path, pred_path), args.repeat)  # noqa: B023
+            theirs_s, theirs = timed(lambda: run_trackeval(config), args.repeat)  # noqa: B023
+        same = (
+            ours["MOTA"] == theirs["CLEAR"]["MOTA"]
+            and ours["IDF1"] == theirs["Identity"]["IDF1"]
+            and abs(ours["HOTA"] - float(np.mean(theirs["HOTA"]["HOTA"]))) <= 1e-12
+        )
+        table.add_row(size, str(len(gt)), f"{ours_s:.2f}", f"{theirs_s:.2f}", f"{theirs_s / ours_s:.1f}x", str(same))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
