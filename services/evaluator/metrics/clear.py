@@ -1,4 +1,11 @@
-"""CLEAR MOT (MOTA, MOTP, IDSW, Frag, MT/PT/ML, ...) as TrackEval computes it."""
+"""CLEAR MOT (MOTA, MOTP, IDSW, Frag, MT/PT/ML, ...) as TrackEval computes it.
+
+TrackEval walks the frames keeping, per GT id, the tracker matched in the previous processed
+frame (a bonus of 1000 keeps such pairs together). That bonus can only change the
+assignment where a frame's eligible pairs (IoU >= 0.5 - eps) compete; elsewhere the matching
+is simply those pairs. So all frames are matched at once, and only competing frames are
+solved one by one, in order, with the previous processed frame's matches.
+"""
 
 from __future__ import annotations
 
@@ -7,64 +14,80 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .sequence import EPS, Sequence
+from .sequence import EPS, Sequence, frame_matching, sequential_row_sums
 
 SUMMED = ("CLR_TP", "CLR_FN", "CLR_FP", "IDSW", "MT", "PT", "ML", "Frag", "CLR_Frames", "MOTP_sum")
+
+
+def _matches(seq: Sequence, threshold: float) -> list[np.ndarray]:
+    """Per chunk, (C, G) tracker column matched to each GT row, -1 for none."""
+    matches, competing = [], []
+    for k, chunk in enumerate(seq.chunks):
+        eligible = chunk.valid & (chunk.sim >= threshold - EPS)
+        matches.append(np.where(eligible.any(axis=2), eligible.argmax(axis=2), -1))
+        competing += [(k, int(c)) for c in np.flatnonzero(~frame_matching(chunk, eligible))]
+    if not competing:
+        return matches
+    processed = [(k, c) for k, ch in enumerate(seq.chunks) for c in np.flatnonzero((ch.n_gt > 0) & (ch.n_trk > 0))]
+    previous = {frame: processed[i - 1] for i, frame in enumerate(processed) if i > 0}
+    for k, c in competing:  # in frame order, so each sees its predecessor's final matches
+        chunk = seq.chunks[k]
+        prev_step = np.full(seq.num_gt_ids, -1)
+        if (k, c) in previous:
+            pk, pc = previous[(k, c)]
+            rows = np.flatnonzero(matches[pk][pc] >= 0)
+            prev_step[seq.chunks[pk].gt_ids[pc, rows]] = seq.chunks[pk].trk_ids[pc, matches[pk][pc, rows]]
+        g, p = int(chunk.n_gt[c]), int(chunk.n_trk[c])
+        sim = chunk.sim[c, :g, :p]
+        score = 1000 * (chunk.trk_ids[c, None, :p] == prev_step[chunk.gt_ids[c, :g, None]]) + sim
+        score[sim < threshold - EPS] = 0
+        rows, cols = linear_sum_assignment(-score)
+        keep = score[rows, cols] > 0 + EPS
+        matches[k][c] = -1
+        matches[k][c, rows[keep]] = cols[keep]
+    return matches
 
 
 def clear_counts(seq: Sequence, threshold: float = 0.5) -> dict[str, float]:
     res = dict.fromkeys(SUMMED, 0)
     res["Frag"] = 0.0
     res["MOTP_sum"] = 0.0
-    if seq.num_trk_dets == 0:
-        res["CLR_FN"] = seq.num_gt_dets
-        res["ML"] = seq.num_gt_ids
+    if seq.num_trk_dets == 0 or seq.num_gt_dets == 0:
+        res["CLR_FN"], res["CLR_FP"], res["ML"] = seq.num_gt_dets, seq.num_trk_dets, seq.num_gt_ids
         return res
-    if seq.num_gt_dets == 0:
-        res["CLR_FP"] = seq.num_trk_dets
-        res["ML"] = seq.num_gt_ids
-        return res
-    n = seq.num_gt_ids
-    present = np.zeros(n)
-    matched = np.zeros(n)
-    frag_starts = np.zeros(n)
-    prev_tracker = np.full(n, np.nan)  # last tracker ever matched
-    prev_step_tracker = np.full(n, np.nan)  # tracker matched in the last processed frame
-    for gt_ids, trk_ids, sim in zip(seq.gt_ids, seq.trk_ids, seq.similarity, strict=True):
-        if len(gt_ids) == 0:
-            res["CLR_FP"] += len(trk_ids)
-            continue
-        if len(trk_ids) == 0:
-            res["CLR_FN"] += len(gt_ids)
-            present[gt_ids] += 1
-            continue
-        score = 1000 * (trk_ids[None, :] == prev_step_tracker[gt_ids[:, None]]) + sim
-        score[sim < threshold - EPS] = 0
-        rows, cols = linear_sum_assignment(-score)
-        keep = score[rows, cols] > 0 + EPS
-        rows, cols = rows[keep], cols[keep]
-        matched_gt, matched_trk = gt_ids[rows], trk_ids[cols]
-        earlier = prev_tracker[matched_gt]
-        res["IDSW"] += int(np.sum(~np.isnan(earlier) & (matched_trk != earlier)))
-        present[gt_ids] += 1
-        matched[matched_gt] += 1
-        was_untracked = np.isnan(prev_step_tracker)
-        prev_tracker[matched_gt] = matched_trk
-        prev_step_tracker[:] = np.nan
-        prev_step_tracker[matched_gt] = matched_trk
-        frag_starts += was_untracked & ~np.isnan(prev_step_tracker)
-        m = len(matched_gt)
-        res["CLR_TP"] += m
-        res["CLR_FN"] += len(gt_ids) - m
-        res["CLR_FP"] += len(trk_ids) - m
-        if m > 0:
-            res["MOTP_sum"] += sum(sim[rows, cols])  # builtin sum: TrackEval's order of additions
-    res["CLR_Frames"] = seq.num_timesteps
+    frame, gt_id, trk_id, motp_parts, rank = [], [], [], [], []
+    processed_before = 0
+    for chunk, match in zip(seq.chunks, _matches(seq, threshold), strict=True):
+        c, g = np.nonzero(match >= 0)
+        frame.append(chunk.start + c)
+        gt_id.append(chunk.gt_ids[c, g])
+        trk_id.append(chunk.trk_ids[c, match[c, g]])
+        matched_sim = np.zeros(match.shape)
+        matched_sim[c, g] = chunk.sim[c, g, match[c, g]]
+        motp_parts.append(sequential_row_sums(matched_sim))  # Python's sum over one frame's matches
+        processed = (chunk.n_gt > 0) & (chunk.n_trk > 0)
+        rank.append((processed_before + np.cumsum(processed) - 1)[c])  # index among processed frames
+        processed_before += int(processed.sum())
+    frame, gt_id, trk_id, rank = (np.concatenate(x) for x in (frame, gt_id, trk_id, rank))
+    order = np.lexsort((frame, gt_id))  # each GT id's matches in time order
+    same_gt = gt_id[order][1:] == gt_id[order][:-1]
+    res["IDSW"] = int(np.sum(same_gt & (trk_id[order][1:] != trk_id[order][:-1])))
+    # a fragment starts where the GT id was not matched in the previous processed frame
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = ~(same_gt & (rank[order][1:] == rank[order][:-1] + 1))
+    frag_starts = np.bincount(gt_id[order][starts], minlength=seq.num_gt_ids)
+    res["Frag"] = float(np.sum(frag_starts[frag_starts > 0] - 1))
+    matched = np.bincount(gt_id, minlength=seq.num_gt_ids)
+    present = seq.gt_count
     ratio = matched[present > 0] / present[present > 0]
     res["MT"] = int(np.sum(ratio > 0.8))
     res["PT"] = int(np.sum(ratio >= 0.2)) - res["MT"]
-    res["ML"] = n - res["MT"] - res["PT"]
-    res["Frag"] = float(np.sum(frag_starts[frag_starts > 0] - 1))
+    res["ML"] = seq.num_gt_ids - res["MT"] - res["PT"]
+    res["CLR_TP"] = len(gt_id)
+    res["CLR_FN"] = seq.num_gt_dets - len(gt_id)
+    res["CLR_FP"] = seq.num_trk_dets - len(gt_id)
+    res["MOTP_sum"] = float(sequential_row_sums(np.concatenate(motp_parts)))  # frame after frame
+    res["CLR_Frames"] = seq.num_timesteps
     return res
 
 

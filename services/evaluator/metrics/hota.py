@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .sequence import EPS, Sequence
+from .sequence import EPS, Chunk, Sequence, frame_matching, sequential_row_sums
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)  # TrackEval's exact values (not k * 0.05)
 ARRAYS = ("HOTA", "DetA", "AssA", "DetRe", "DetPr", "AssRe", "AssPr", "LocA", "OWTA")
@@ -21,6 +21,49 @@ def _final(res: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return res
 
 
+def _row_sums_by_width(chunk: Chunk) -> np.ndarray:
+    """Each frame's IoU row sums over exactly its own tracker columns.
+
+    numpy sums a row pairwise, and the pairing depends on the row's length: frames are
+    grouped by tracker count so every row is summed as TrackEval sums it.
+    """
+    sums = np.zeros(chunk.gt_ids.shape)
+    for width in np.unique(chunk.n_trk):
+        if width == 0:
+            continue
+        frames = np.flatnonzero(chunk.n_trk == width)
+        sums[frames] = np.ascontiguousarray(chunk.sim[frames][:, :, :width]).sum(axis=2)
+    return sums
+
+
+def _alignment(seq: Sequence) -> np.ndarray:
+    """Global alignment score A = potential / (gt_count + trk_count - potential)."""
+    cells, weights = [], []
+    for chunk in seq.chunks:
+        denom = chunk.sim.sum(axis=1)[:, None, :] + _row_sums_by_width(chunk)[:, :, None] - chunk.sim
+        sim_iou = np.divide(chunk.sim, denom, out=np.zeros_like(chunk.sim), where=denom > 0 + EPS)
+        c, g, p = np.nonzero(sim_iou)  # zeros add nothing; frame order is kept for the summation
+        cells.append(chunk.gt_ids[c, g] * seq.num_trk_ids + chunk.trk_ids[c, p])
+        weights.append(sim_iou[c, g, p])
+    size = seq.num_gt_ids * seq.num_trk_ids
+    potential = np.bincount(np.concatenate(cells), np.concatenate(weights), minlength=size) if cells else np.zeros(size)
+    potential = potential.reshape(seq.num_gt_ids, seq.num_trk_ids)
+    return potential / (seq.gt_count[:, None] + seq.trk_count[None, :] - potential)
+
+
+def assignment_by_frame(chunk: Chunk, score: np.ndarray) -> np.ndarray:
+    """(C, G) tracker column matched to each GT row (-1: none), positive-score pairs only."""
+    positive = score > 0
+    match = np.where(positive.any(axis=2), positive.argmax(axis=2), -1)
+    for c in np.flatnonzero(~frame_matching(chunk, positive)):
+        g, p = int(chunk.n_gt[c]), int(chunk.n_trk[c])
+        rows, cols = linear_sum_assignment(-score[c, :g, :p])
+        keep = score[c, rows, cols] > 0
+        match[c] = -1
+        match[c, rows[keep]] = cols[keep]
+    return match
+
+
 def hota_sequence(seq: Sequence) -> dict[str, np.ndarray]:
     """Per-sequence HOTA arrays (one value per alpha)."""
     k = len(ALPHAS)
@@ -30,39 +73,28 @@ def hota_sequence(seq: Sequence) -> dict[str, np.ndarray]:
         res["HOTA_FP"] = seq.num_trk_dets * np.ones(k) if seq.num_trk_dets else res["HOTA_FP"]
         res["LocA"] = np.ones(k)
         return _final(res)
-    potential = np.zeros((seq.num_gt_ids, seq.num_trk_ids))
-    gt_count = np.zeros((seq.num_gt_ids, 1))
-    trk_count = np.zeros((1, seq.num_trk_ids))
-    for gt_ids, trk_ids, sim in zip(seq.gt_ids, seq.trk_ids, seq.similarity, strict=True):
-        denom = sim.sum(0)[None, :] + sim.sum(1)[:, None] - sim
-        sim_iou = np.zeros_like(sim)
-        mask = denom > 0 + EPS
-        sim_iou[mask] = sim[mask] / denom[mask]
-        potential[gt_ids[:, None], trk_ids[None, :]] += sim_iou
-        gt_count[gt_ids] += 1
-        trk_count[0, trk_ids] += 1
-    alignment = potential / (gt_count + trk_count - potential)
-    matches = [np.zeros_like(potential) for _ in ALPHAS]
-    for gt_ids, trk_ids, sim in zip(seq.gt_ids, seq.trk_ids, seq.similarity, strict=True):
-        if len(gt_ids) == 0:
-            res["HOTA_FP"] += len(trk_ids)
-            continue
-        if len(trk_ids) == 0:
-            res["HOTA_FN"] += len(gt_ids)
-            continue
-        rows, cols = linear_sum_assignment(-(alignment[gt_ids[:, None], trk_ids[None, :]] * sim))
-        matched_sim = sim[rows, cols]
-        for a, alpha in enumerate(ALPHAS):
-            keep = matched_sim >= alpha - EPS
-            m = int(keep.sum())
-            res["HOTA_TP"][a] += m
-            res["HOTA_FN"][a] += len(gt_ids) - m
-            res["HOTA_FP"][a] += len(trk_ids) - m
-            if m > 0:
-                res["LocA"][a] += sum(matched_sim[keep])
-                matches[a][gt_ids[rows[keep]], trk_ids[cols[keep]]] += 1
+    alignment = _alignment(seq)
+    thresholds = (ALPHAS - EPS)[:, None, None]
+    frame_loc, cells = [], [[] for _ in ALPHAS]
+    for chunk in seq.chunks:
+        valid = chunk.valid
+        score = np.where(valid, alignment[chunk.gt_ids.clip(0)[:, :, None], chunk.trk_ids.clip(0)[:, None, :]], 0)
+        match = assignment_by_frame(chunk, score * chunk.sim)
+        c, g = np.nonzero(match >= 0)
+        matched_sim = np.zeros(match.shape)
+        matched_sim[c, g] = chunk.sim[c, g, match[c, g]]
+        keep = (match >= 0)[None] & (matched_sim[None] >= thresholds)  # (alpha, C, G)
+        res["HOTA_TP"] += keep.sum(axis=(1, 2))
+        frame_loc.append(sequential_row_sums(np.where(keep, matched_sim[None], 0.0)))  # (alpha, C)
+        pair = chunk.gt_ids[c, g] * seq.num_trk_ids + chunk.trk_ids[c, match[c, g]]
+        for a in range(k):
+            cells[a].append(pair[keep[a, c, g]])
+    res["HOTA_FN"] = seq.num_gt_dets - res["HOTA_TP"]
+    res["HOTA_FP"] = seq.num_trk_dets - res["HOTA_TP"]
+    res["LocA"] = sequential_row_sums(np.concatenate(frame_loc, axis=1))  # frame after frame, as TrackEval adds
+    gt_count, trk_count = seq.gt_count[:, None], seq.trk_count[None, :]
     for a in range(k):
-        count = matches[a]
+        count = np.bincount(np.concatenate(cells[a]), minlength=alignment.size).reshape(alignment.shape).astype(float)
         tp = np.maximum(1, res["HOTA_TP"][a])
         res["AssA"][a] = np.sum(count * (count / np.maximum(1, gt_count + trk_count - count))) / tp
         res["AssRe"][a] = np.sum(count * (count / np.maximum(1, gt_count))) / tp

@@ -11,11 +11,13 @@ from .sequence import Sequence
 def identity_counts(seq: Sequence, threshold: float = 0.5) -> dict[str, int]:
     if seq.num_trk_dets == 0 or seq.num_gt_dets == 0:
         return {"IDTP": 0, "IDFN": seq.num_gt_dets, "IDFP": seq.num_trk_dets}
-    potential = np.zeros((seq.num_gt_ids, seq.num_trk_ids))
-    for gt_ids, trk_ids, sim in zip(seq.gt_ids, seq.trk_ids, seq.similarity, strict=True):
-        g, t = np.nonzero(sim >= threshold)  # no eps here, unlike CLEAR and HOTA
-        np.add.at(potential, (gt_ids[g], trk_ids[t]), 1)
+    size = seq.num_gt_ids * seq.num_trk_ids
+    potential = np.zeros(size)
+    for chunk in seq.chunks:
+        c, g, p = np.nonzero(chunk.valid & (chunk.sim >= threshold))  # no eps here, unlike CLEAR and HOTA
+        potential += np.bincount(chunk.gt_ids[c, g] * seq.num_trk_ids + chunk.trk_ids[c, p], minlength=size)
     # IDTP is the best one-to-one id mapping's overlap count: unique, whatever the tie-breaking
+    potential = potential.reshape(seq.num_gt_ids, seq.num_trk_ids)
     rows, cols = linear_sum_assignment(-potential)
     idtp = int(potential[rows, cols].sum())
     return {"IDTP": idtp, "IDFN": seq.num_gt_dets - idtp, "IDFP": seq.num_trk_dets - idtp}

@@ -1,8 +1,16 @@
-"""One sequence as TrackEval sees it: per-frame GT/tracker ids (relabelled 0..n-1) and IoU matrices."""
+"""One sequence as TrackEval sees it, laid out for vectorised metrics.
+
+Ids are relabelled 0..n-1 in ascending order (as TrackEval does). Frames are grouped in
+chunks; inside a chunk every frame's GT ids, tracker ids and IoU matrix are padded to the
+chunk's largest counts, so the metrics run as a few array operations per chunk instead of
+Python work per frame. Padding never enters a result: padded cells are masked out, and
+per-frame sums that TrackEval computes in a particular order are recomputed in that order
+(see `sequential_row_sums`), which keeps every value bit-identical to TrackEval's.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -10,62 +18,128 @@ from shared.errors import InputError
 from shared.formats.mot_txt import MotTable
 
 EPS = np.finfo(float).eps
+CHUNK_CELLS = 4_000_000  # padded IoU cells per chunk: bounds memory for crowded frames
 
 
-def box_iou(gt_xywh: np.ndarray, trk_xywh: np.ndarray) -> np.ndarray:
-    """IoU exactly as TrackEval computes it (x2 = x + w first; degenerate boxes give 0)."""
-    a = gt_xywh.copy()
-    b = trk_xywh.copy()
-    a[:, 2:] += a[:, :2]
-    b[:, 2:] += b[:, :2]
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.maximum(hi[..., 0] - lo[..., 0], 0) * np.maximum(hi[..., 1] - lo[..., 1], 0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    inter[area_a <= EPS, :] = 0
-    inter[:, area_b <= EPS] = 0
-    inter[union <= EPS] = 0
-    union[union <= EPS] = 1
-    return inter / union
+@dataclass
+class Chunk:
+    start: int  # first frame index (0-based timestep) of the chunk
+    n_gt: np.ndarray  # (C,) rows per frame
+    n_trk: np.ndarray  # (C,)
+    gt_ids: np.ndarray  # (C, G) relabelled ids, -1 where padded
+    trk_ids: np.ndarray  # (C, P)
+    sim: np.ndarray  # (C, G, P) IoU, 0 where padded
+
+    @property
+    def valid(self) -> np.ndarray:
+        return (self.gt_ids[:, :, None] >= 0) & (self.trk_ids[:, None, :] >= 0)
 
 
 @dataclass
 class Sequence:
     num_timesteps: int
-    gt_ids: list[np.ndarray]  # per frame, relabelled ids in file row order
-    trk_ids: list[np.ndarray]
-    similarity: list[np.ndarray]  # per frame, (n_gt, n_trk) IoU
     num_gt_ids: int
     num_trk_ids: int
     num_gt_dets: int
     num_trk_dets: int
+    gt_count: np.ndarray  # rows per GT id
+    trk_count: np.ndarray  # rows per tracker id
+    chunks: list[Chunk] = field(default_factory=list)
 
 
-def _per_frame(table: MotTable, num_timesteps: int, source: str) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-    """Row indices per frame (file order kept), ids relabelled in ascending order."""
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of x,y,w,h boxes `a` (..., G, 4) against `b` (..., P, 4), exactly as TrackEval computes it."""
+    a, b = a.copy(), b.copy()
+    a[..., 2:] += a[..., :2]  # x2 = x + w, as TrackEval converts
+    b[..., 2:] += b[..., :2]
+    lo = np.maximum(a[..., :, None, :2], b[..., None, :, :2])
+    hi = np.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
+    inter = np.maximum(hi[..., 0] - lo[..., 0], 0) * np.maximum(hi[..., 1] - lo[..., 1], 0)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a[..., :, None] + area_b[..., None, :] - inter
+    inter[(area_a <= EPS)[..., :, None] | (area_b <= EPS)[..., None, :] | (union <= EPS)] = 0
+    union[union <= EPS] = 1
+    return inter / union
+
+
+def sequential_row_sums(values: np.ndarray) -> np.ndarray:
+    """Sum of each row in order, left to right (Python's `sum` over a frame's matches).
+
+    Padding zeros at the end of a row do not change the sum; numpy's own `sum` would add
+    in pairwise order and differ in the last bit.
+    """
+    if values.shape[-1] == 0:
+        return np.zeros(values.shape[:-1])
+    return np.cumsum(values, axis=-1)[..., -1]
+
+
+def _layout(table: MotTable, num_timesteps: int, source: str):
+    """Relabelled ids, per-frame counts and each row's (frame index, position in frame)."""
     if len(table) and (table.id < 0).any():
         row = int(np.flatnonzero(table.id < 0)[0])
         raise InputError(f"negative id {int(table.id[row])} in frame {int(table.frame[row])}", source=source)
     unique_ids, relabelled = np.unique(table.id, return_inverse=True)
-    order = np.argsort(table.frame, kind="stable")
-    bounds = np.searchsorted(table.frame[order], np.arange(1, num_timesteps + 2))
-    rows = [order[bounds[t] : bounds[t + 1]] for t in range(num_timesteps)]
-    ids = [relabelled[r] for r in rows]
-    for t, frame_ids in enumerate(ids):
-        if len(frame_ids) != len(np.unique(frame_ids)):
-            values, counts = np.unique(table.id[rows[t]], return_counts=True)
-            raise InputError(f"id {int(values[counts > 1][0])} appears more than once in frame {t + 1}", source=source)
-    return rows, ids, len(unique_ids)
+    order = np.argsort(table.frame, kind="stable")  # file order kept inside a frame
+    frame_index = table.frame[order] - 1
+    counts = np.bincount(frame_index, minlength=num_timesteps)[:num_timesteps]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(order)) - starts[frame_index]
+    keys = frame_index * max(1, len(unique_ids)) + relabelled[order]
+    dup = np.flatnonzero(np.diff(np.sort(keys)) == 0)
+    if dup.size:
+        key = np.sort(keys)[dup[0]]
+        frame, local = divmod(int(key), max(1, len(unique_ids)))
+        raise InputError(f"id {int(unique_ids[local])} appears more than once in frame {frame + 1}", source=source)
+    return order, relabelled[order], frame_index, position, counts, len(unique_ids)
 
 
-def build_sequence(
-    gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks"
-) -> Sequence:
+def _chunk_bounds(n_gt: np.ndarray, n_trk: np.ndarray) -> list[tuple[int, int]]:
+    bounds, start, g_max, p_max = [], 0, 0, 0
+    for t in range(len(n_gt)):
+        g, p = max(g_max, int(n_gt[t])), max(p_max, int(n_trk[t]))
+        if t > start and (t - start + 1) * max(1, g) * max(1, p) > CHUNK_CELLS:
+            bounds.append((start, t))
+            start, g, p = t, int(n_gt[t]), int(n_trk[t])
+        g_max, p_max = g, p
+    if len(n_gt):
+        bounds.append((start, len(n_gt)))
+    return bounds
+
+
+def _padded(order, ids, frame_index, position, boxes, lo, hi, width):
+    inside = (frame_index >= lo) & (frame_index < hi)
+    id_pad = np.full((hi - lo, width), -1, dtype=np.int64)
+    box_pad = np.zeros((hi - lo, width, 4))
+    f, pos = frame_index[inside] - lo, position[inside]
+    id_pad[f, pos] = ids[inside]
+    box_pad[f, pos] = boxes[order[inside]]
+    return id_pad, box_pad
+
+
+def build_sequence(gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks") -> Sequence:
     frames = [int(t.frame.max()) for t in (gt, pred) if len(t)]
-    num_timesteps = max(frames) if frames else 0
-    gt_rows, gt_ids, num_gt_ids = _per_frame(gt, num_timesteps, gt_source)
-    trk_rows, trk_ids, num_trk_ids = _per_frame(pred, num_timesteps, pred_source)
-    similarity = [box_iou(gt.boxes[g], pred.boxes[p]) for g, p in zip(gt_rows, trk_rows, strict=True)]
-    return Sequence(num_timesteps, gt_ids, trk_ids, similarity, num_gt_ids, num_trk_ids, len(gt), len(pred))
+    steps = max(frames) if frames else 0
+    g_order, g_ids, g_frame, g_pos, n_gt, num_gt_ids = _layout(gt, steps, gt_source)
+    p_order, p_ids, p_frame, p_pos, n_trk, num_trk_ids = _layout(pred, steps, pred_source)
+    seq = Sequence(
+        steps, num_gt_ids, num_trk_ids, len(gt), len(pred),
+        np.bincount(g_ids, minlength=num_gt_ids).astype(float), np.bincount(p_ids, minlength=num_trk_ids).astype(float),
+    )  # fmt: skip
+    for lo, hi in _chunk_bounds(n_gt, n_trk):
+        g_width, p_width = int(n_gt[lo:hi].max(initial=0)), int(n_trk[lo:hi].max(initial=0))
+        gt_ids, gt_boxes = _padded(g_order, g_ids, g_frame, g_pos, gt.boxes, lo, hi, g_width)
+        trk_ids, trk_boxes = _padded(p_order, p_ids, p_frame, p_pos, pred.boxes, lo, hi, p_width)
+        sim = box_iou(gt_boxes, trk_boxes)
+        sim[(gt_ids[:, :, None] < 0) | (trk_ids[:, None, :] < 0)] = 0
+        seq.chunks.append(Chunk(lo, n_gt[lo:hi], n_trk[lo:hi], gt_ids, trk_ids, sim))
+    return seq
+
+
+def frame_matching(chunk: Chunk, eligible: np.ndarray) -> np.ndarray:
+    """Frames (chunk rows) where the eligible pairs already form a one-to-one matching.
+
+    There the assignment solver can only return exactly those pairs (each is in the optimum
+    and nothing else scores), so it need not run.
+    """
+    return (eligible.sum(axis=2) <= 1).all(axis=1) & (eligible.sum(axis=1) <= 1).all(axis=1)
