@@ -76,3 +76,48 @@ def test_large_file_parses_through_the_vectorised_path():
     table = parse_mot_text(text)
     assert len(table) == n
     np.testing.assert_allclose(table.boxes, np.round(rows[:, 2:], 2))
+
+
+def test_fast_decimal_parser_gives_strtods_bits():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from shared.formats.decimal_text import parse_decimal_table
+
+    number = st.builds(
+        lambda sign, whole, frac: f"{sign}{whole}{'.' + frac if frac is not None else ''}",
+        st.sampled_from(["", "-"]),
+        st.integers(0, 10**8).map(str),  # with 6 decimals: at most 15 digits, the fast path's limit
+        st.one_of(st.none(), st.text("0123456789", min_size=0, max_size=6)),
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.lists(number, min_size=6, max_size=6), min_size=1, max_size=20))
+    def check(rows):
+        text = "\n".join(",".join(r) for r in rows) + "\n"
+        fast = parse_decimal_table(text.encode(), 6)
+        expected = np.array([[float(v) for v in r] for r in rows])
+        assert fast is not None
+        assert (fast.view(np.int64) == expected.view(np.int64)).all()
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"1,1,0,0,1e3,5\n", b"1,1,0,0,nan,5\n", b"1,1,0,0,5,5\n\n2,1,0,0,5,5\n", b"1, 1,0,0,5,5\n", b"1,1,0,0,5\n"],
+)
+def test_unusual_text_falls_back_to_the_general_parser(text):
+    from shared.formats.decimal_text import parse_decimal_table
+
+    assert parse_decimal_table(text, 6) is None
+
+
+def test_fast_path_errors_still_name_the_line(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"1,1,0,0,5,5\r\n2,1,0,0,5,5\r\n0,1,0,0,5,5\r\n")
+    with pytest.raises(InputError, match=r"line 3, field 'frame'"):
+        read_mot(path)
+    path.write_bytes(b"1,1,0,0,5,5\n1,2,0,0,-5,5\n")
+    with pytest.raises(InputError, match=r"line 2, field 'w/h'"):
+        read_mot(path)

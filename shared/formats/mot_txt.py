@@ -1,21 +1,24 @@
 """MOT Challenge text: `frame,id,x,y,w,h,conf,class,vis[,z]`, 1-based frames.
 
 Readers accept 6-10 columns, blank lines, CRLF and a missing trailing newline; a 0-byte
-file is a valid empty result. Parsing is vectorised (one `np.fromstring` over the whole
-file) because tracker outputs and ground truths reach hundreds of MB; only when that fast
-path finds a problem do we walk the lines to name the first bad one.
+file is a valid empty result. Parsing is vectorised because tracker outputs and ground
+truths reach hundreds of MB: plain decimal files go through `decimal_text` (all numbers at
+once), others through one `np.fromstring` over the whole file; only when both fail do we
+walk the lines to name the first bad one.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from shared.atomic import atomic_open
 from shared.errors import InputError
+from shared.formats.decimal_text import parse_decimal_table
 from shared.formats.text_io import decode_text, read_bytes
 
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
@@ -117,7 +120,7 @@ def parse_mot_text(text: str, source: str = "MOT text") -> MotTable:
             matrix[:, :ncols] = flat.reshape(len(lines), ncols)
     if matrix is None:
         matrix = _matrix_from_lines(lines, raw_lines, source)
-    _validate(matrix, raw_lines, source)
+    _validate(matrix, lambda: raw_lines, source)
     return MotTable.from_matrix(matrix)
 
 
@@ -132,11 +135,12 @@ def _line_number(raw_lines: list[str], row: int) -> int:
     return row + 1
 
 
-def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
+def _validate(matrix: np.ndarray, get_lines: Callable[[], list[str]], source: str) -> None:
+    """Check values; the file's lines are only needed (and only split) to name a bad one."""
     finite = np.isfinite(matrix[:, :6])
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        line = _line_number(raw_lines, int(row))
+        line = _line_number(get_lines(), int(row))
         raise InputError("not a finite number", source=source, where=f"line {line}", field=COLUMNS[col])
     checks = (
         (
@@ -150,7 +154,7 @@ def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
     for bad, field, message in checks:
         rows = np.flatnonzero(bad)
         if rows.size:
-            line = _line_number(raw_lines, int(rows[0]))
+            line = _line_number(get_lines(), int(rows[0]))
             raise InputError(
                 f"{message} ({int(rows.size)} row(s) affected)",
                 source=source,
@@ -159,8 +163,21 @@ def _validate(matrix: np.ndarray, raw_lines: list[str], source: str) -> None:
             )
 
 
+def parse_mot_bytes(data: bytes, source: str = "MOT text") -> MotTable:
+    """Plain decimal files take the vectorised fast path; anything else the general parser."""
+    newline = data.find(b"\n")
+    ncols = data[: newline if newline >= 0 else len(data)].count(b",") + 1
+    fast = parse_decimal_table(data, ncols) if 6 <= ncols <= 10 and data.strip() else None
+    if fast is None:
+        return parse_mot_text(decode_text(data, source), source)
+    matrix = np.tile(_DEFAULTS, (len(fast), 1))
+    matrix[:, :ncols] = fast
+    _validate(matrix, lambda: decode_text(data, source).splitlines(), source)
+    return MotTable.from_matrix(matrix)
+
+
 def read_mot(path: str | os.PathLike) -> MotTable:
-    return parse_mot_text(decode_text(read_bytes(path), str(path)), str(path))
+    return parse_mot_bytes(read_bytes(path), str(path))
 
 
 def format_mot(table: MotTable, columns: int = 10) -> str:

@@ -48,19 +48,29 @@ class Sequence:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of x,y,w,h boxes `a` (..., G, 4) against `b` (..., P, 4), exactly as TrackEval computes it."""
-    a, b = a.copy(), b.copy()
-    a[..., 2:] += a[..., :2]  # x2 = x + w, as TrackEval converts
-    b[..., 2:] += b[..., :2]
-    lo = np.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    hi = np.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    inter = np.maximum(hi[..., 0] - lo[..., 0], 0) * np.maximum(hi[..., 1] - lo[..., 1], 0)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_a[..., :, None] + area_b[..., None, :] - inter
-    inter[(area_a <= EPS)[..., :, None] | (area_b <= EPS)[..., None, :] | (union <= EPS)] = 0
+    """IoU of x,y,w,h boxes `a` (..., G, 4) against `b` (..., P, 4), exactly as TrackEval computes it.
+
+    Same operations in the same order as TrackEval (x2 = x + w first, areas from the corners),
+    written coordinate by coordinate with in-place updates to keep the temporaries few.
+    """
+    ax1, ay1, bx1, by1 = a[..., :, None, 0], a[..., :, None, 1], b[..., None, :, 0], b[..., None, :, 1]
+    ax2, ay2 = ax1 + a[..., :, None, 2], ay1 + a[..., :, None, 3]
+    bx2, by2 = bx1 + b[..., None, :, 2], by1 + b[..., None, :, 3]
+    inter = np.minimum(ax2, bx2)
+    inter -= np.maximum(ax1, bx1)
+    np.maximum(inter, 0, out=inter)
+    height = np.minimum(ay2, by2)
+    height -= np.maximum(ay1, by1)
+    np.maximum(height, 0, out=height)
+    inter *= height
+    area_a = (ax2 - ax1) * (ay2 - ay1)
+    area_b = (bx2 - bx1) * (by2 - by1)
+    union = area_a + area_b
+    union -= inter
+    inter[(area_a <= EPS) | (area_b <= EPS) | (union <= EPS)] = 0
     union[union <= EPS] = 1
-    return inter / union
+    inter /= union
+    return inter
 
 
 def sequential_row_sums(values: np.ndarray) -> np.ndarray:
@@ -117,7 +127,9 @@ def _padded(order, ids, frame_index, position, boxes, lo, hi, width):
     return id_pad, box_pad
 
 
-def build_sequence(gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks") -> Sequence:
+def build_sequence(
+    gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks"
+) -> Sequence:
     frames = [int(t.frame.max()) for t in (gt, pred) if len(t)]
     steps = max(frames) if frames else 0
     g_order, g_ids, g_frame, g_pos, n_gt, num_gt_ids = _layout(gt, steps, gt_source)
