@@ -112,6 +112,12 @@ def test_bad_options_name_the_field(api, scene):
     assert answer.status_code == 422 and "score_threshold" in answer.json()["detail"]
     answer = client.post("/detect", json={"path": "x.mp4", "sequence": "../up"})
     assert answer.status_code == 422 and "sequence" in answer.json()["detail"]
+    with open(scene.video, "rb") as handle:
+        answer = client.post("/detect", files={"file": ("c.mp4", handle)}, data={"detector": "yolo"})
+    assert answer.status_code == 400 and "unknown detector 'yolo'" in answer.json()["detail"]
+    with open(scene.video, "rb") as handle:
+        answer = client.post("/detect", files={"file": ("c.mp4", handle)}, data={"classes": "referee"})
+    assert answer.status_code == 400 and "unknown class 'referee'" in answer.json()["detail"]
     assert store.list() == []
 
 

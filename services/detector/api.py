@@ -19,7 +19,7 @@ from shared.schemas import DetectOptions, DetectRequest
 from shared.settings import Settings
 from shared.video import probe_video
 
-from .registry import build_detector, resolve_classes
+from .registry import check_detector, resolve_classes
 
 router = APIRouter(tags=["detector"])
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -69,8 +69,8 @@ async def detect(
         run_id, input_path, options = await _from_path(request, settings, store)
     else:
         run_id, input_path, options = await _from_upload(request, settings, store)
-    try:
-        build_detector(options) if options.detector != "motion" else None  # fail fast on unknown names
+    try:  # unknown detector or class names: refuse now rather than fail in the worker
+        check_detector(options.detector)
         resolve_classes(options)
     except InputError:
         store.delete(run_id)

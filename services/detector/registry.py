@@ -11,11 +11,15 @@ CLASS_NAMES = {"motion": {"player": 1, "ball": 2}}
 AVAILABLE = tuple(CLASS_NAMES)
 
 
+def check_detector(name: str) -> None:
+    if name not in AVAILABLE:
+        raise InputError(f"unknown detector {name!r}; available: {', '.join(AVAILABLE)}", field="detector")
+
+
 def build_detector(options: DetectOptions, device: str = "cpu"):
     """A ready detector for `options` (device is used by model-based detectors)."""
-    if options.detector == "motion":
-        return MotionDetector()
-    raise InputError(f"unknown detector {options.detector!r}; available: {', '.join(AVAILABLE)}", field="detector")
+    check_detector(options.detector)
+    return MotionDetector()  # the only one so far; dfine branches off here
 
 
 def resolve_classes(options: DetectOptions) -> set[int] | None:

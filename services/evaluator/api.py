@@ -17,12 +17,11 @@ from shared.run_store import RunStore
 from shared.schemas import MetricsReport
 from shared.settings import Settings
 
-from .ground_truth import parse_ground_truth
+from .ground_truth import GT_NAMES, parse_ground_truth
 from .plots import plot_comparison
 from .store import evaluate_run, plot_path
 
 router = APIRouter(tags=["evaluator"])
-GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 
 

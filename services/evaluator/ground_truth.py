@@ -9,6 +9,9 @@ from shared.formats.labelstudio import parse_labelstudio
 from shared.formats.mot_txt import MotTable, parse_mot_text
 from shared.formats.text_io import decode_json, decode_text, read_bytes
 
+# where a run keeps its ground truth, by format
+GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
+
 
 def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
     """('labelstudio' | 'mot', table); JSON text is Label Studio, anything else MOT text."""

@@ -11,10 +11,8 @@ from shared.run_store import RunStore
 from shared.schemas import MetricsReport, StageState
 
 from .evaluate import evaluate
-from .ground_truth import read_ground_truth
+from .ground_truth import GT_NAMES, read_ground_truth
 from .plots import write_plots
-
-GT_NAMES = ("gt.json", "gt.txt")
 
 
 def metrics_name(iou: float) -> str:
@@ -33,7 +31,7 @@ def evaluate_run(store: RunStore, run_id: str, iou: float = 0.5, plots: bool = T
         raise ConflictError(
             f"run {run_id}: track stage is {track.state if track else 'pending'}; no tracks to evaluate"
         )
-    gt_path = next((folder / n for n in GT_NAMES if (folder / n).is_file()), None)
+    gt_path = next((folder / n for n in GT_NAMES.values() if (folder / n).is_file()), None)
     if gt_path is None:
         raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
     _, gt = read_ground_truth(gt_path)

@@ -23,22 +23,20 @@ REQUESTS = Counter("motpipe_http_requests_total", "HTTP requests", ["method", "r
 LATENCY = Histogram("motpipe_http_request_seconds", "HTTP request latency", ["route"])
 
 
+# our exceptions -> HTTP status (the most specific class wins)
+STATUS = ((MissingInputError, 422), (InputError, 400), (NotFoundError, 404), (ConflictError, 409))
+
+
+def _json_error(status: int):
+    async def handler(_: Request, exc: Exception):
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    return handler
+
+
 def _error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(MissingInputError)
-    async def _missing_input(_: Request, exc: MissingInputError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(NotFoundError)
-    async def _missing(_: Request, exc: NotFoundError):
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(ConflictError)
-    async def _conflict(_: Request, exc: ConflictError):
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    for exc_type, status in STATUS:
+        app.add_exception_handler(exc_type, _json_error(status))
 
     @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
