@@ -121,3 +121,20 @@ def test_fast_path_errors_still_name_the_line(tmp_path):
     path.write_bytes(b"1,1,0,0,5,5\n1,2,0,0,-5,5\n")
     with pytest.raises(InputError, match=r"line 2, field 'w/h'"):
         read_mot(path)
+
+
+def test_large_file_through_the_fast_path_in_blocks(tmp_path):
+    from shared.formats import decimal_text
+
+    rng = np.random.default_rng(1)
+    n = 120_000  # ~5 MB: several blocks
+    rows = np.column_stack([rng.integers(1, 5000, n), rng.integers(1, 99, n), rng.uniform(-50, 2000, (n, 4))])
+    lines = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.3f},{r[4]:.2f},{abs(r[5]):.2f},1,-1,-1,-1" for r in rows]
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(lines))
+    assert path.stat().st_size > 2 * decimal_text.BLOCK_BYTES
+    table = read_mot(path)
+    expected = np.fromstring(",".join(lines), sep=",").reshape(n, 10)
+    assert len(table) == n
+    assert (table.boxes.view(np.int64) == expected[:, 2:6].view(np.int64)).all()
+    assert (table.frame == expected[:, 0]).all() and (table.id == expected[:, 1]).all()

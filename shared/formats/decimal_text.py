@@ -16,8 +16,24 @@ _COMMA, _NEWLINE, _DOT, _MINUS, _ZERO, _NINE = (ord(c) for c in ",\n.-09")
 _POW10 = 10.0 ** np.arange(16)  # exact: 10**15 < 2**53
 
 
+BLOCK_BYTES = 1 << 21  # work on ~2 MB of text at a time: temporaries stay small and cache-warm
+
+
 def parse_decimal_table(data: bytes, ncols: int) -> np.ndarray | None:
     """(lines, ncols) float64 array, or None when the text is not plain comma-separated decimals."""
+    blocks, start = [], 0
+    while start < len(data):
+        cut = data.find(b"\n", start + BLOCK_BYTES)
+        end = len(data) if cut < 0 else cut + 1
+        block = _parse_block(data[start:end], ncols)
+        if block is None:
+            return None
+        blocks.append(block)
+        start = end
+    return np.concatenate(blocks) if blocks else None
+
+
+def _parse_block(data: bytes, ncols: int) -> np.ndarray | None:
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n")
     if not data.endswith(b"\n"):
