@@ -129,7 +129,7 @@ def test_large_file_through_the_fast_path_in_blocks(tmp_path):
     rng = np.random.default_rng(1)
     n = 120_000  # ~5 MB: several blocks
     rows = np.column_stack([rng.integers(1, 5000, n), rng.integers(1, 99, n), rng.uniform(-50, 2000, (n, 4))])
-    lines = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.3f},{r[4]:.2f},{abs(r[5]):.2f},1,-1,-1,-1" for r in rows]
+    lines = [f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.3f},{abs(r[4]):.2f},{abs(r[5]):.2f},1,-1,-1,-1" for r in rows]
     path = tmp_path / "big.txt"
     path.write_text("\n".join(lines))
     assert path.stat().st_size > 2 * decimal_text.BLOCK_BYTES
