@@ -74,14 +74,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def sequential_row_sums(values: np.ndarray) -> np.ndarray:
-    """Sum of each row in order, left to right (Python's `sum` over a frame's matches).
+    """Sum along the last axis strictly left to right (Python's `sum` over a frame's matches).
 
     Padding zeros at the end of a row do not change the sum; numpy's own `sum` would add
-    in pairwise order and differ in the last bit.
+    in pairwise order and differ in the last bit. Short rows are summed column by column
+    (vectorised over all rows), long ones with `cumsum`; both add in order.
     """
-    if values.shape[-1] == 0:
-        return np.zeros(values.shape[:-1])
-    return np.cumsum(values, axis=-1)[..., -1]
+    if values.shape[-1] > 64:
+        return np.cumsum(values, axis=-1)[..., -1]
+    total = np.zeros(values.shape[:-1])
+    for column in np.moveaxis(values, -1, 0):
+        total += column
+    return total
 
 
 def _layout(table: MotTable, num_timesteps: int, source: str):
