@@ -90,18 +90,21 @@ def _per_frame_f1(ax, report: MetricsReport):
     ax.set_title("Per-frame F1 (frames in both files)")
 
 
-def plot_metrics_overview(report: MetricsReport, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(11, 5))
-    _overview(ax, report)
-    _save(fig, path)
-
-
-def plot_losses(report: MetricsReport, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(10, 5))
+def _losses(ax, report: MetricsReport):
     names = list(report.losses)
     _bars(ax, [n.replace("_", " ") for n in names], [float(report.losses[n]) for n in names], ORANGE,
           "The group's losses (lower is better)", "{:.4f}")  # fmt: skip
-    _save(fig, path)
+
+
+def _single_panel(draw, size: tuple[int, int]):
+    """A plot function drawing one panel on its own figure."""
+
+    def plot(report: MetricsReport, path: Path) -> None:
+        fig, ax = plt.subplots(figsize=size)
+        draw(ax, report)
+        _save(fig, path)
+
+    return plot
 
 
 def plot_per_frame(report: MetricsReport, path: Path) -> None:
@@ -121,18 +124,6 @@ def plot_per_frame(report: MetricsReport, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_breakdown(report: MetricsReport, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
-    _breakdown(ax, report)
-    _save(fig, path)
-
-
-def plot_hota_alpha(report: MetricsReport, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(8, 5))
-    _hota_curve(ax, report)
-    _save(fig, path)
-
-
 def plot_dashboard(report: MetricsReport, path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(16, 10))
     _overview(axes[0, 0], report)
@@ -144,11 +135,11 @@ def plot_dashboard(report: MetricsReport, path: Path) -> None:
 
 
 PLOTS = {
-    "metrics_overview": plot_metrics_overview,
-    "losses": plot_losses,
+    "metrics_overview": _single_panel(_overview, (11, 5)),
+    "losses": _single_panel(_losses, (10, 5)),
     "per_frame": plot_per_frame,
-    "breakdown": plot_breakdown,
-    "hota_alpha": plot_hota_alpha,
+    "breakdown": _single_panel(_breakdown, (8, 5)),
+    "hota_alpha": _single_panel(_hota_curve, (8, 5)),
     "dashboard": plot_dashboard,
 }
 
