@@ -205,3 +205,27 @@ class MetricsReport(BaseModel):
     framewise: dict[str, float] = Field(default_factory=dict)
     losses: dict[str, float] = Field(default_factory=dict)
     per_frame: list[dict[str, float]] = Field(default_factory=list)
+
+
+class Severity(StrEnum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+class Finding(BaseModel):
+    """One problem the dataset doctor found: stable code, severity, evidence and a one-line fix."""
+
+    code: str
+    severity: Severity
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    fix: str
+
+
+class DoctorReport(BaseModel):
+    findings: list[Finding] = Field(default_factory=list)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(f.severity == Severity.error for f in self.findings)

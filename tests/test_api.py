@@ -213,3 +213,11 @@ def test_eval_endpoint_409_422_then_metrics_cached_and_plots(api, stored_run, sc
     fewer = b"".join(scene.gt_txt.read_bytes().splitlines(keepends=True)[::2])
     assert client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.txt", fewer)}).status_code == 201
     assert client.get(f"/eval/{stored_run}").json()["trackeval"]["MOTA"] < 1.0
+
+
+def test_doctor_endpoint_reports_on_the_runs_files(api, stored_run):
+    client, _, _ = api
+    answer = client.get(f"/runs/{stored_run}/doctor")
+    assert answer.status_code == 200
+    assert [f["code"] for f in answer.json()["findings"]] == ["DETDB_EMPTY"]
+    assert client.get("/runs/0123456789abcdef/doctor").status_code == 404

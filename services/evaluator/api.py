@@ -14,9 +14,10 @@ from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
 from shared.errors import InputError
 from shared.run_store import RunStore
-from shared.schemas import MetricsReport
+from shared.schemas import DoctorReport, MetricsReport
 from shared.settings import Settings
 
+from .doctor import run_doctor
 from .ground_truth import GT_NAMES, parse_ground_truth
 from .plots import plot_comparison
 from .store import evaluate_run, plot_path
@@ -98,3 +99,17 @@ def compare(req: CompareRequest, store: RunStore = Depends(get_store)):
         ],
         "plot": f"/runs/{req.runs[0]}/artifacts/plots/comparison.png",
     }
+
+
+@router.get("/runs/{run_id}/doctor", response_model=DoctorReport)
+def doctor(run_id: str, store: RunStore = Depends(get_store)):
+    """Findings about the run's det_db, ground truth and tracks (whichever exist)."""
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    present = {name: folder / name for name in ("det_db.json", "tracks.txt", *GT_NAMES.values())}
+    present = {name: path for name, path in present.items() if path.is_file() and name in record.artifacts}
+    gt = next((present[n] for n in GT_NAMES.values() if n in present), None)
+    info = record.stages["detect"].params.get("det_db", {}) if "detect" in record.stages else {}
+    size = tuple(info["frame_size"]) if info.get("frame_size") else None
+    return run_doctor(present.get("det_db.json"), gt, present.get("tracks.txt"), info.get("sequence"),
+                      info.get("frames"), size)  # fmt: skip

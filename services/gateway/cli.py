@@ -162,6 +162,37 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from services.evaluator.doctor import run_doctor
+    from shared.frames import open_frames
+
+    num_frames, frame_size = args.num_frames, None
+    if args.frames:
+        source = open_frames(args.frames)
+        num_frames, frame_size = source.count, source.size
+    if not (args.det_db or args.gt or args.tracks):
+        raise InputError("give at least one of --det-db, --gt, --tracks")
+    report = run_doctor(args.det_db, args.gt, args.tracks, args.sequence, num_frames, frame_size)
+    if args.json == "-":
+        print(report.model_dump_json(indent=1))
+    else:
+        if args.json:
+            from shared.atomic import atomic_write_text
+
+            atomic_write_text(args.json, report.model_dump_json(indent=1))
+        table = Table(title=f"motpipe doctor: {len(report.findings)} finding(s)")
+        for column in ("severity", "code", "message", "fix"):
+            table.add_column(column)
+        for f in report.findings:
+            colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
+            table.add_row(f"[{colour}]{f.severity}[/]", f.code, f.message, f.fix)
+        Console().print(table if report.findings else "no findings: the inputs look consistent")
+    return 1 if report.has_errors else 0
+
+
 def cmd_serve(args) -> int:
     import subprocess
 
@@ -240,6 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the metrics JSON here ('-' for stdout)")
     p.add_argument("--plots", help="folder for PNG plots")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("doctor", help="find data mistakes in a det_db, ground truth and tracker output")
+    p.add_argument("--det-db")
+    p.add_argument("--gt", help="MOT gt.txt or Label Studio JSON")
+    p.add_argument("--tracks")
+    p.add_argument("--frames", help="video or image folder/glob (gives frame count and size)")
+    p.add_argument("--sequence", help="the sequence the det_db should be keyed for")
+    p.add_argument("--num-frames", type=int, help="frame count when the frames are not at hand")
+    p.add_argument("--json", help="write findings as JSON here ('-' for stdout)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
     p.add_argument("--host", default="127.0.0.1")
