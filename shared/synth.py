@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shared.formats.labelstudio import write_labelstudio_images
+from shared.formats.conversions import mot_to_labelstudio
 from shared.formats.mot_txt import MotTable, write_mot
 from shared.video import VideoWriter
 
@@ -184,6 +184,6 @@ def render_scene(
     gt = MotTable.from_matrix(np.asarray(rows, np.float64))
     gt_txt, gt_ls = out / "gt.txt", out / "gt_labelstudio.json"
     write_mot(gt_txt, gt, columns=9)
-    write_labelstudio_images(gt_ls, gt, size, image_name=f"{name}/img1/{{frame:06d}}.jpg")
+    mot_to_labelstudio(gt, gt_ls, size, image_pattern=f"{name}/img1/{{frame:06d}}.jpg", as_predictions=False)
     (out / "scene.json").write_text(json.dumps({"frames": frames, "seed": seed, "size": size, "fps": fps}))
     return SynthScene(video_path, gt_txt, gt_ls, gt, size, fps, frames)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from shared.errors import InputError
-from shared.formats.labelstudio import parse_labelstudio, read_labelstudio, write_labelstudio_images
+from shared.formats.conversions import mot_to_labelstudio
+from shared.formats.labelstudio import parse_labelstudio, read_labelstudio
 from shared.formats.mot_txt import read_mot
 
 
@@ -12,8 +13,8 @@ def test_real_labelstudio_gt_matches_the_reference_conversion(shared_dir):
     gt = read_labelstudio(shared_dir / "samples" / "labelstudio_gt_demo.json")
     reference = read_mot(shared_dir / "reference" / "eval" / "user_demo" / "gt.txt")  # ids track_N -> N
     assert len(gt.table) == len(reference) == 800
-    assert gt.track_ids["track_0"] == 1  # string ids become 1, 2, ... in order of first appearance
-    ours = np.column_stack([gt.table.frame, gt.table.id - 1, gt.table.boxes])
+    assert gt.track_ids["track_0"] == 0  # track_<N> keeps N, as in the group's loader
+    ours = np.column_stack([gt.table.frame, gt.table.id, gt.table.boxes])
     theirs = np.column_stack([reference.frame, reference.id, reference.boxes])
     order = lambda m: m[np.lexsort((m[:, 1], m[:, 0]))]  # noqa: E731
     np.testing.assert_array_equal(order(ours), order(theirs))  # bit-exact
@@ -127,7 +128,7 @@ def test_malformed_labelstudio_names_task_and_field(tasks, needle):
 
 def test_write_then_read_round_trip(scene, tmp_path):
     path = tmp_path / "ls.json"
-    write_labelstudio_images(path, scene.gt, scene.size)
+    mot_to_labelstudio(scene.gt, path, scene.size, as_predictions=False)
     back = read_labelstudio(path)
     np.testing.assert_allclose(back.table.boxes, scene.gt.boxes, atol=1e-9)
     assert back.table.cls.tolist() == scene.gt.cls.tolist()

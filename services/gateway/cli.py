@@ -193,6 +193,62 @@ def cmd_doctor(args) -> int:
     return 1 if report.has_errors else 0
 
 
+def _size(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise InputError(f"frame size must look like 1920x1080, got {value!r}") from None
+    return width, height
+
+
+def cmd_convert(args) -> int:
+    from shared.formats import conversions as conv
+    from shared.formats.det_db import read_det_db, write_det_db
+    from shared.formats.labelstudio import read_labelstudio
+    from shared.formats.mot_txt import read_mot, write_mot
+
+    size = _size(args.frame_size)
+    if args.kind == "ls2mot":
+        frame_range = tuple(int(v) for v in args.frame_range.split(":")) if args.frame_range else None
+        out = conv.labelstudio_to_mot(read_labelstudio(args.input, frame_size=size), args.output,
+                                      args.sequence or Path(args.input).stem, frame_range, size)  # fmt: skip
+    elif args.kind == "mot2ls":
+        if size is None:
+            raise InputError("mot2ls needs --frame-size WxH (Label Studio stores percentages)")
+        conv.mot_to_labelstudio(read_mot(args.input), args.output, size, args.image_pattern,
+                                as_predictions=not args.as_annotations)  # fmt: skip
+        out = args.output
+    elif args.kind == "detdb2mot":
+        det_db = read_det_db(args.input)
+        from services.tracker.engine import resolve_sequence
+
+        write_mot(args.output, conv.det_db_to_mot(det_db, resolve_sequence(det_db, args.sequence, args.input)))
+        out = args.output
+    elif args.kind == "mot2detdb":
+        write_det_db(args.output, conv.mot_to_det_db(read_mot(args.input), _need(args.sequence), args.num_frames))
+        out = args.output
+    elif args.kind == "coco2detdb":
+        db = conv.coco_to_det_db(args.input, _need(args.sequence), args.num_frames, args.score_threshold)
+        write_det_db(args.output, db)
+        out = args.output
+    else:  # mot2trackeval
+        if not args.tracks:
+            raise InputError("mot2trackeval needs --tracks TRACKS.txt (INPUT is the ground truth)")
+        out = conv.mot_to_trackeval(read_mot(args.input), read_mot(args.tracks), args.output,
+                                    _need(args.sequence), args.tracker, num_frames=args.num_frames,
+                                    frame_size=size)  # fmt: skip
+    console.print(f"{args.kind}: {args.input} -> {out}")
+    return 0
+
+
+def _need(sequence: str | None) -> str:
+    if not sequence:
+        raise InputError("this conversion needs --sequence NAME")
+    return sequence
+
+
 def cmd_serve(args) -> int:
     import subprocess
 
@@ -281,6 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-frames", type=int, help="frame count when the frames are not at hand")
     p.add_argument("--json", help="write findings as JSON here ('-' for stdout)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("convert", help="convert between Label Studio, MOT, det_db, COCO and TrackEval layouts")
+    p.add_argument("kind", choices=["ls2mot", "mot2ls", "detdb2mot", "mot2detdb", "coco2detdb", "mot2trackeval"])
+    p.add_argument("input")
+    p.add_argument("output", help="file, or folder for ls2mot / mot2trackeval")
+    p.add_argument("--sequence")
+    p.add_argument("--frame-size", help="WxH, e.g. 1920x1080")
+    p.add_argument("--frame-range", help="FIRST:LAST frames to keep (ls2mot)")
+    p.add_argument("--num-frames", type=int)
+    p.add_argument("--image-pattern", default="img1/{frame:06d}.jpg", help="mot2ls image path per frame")
+    p.add_argument("--as-annotations", action="store_true", help="mot2ls: annotations instead of predictions")
+    p.add_argument("--score-threshold", type=float, default=0.0)
+    p.add_argument("--tracks", help="mot2trackeval: the tracker output")
+    p.add_argument("--tracker", default="motpipe")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
     p.add_argument("--host", default="127.0.0.1")

@@ -6,13 +6,13 @@ the image file name. Video tasks: `videorectangle` results whose keyframe `seque
 expanded the way Label Studio's own converter does: between two keyframes the box is
 linearly interpolated when the earlier keyframe is enabled; after the last enabled one
 it is held until `framesCount`; a disabled keyframe ends the box until the next keyframe.
-Region ids may be arbitrary strings; they become integer track ids 1, 2, ... in order of
-first appearance (the mapping is returned).
+Region ids `track_<N>` (what our exports and the group's files use) keep N as the track id;
+any other strings become integer ids 1, 2, ... in order of first appearance (the mapping is
+returned).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,7 +20,6 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from shared.atomic import atomic_open
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable
 from shared.formats.text_io import read_json
@@ -36,10 +35,14 @@ class LabelStudioGT:
     classes: dict[str, int] = field(default_factory=dict)
 
 
+_TRACK_RE = re.compile(r"^track_(\d+)$")
+
+
 class _Builder:
-    def __init__(self, source: str, classes: dict[str, int]):
+    def __init__(self, source: str, classes: dict[str, int], numeric_ids: bool):
         self.source = source
         self.classes = classes
+        self.numeric_ids = numeric_ids
         self.track_ids: dict[str, int] = {}
         self.rows: list[tuple[float, ...]] = []
         self.seen: set[tuple[int, int]] = set()
@@ -47,7 +50,7 @@ class _Builder:
     def track_id(self, region_id: object) -> int:
         key = str(region_id)
         if key not in self.track_ids:
-            self.track_ids[key] = len(self.track_ids) + 1
+            self.track_ids[key] = int(key[6:]) if self.numeric_ids else len(self.track_ids) + 1
         return self.track_ids[key]
 
     def label(self, labels: object, where: str) -> int:
@@ -159,7 +162,17 @@ def parse_labelstudio(
         data = [data]
     if not isinstance(data, list):
         raise InputError("expected a list of tasks", source=source)
-    builder = _Builder(source, dict(classes or DEFAULT_CLASSES))
+    region_ids = [
+        str(r.get("id"))
+        for task in data
+        if isinstance(task, dict)
+        for a in (task.get("annotations") or task.get("completions") or [])
+        if isinstance(a, dict)
+        for r in (a.get("result") or [])
+        if isinstance(r, dict)
+    ]
+    numeric = bool(region_ids) and all(_TRACK_RE.match(rid) for rid in region_ids)
+    builder = _Builder(source, dict(classes or DEFAULT_CLASSES), numeric)
     image_frames: dict[int, int] = {}
     for t, task in enumerate(data):
         where = f"task {t}" + (f" (id {task.get('id')})" if isinstance(task, dict) and "id" in task else "")
@@ -204,48 +217,3 @@ def read_labelstudio(
     path: str | os.PathLike, classes: dict[str, int] | None = None, frame_size: tuple[int, int] | None = None
 ) -> LabelStudioGT:
     return parse_labelstudio(read_json(path), str(path), classes, frame_size)
-
-
-def write_labelstudio_images(
-    path: str | os.PathLike,
-    table: MotTable,
-    image_size: tuple[int, int],
-    image_name: str = "frames/{frame:06d}.jpg",
-    classes: dict[str, int] | None = None,
-) -> None:
-    """Write a table as Label Studio image tasks (one per frame) with `rectanglelabels`."""
-    names = {cls: name for name, cls in (classes or DEFAULT_CLASSES).items()}
-    width, height = image_size
-    tasks = []
-    for frame in np.unique(table.frame):
-        rows = np.flatnonzero(table.frame == frame)
-        results = []
-        for i in rows:
-            x, y, w, h = table.boxes[i]
-            results.append(
-                {
-                    "id": f"track_{int(table.id[i])}",
-                    "type": "rectanglelabels",
-                    "from_name": "label",
-                    "to_name": "image",
-                    "original_width": width,
-                    "original_height": height,
-                    "value": {
-                        "x": 100 * x / width,
-                        "y": 100 * y / height,
-                        "width": 100 * w / width,
-                        "height": 100 * h / height,
-                        "rotation": 0,
-                        "rectanglelabels": [names.get(int(table.cls[i]), str(int(table.cls[i])))],
-                    },
-                }
-            )
-        tasks.append(
-            {
-                "id": int(frame),
-                "data": {"image": image_name.format(frame=int(frame))},
-                "annotations": [{"result": results}],
-            }
-        )
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(tasks, handle)

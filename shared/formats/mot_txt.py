@@ -181,14 +181,14 @@ def read_mot(path: str | os.PathLike) -> MotTable:
 
 
 def format_mot(table: MotTable, columns: int = 10) -> str:
-    """Lines `frame,id,x,y,w,h,conf,class,vis,z` (the first `columns`), boxes `%.2f`, conf `%.4f`."""
+    """Lines `frame,id,x,y,w,h,conf,class,vis,z` (the first `columns`), boxes `%.2f`, conf `%.6g`."""
     if len(table) == 0:
         return ""
     fields = [
         table.frame.astype(str),
         table.id.astype(str),
         *(np.char.mod("%.2f", table.boxes[:, i]) for i in range(4)),
-        np.char.mod("%.4g", table.conf),
+        np.char.mod("%.6g", table.conf),
         table.cls.astype(str),
         np.char.mod("%g", table.vis),
         np.full(len(table), "-1"),
