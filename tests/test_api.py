@@ -221,3 +221,11 @@ def test_doctor_endpoint_reports_on_the_runs_files(api, stored_run):
     assert answer.status_code == 200
     assert [f["code"] for f in answer.json()["findings"]] == ["DETDB_EMPTY"]
     assert client.get("/runs/0123456789abcdef/doctor").status_code == 404
+
+
+def test_overlay_endpoint(api, stored_run, scene):
+    client, store, _ = api
+    assert client.get(f"/runs/{stored_run}/overlay.mp4").status_code == 200  # det_db layer (empty) on the video
+    assert "overlay.mp4" in client.get(f"/runs/{stored_run}").json()["artifacts"]
+    empty_run = store.create().run
+    assert client.get(f"/runs/{empty_run}/overlay.mp4").status_code == 409

@@ -205,7 +205,7 @@ def _size(value: str | None) -> tuple[int, int] | None:
 
 def cmd_convert(args) -> int:
     from shared.formats import conversions as conv
-    from shared.formats.det_db import read_det_db, write_det_db
+    from shared.formats.det_db import read_det_db, resolve_sequence, write_det_db
     from shared.formats.labelstudio import read_labelstudio
     from shared.formats.mot_txt import read_mot, write_mot
 
@@ -222,8 +222,6 @@ def cmd_convert(args) -> int:
         out = args.output
     elif args.kind == "detdb2mot":
         det_db = read_det_db(args.input)
-        from services.tracker.engine import resolve_sequence
-
         write_mot(args.output, conv.det_db_to_mot(det_db, resolve_sequence(det_db, args.sequence, args.input)))
         out = args.output
     elif args.kind == "mot2detdb":
@@ -247,6 +245,27 @@ def _need(sequence: str | None) -> str:
     if not sequence:
         raise InputError("this conversion needs --sequence NAME")
     return sequence
+
+
+def cmd_render(args) -> int:
+    from services.evaluator.ground_truth import read_ground_truth
+    from services.evaluator.overlay import render_overlay
+    from shared.formats.conversions import det_db_to_mot
+    from shared.formats.det_db import read_det_db, resolve_sequence
+    from shared.formats.mot_txt import read_mot
+
+    if not (args.gt or args.det_db or args.tracks):
+        raise InputError("give at least one layer: --gt, --det-db or --tracks")
+    gt = read_ground_truth(args.gt)[1] if args.gt else None
+    dets = None
+    if args.det_db:
+        det_db = read_det_db(args.det_db)
+        dets = det_db_to_mot(det_db, resolve_sequence(det_db, args.sequence, args.det_db))
+    tracks = read_mot(args.tracks) if args.tracks else None
+    with progress_bar("render") as update:
+        count = render_overlay(args.frames, args.out, gt, dets, tracks, update)
+    console.print(f"{count} frames -> {args.out}")
+    return 0
 
 
 def cmd_serve(args) -> int:
@@ -352,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracks", help="mot2trackeval: the tracker output")
     p.add_argument("--tracker", default="motpipe")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("render", help="overlay video of ground truth, detections and/or tracks (H.264 mp4)")
+    p.add_argument("frames", help="video or image folder/glob")
+    p.add_argument("--out", required=True)
+    p.add_argument("--gt")
+    p.add_argument("--det-db")
+    p.add_argument("--tracks")
+    p.add_argument("--sequence", help="det_db sequence (when it holds several)")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
     p.add_argument("--host", default="127.0.0.1")

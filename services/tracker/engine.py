@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from shared.errors import InputError
-from shared.formats.det_db import det_db_key, parse_key, sequences
+from shared.formats.det_db import det_db_key, parse_key, resolve_sequence
 from shared.formats.mot_txt import MotTable
 from shared.schemas import TrackOptions
 
@@ -24,25 +24,6 @@ def build_tracker(options: TrackOptions):
             extra["score_threshold"] = options.score_threshold
         return ByteTrack(**extra)
     raise InputError(f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker")
-
-
-def resolve_sequence(det_db: Mapping[str, np.ndarray], sequence: str | None, source: str = "det_db") -> str:
-    names = sequences(det_db)
-    if sequence is not None:
-        if sequence not in names:
-            available = next(iter(det_db), None)
-            raise InputError(
-                f"no keys for sequence {sequence!r}: expected e.g. {det_db_key(sequence, 1)!r}, "
-                f"available e.g. {available!r}",
-                source=source,
-            )
-        return sequence
-    if len(names) == 1:
-        return next(iter(names))
-    if not names:
-        example = next(iter(det_db), None)
-        raise InputError(f"no key follows '<sequence>/img1/<frame:06d>' (e.g. {example!r})", source=source)
-    raise InputError(f"det_db holds {len(names)} sequences {sorted(names)[:5]}; name one", source=source)
 
 
 def frame_keys(

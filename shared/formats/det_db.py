@@ -92,3 +92,23 @@ def write_det_db(path: str | os.PathLike, table: Mapping[str, np.ndarray]) -> No
 def sequences(keys: Iterable[str]) -> set[str]:
     """Sequence names of the keys that follow the `<sequence>/img1/<frame>` rule."""
     return {parsed[0] for key in keys if (parsed := parse_key(key)) is not None}
+
+
+def resolve_sequence(det_db: Mapping[str, np.ndarray], sequence: str | None, source: str = "det_db") -> str:
+    """The sequence to use: the one named (it must have keys), else the det_db's only one."""
+    names = sequences(det_db)
+    if sequence is not None:
+        if sequence not in names:
+            available = next(iter(det_db), None)
+            raise InputError(
+                f"no keys for sequence {sequence!r}: expected e.g. {det_db_key(sequence, 1)!r}, "
+                f"available e.g. {available!r}",
+                source=source,
+            )
+        return sequence
+    if len(names) == 1:
+        return next(iter(names))
+    if not names:
+        example = next(iter(det_db), None)
+        raise InputError(f"no key follows '<sequence>/img1/<frame:06d>' (e.g. {example!r})", source=source)
+    raise InputError(f"det_db holds {len(names)} sequences {sorted(names)[:5]}; name one", source=source)
