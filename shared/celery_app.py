@@ -11,7 +11,12 @@ from celery import Celery
 
 from shared.settings import Settings, get_settings
 
-TASK_QUEUES = {"detector.detect": "gpu", "tracker.track": "gpu", "evaluator.evaluate": "cpu"}
+TASK_QUEUES = {
+    "detector.detect": "gpu",
+    "tracker.track": "gpu",
+    "evaluator.evaluate": "cpu",
+    "evaluator.doctor": "cpu",
+}
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -195,6 +195,9 @@ def test_upload_detect_track_through_gateway_and_worker(stack, scene):
     assert result["state"] == "succeeded", result
     assert stack.run(run)["stages"]["eval"]["state"] == "succeeded"
     assert "metrics_iou0.6.json" in stack.run(run)["artifacts"]
+    findings = celery.send_task("evaluator.doctor", args=[run]).get(timeout=60)["findings"]
+    assert not [f for f in findings if f["severity"] == "error"], findings
+    assert "doctor.json" in stack.run(run)["artifacts"]
 
 
 def test_stage_fails_with_reason_when_the_input_breaks(stack, scene):

@@ -20,11 +20,10 @@ from shared.run_store import RunStore
 from shared.schemas import DoctorReport, MetricsReport
 from shared.settings import Settings
 
-from .doctor import run_doctor
 from .ground_truth import GT_NAMES, parse_ground_truth, read_ground_truth
 from .overlay import render_overlay
 from .plots import plot_comparison
-from .store import evaluate_run, plot_path
+from .store import doctor_run, evaluate_run, plot_path
 
 router = APIRouter(tags=["evaluator"])
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
@@ -108,15 +107,7 @@ def compare(req: CompareRequest, store: RunStore = Depends(get_store)):
 @router.get("/runs/{run_id}/doctor", response_model=DoctorReport)
 def doctor(run_id: str, store: RunStore = Depends(get_store)):
     """Findings about the run's det_db, ground truth and tracks (whichever exist)."""
-    record = store.get(run_id)
-    folder = store.run_dir(run_id)
-    present = {name: folder / name for name in ("det_db.json", "tracks.txt", *GT_NAMES.values())}
-    present = {name: path for name, path in present.items() if path.is_file() and name in record.artifacts}
-    gt = next((present[n] for n in GT_NAMES.values() if n in present), None)
-    info = record.stages["detect"].params.get("det_db", {}) if "detect" in record.stages else {}
-    size = tuple(info["frame_size"]) if info.get("frame_size") else None
-    return run_doctor(present.get("det_db.json"), gt, present.get("tracks.txt"), info.get("sequence"),
-                      info.get("frames"), size)  # fmt: skip
+    return doctor_run(store, run_id)
 
 
 @router.get("/runs/{run_id}/overlay.mp4")

@@ -8,8 +8,9 @@ from shared.atomic import atomic_write_text
 from shared.errors import ConflictError, MissingInputError, NotFoundError
 from shared.formats.mot_txt import read_mot
 from shared.run_store import RunStore
-from shared.schemas import MetricsReport, StageState
+from shared.schemas import DoctorReport, MetricsReport, StageState
 
+from .doctor import run_doctor
 from .evaluate import evaluate
 from .ground_truth import GT_NAMES, read_ground_truth
 from .plots import write_plots
@@ -50,3 +51,15 @@ def plot_path(store: RunStore, run_id: str, name: str) -> Path:
     if not path.is_file():
         raise NotFoundError(f"run {run_id} has no plot {name!r}")
     return path
+
+
+def doctor_run(store: RunStore, run_id: str) -> DoctorReport:
+    """The doctor on whichever of a run's det_db, ground truth and tracks exist."""
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    present = {n: folder / n for n in ("det_db.json", "tracks.txt", *GT_NAMES.values()) if n in record.artifacts}
+    gt = next((present[n] for n in GT_NAMES.values() if n in present), None)
+    info = record.stages["detect"].params.get("det_db", {}) if "detect" in record.stages else {}
+    size = tuple(info["frame_size"]) if info.get("frame_size") else None
+    return run_doctor(present.get("det_db.json"), gt, present.get("tracks.txt"), info.get("sequence"),
+                      info.get("frames"), size)  # fmt: skip

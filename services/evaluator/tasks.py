@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from shared.atomic import atomic_write_text
 from shared.celery_app import app
 from shared.run_store import RunStore
 from shared.settings import get_settings
 from shared.tasks import run_stage
 
-from .store import evaluate_run, metrics_name
+from .store import doctor_run, evaluate_run, metrics_name
 
 
 @app.task(name="evaluator.evaluate", bind=True)
@@ -20,3 +21,14 @@ def evaluate(self, run_id: str, iou: float = 0.5) -> dict:
         return [metrics_name(iou)]
 
     return run_stage(store, run_id, "eval", body)
+
+
+@app.task(name="evaluator.doctor", bind=True)
+def doctor(self, run_id: str) -> dict:
+    """Dataset checks of a run; findings also land in the run's `doctor.json`."""
+    store = RunStore(get_settings().data_root)
+    report = doctor_run(store, run_id)
+    folder = store.run_dir(run_id)
+    atomic_write_text(folder / "doctor.json", report.model_dump_json(indent=1))
+    store.update(run_id, lambda r: store.record_artifacts(r, folder, ["doctor.json"]))
+    return report.model_dump(mode="json")
