@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .backbone import Backbone, Joiner
 from .config import MOTRv2Config
 from .layers import MLP, DeformableTransformer, QueryInteractionModuleV2
+from .position import image_position_embedding, inverse_sigmoid, pos2posemb
 
 
 class MOTRv2(nn.Module):
@@ -34,3 +36,26 @@ class MOTRv2(nn.Module):
             channels = d
         self.input_proj = nn.ModuleList(levels)
         self.backbone = Joiner(Backbone(), nn.Identity())
+
+    def proposal_queries(self, proposals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reference boxes and query embeddings of the learned queries followed by the det_db proposals
+        (proposals: (n, 5) normalised cx, cy, w, h, score)."""
+        ref_pts = torch.cat([self.position.weight, proposals[:, :4]])
+        score_embedding = pos2posemb(proposals[:, 4:], self.cfg.hidden_dim) + self.yolox_embed.weight
+        return ref_pts, torch.cat([self.query_embed.weight, score_embedding])
+
+    def forward(self, image: torch.Tensor, ref_pts: torch.Tensor, query_pos: torch.Tensor):
+        """One frame (1, 3, H, W) normalised -> (pred_logits (Q, classes), pred_boxes (Q, 4), hs (Q, C))."""
+        features = self.backbone[0](image)
+        srcs = [proj(f) for proj, f in zip(self.input_proj, features, strict=False)]
+        extra = features[-1]
+        for level in range(len(features), self.cfg.num_feature_levels):
+            extra = self.input_proj[level](extra)
+            srcs.append(extra)
+        pos = [image_position_embedding(torch.zeros((1, *s.shape[-2:]), dtype=torch.bool, device=s.device)).to(s.dtype)
+               for s in srcs]  # fmt: skip
+        hs, references = self.transformer(srcs, pos, query_pos, ref_pts)
+        last = len(self.class_embed) - 1
+        logits = self.class_embed[last](hs)
+        boxes = (self.bbox_embed[last](hs) + inverse_sigmoid(references[-2])).sigmoid()
+        return logits[0], boxes[0], hs[0]

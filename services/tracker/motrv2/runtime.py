@@ -1,0 +1,116 @@
+"""The official per-frame MOTRv2 loop: proposals + carried tracks -> model -> ids -> QIMv2 -> MOT lines.
+
+Track life cycle (RuntimeTrackerBase): a query scoring >= score_threshold resets its miss count;
+an unassigned one gets the next id; a tracked one scoring < filter_threshold counts a miss and
+loses its id after `miss_tolerance` misses. Tracks with an id are carried to the next frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from .model import MOTRv2
+
+MEAN = torch.tensor([0.485, 0.456, 0.406])
+STD = torch.tensor([0.229, 0.224, 0.225])
+
+
+def preprocess(frame_bgr: np.ndarray, short: int = 800, long: int = 1536) -> torch.Tensor:
+    """The official resize rule (shorter side 800, longer at most 1536), RGB, ImageNet normalisation."""
+    rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+    h, w = rgb.shape[:2]
+    scale = short / min(h, w)
+    if max(h, w) * scale > long:
+        scale = long / max(h, w)
+    resized = cv2.resize(rgb, (int(w * scale), int(h * scale)))
+    tensor = torch.from_numpy(resized).permute(2, 0, 1).contiguous().float().div(255)
+    return ((tensor - MEAN[:, None, None]) / STD[:, None, None])[None]
+
+
+def proposals_from_rows(rows: np.ndarray, frame_size: tuple[int, int]) -> torch.Tensor:
+    """det_db rows (l, t, w, h, score) in pixels -> (n, 5) normalised cx, cy, w, h, score."""
+    height, width = frame_size
+    out = [[(x + w / 2) / width, (y + h / 2) / height, w / width, h / height, s] for x, y, w, h, s in rows.tolist()]
+    return torch.as_tensor(out, dtype=torch.float32).reshape(-1, 5)
+
+
+@dataclass
+class FrameTracks:
+    """The track instances returned for a frame (those carried to the next one)."""
+
+    obj_idxes: torch.Tensor
+    disappear_time: torch.Tensor
+    scores: torch.Tensor
+    pred_logits: torch.Tensor
+    pred_boxes: torch.Tensor  # normalised cx, cy, w, h
+    boxes_xyxy: torch.Tensor  # original pixels
+
+
+class MOTRv2Runtime:
+    def __init__(
+        self,
+        model: MOTRv2,
+        score_threshold: float = 0.5,
+        filter_score_threshold: float | None = None,
+        update_score_threshold: float = 0.5,
+        miss_tolerance: int = 20,
+        area_threshold: float = 100.0,
+    ):
+        self.model = model
+        self.score_threshold = score_threshold
+        self.filter_score_threshold = score_threshold if filter_score_threshold is None else filter_score_threshold
+        self.miss_tolerance = miss_tolerance
+        self.area_threshold = area_threshold
+        model.track_embed.score_thr = update_score_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.max_obj_id = 0
+        self.carried: tuple[torch.Tensor, ...] | None = None  # ref_pts, query_pos, obj_idxes, disappear_time
+
+    @torch.inference_mode()
+    def step(self, image: torch.Tensor, proposals: torch.Tensor, frame_size: tuple[int, int]) -> FrameTracks:
+        device = self.model.query_embed.weight.device
+        ref_pts, query_pos = self.model.proposal_queries(proposals.to(device))
+        obj = torch.full((len(ref_pts),), -1, dtype=torch.long, device=device)
+        missed = torch.zeros_like(obj)
+        if self.carried is not None:
+            ref_pts, query_pos, obj, missed = (torch.cat([a, b]) for a, b in zip((ref_pts, query_pos, obj, missed),
+                                                                                self.carried, strict=True))  # fmt: skip
+        logits, boxes, hs = self.model(image.to(device), ref_pts, query_pos)
+        scores = logits[:, 0].sigmoid()
+        missed[scores >= self.score_threshold] = 0
+        new = (obj == -1) & (scores >= self.score_threshold)
+        count = int(new.sum())
+        obj[new] = self.max_obj_id + torch.arange(count, device=device)
+        self.max_obj_id += count
+        disappeared = (obj >= 0) & (scores < self.filter_score_threshold)
+        missed[disappeared] += 1
+        obj[disappeared & (missed >= self.miss_tolerance)] = -1
+        keep = obj >= 0
+        new_ref, new_query = self.model.track_embed(ref_pts[keep], query_pos[keep], hs[keep], scores[keep], boxes[keep])
+        self.carried = (new_ref, new_query, obj[keep], missed[keep])
+        height, width = frame_size
+        cx, cy, w, h = boxes[keep].unbind(-1)
+        xyxy = torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], -1)
+        xyxy = xyxy * torch.tensor([width, height, width, height], dtype=xyxy.dtype, device=device)[None]
+        return FrameTracks(obj[keep], missed[keep], scores[keep], logits[keep], boxes[keep], xyxy)
+
+    def lines(self, frame: int, tracks: FrameTracks, with_scores: bool = False) -> list[str]:
+        """MOT lines of the tracks shown for this frame: score above threshold, area above threshold."""
+        out = []
+        for xyxy, track_id, score in zip(tracks.boxes_xyxy.tolist(), tracks.obj_idxes.tolist(),
+                                         tracks.scores.tolist(), strict=True):  # fmt: skip
+            if score <= self.score_threshold or track_id < 0:
+                continue
+            x1, y1, x2, y2 = xyxy
+            w, h = x2 - x1, y2 - y1
+            if w * h <= self.area_threshold:
+                continue
+            tail = f"{score:.4f},1,-1,-1" if with_scores else "1,-1,-1,-1"
+            out.append(f"{frame},{track_id},{x1:.2f},{y1:.2f},{w:.2f},{h:.2f},{tail}\n")
+        return out
