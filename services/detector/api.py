@@ -76,6 +76,7 @@ async def detect(
         store.delete(run_id)
         raise
     params = options.model_dump(mode="json")
+    store.update(run_id, lambda r: r.inputs.update(frames=input_path))  # the tracker reads the same frames
     store.reset_stage(run_id, "detect", params)
     try:
         celery.send_task("detector.detect", args=[run_id, input_path, params])

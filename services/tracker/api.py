@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException
 
-from shared.api.deps import get_celery_dep, get_store
-from shared.errors import ConflictError
+from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.errors import ConflictError, InputError
 from shared.run_store import RunStore
 from shared.schemas import StageState, TrackOptions, TrackRequest
+from shared.settings import Settings
 
-from .engine import build_tracker
+from .engine import check_tracker
 
 router = APIRouter(tags=["tracker"])
 
 
 @router.post("/track", status_code=202)
-def track(req: TrackRequest, store: RunStore = Depends(get_store), celery: Celery = Depends(get_celery_dep)):
+def track(
+    req: TrackRequest,
+    store: RunStore = Depends(get_store),
+    celery: Celery = Depends(get_celery_dep),
+    settings: Settings = Depends(get_settings_dep),
+):
     record = store.get(req.run)
     detect = record.stages.get("detect")
     if detect is None or detect.state != StageState.succeeded:
         state = detect.state if detect else "pending"
         raise ConflictError(f"run {req.run}: detect stage is {state}; track needs a finished det_db")
     options = TrackOptions.model_validate(req.model_dump(exclude={"run"}))
-    build_tracker(options)  # unknown tracker or option -> 400 now, not a failed task later
+    check_tracker(options)  # unknown tracker or option -> 400 now, not a failed task later
+    if options.weights:
+        options.weights = str(confine(settings, options.weights))
+        if not Path(options.weights).is_file():
+            raise InputError(f"weights {req.weights!r} not found under the data root", field="weights")
     info = detect.params.get("det_db", {})
     params = options.model_dump(mode="json")
     store.reset_stage(req.run, "track", params)

@@ -43,7 +43,7 @@ class ByteTrack:
         self._tracker = ByteTrackTracker(**{_OPTIONS[k]: v for k, v in merged.items()})
         self._ids: dict[int, int] = {}
 
-    def update(self, dets: np.ndarray) -> np.ndarray:
+    def update(self, dets: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
         """(n, 5+) l,t,w,h,score -> (m, 6) id,l,t,w,h,score for confirmed tracks; ids start at 1."""
         import supervision as sv
 

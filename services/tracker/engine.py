@@ -9,21 +9,45 @@ import numpy as np
 from shared.errors import InputError
 from shared.formats.det_db import det_db_key, parse_key, resolve_sequence
 from shared.formats.mot_txt import MotTable
+from shared.frames import FrameSource, prefetch
 from shared.schemas import TrackOptions
 
 from .bytetrack import ByteTrack
 
-AVAILABLE = ("bytetrack",)
+AVAILABLE = ("bytetrack", "motrv2")
 ProgressFn = Callable[[int, int | None], None]
 
 
-def build_tracker(options: TrackOptions):
+def check_tracker(options: TrackOptions) -> None:
+    """Refuse an unknown tracker or option before any work (and without loading a model)."""
+    if options.tracker not in AVAILABLE:
+        raise InputError(f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker")
     if options.tracker == "bytetrack":
-        extra = dict(options.options)
+        build_tracker(options)
+        return
+    from .motrv2.tracker import DEFAULTS
+
+    if not options.weights:
+        raise InputError("motrv2 needs weights (a checkpoint path)", field="weights")
+    unknown = sorted(set(options.options) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"unknown motrv2 option(s) {unknown}; known: {sorted(DEFAULTS)}", field="options")
+
+
+def build_tracker(options: TrackOptions, device: str = "cpu", model=None):
+    """A fresh tracker; for motrv2 `model` is a loaded model to reuse (else loaded from the weights)."""
+    if options.tracker not in AVAILABLE:
+        check_tracker(options)
+    extra = dict(options.options)
+    if options.tracker == "bytetrack":
         if options.score_threshold is not None:
             extra["score_threshold"] = options.score_threshold
         return ByteTrack(**extra)
-    raise InputError(f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker")
+    from .motrv2.tracker import MOTRv2Tracker, load_tracker_model
+
+    model = model if model is not None else load_tracker_model(options.weights, device)
+    threshold = 0.5 if options.score_threshold is None else options.score_threshold
+    return MOTRv2Tracker(model, device, threshold, **extra)
 
 
 def frame_keys(
@@ -51,16 +75,23 @@ def run_tracking(
     num_frames: int | None = None,
     progress: ProgressFn | None = None,
     source: str = "det_db",
+    frames: FrameSource | None = None,
+    tracker=None,
 ) -> MotTable:
+    """Track frame by frame; frames are numbered 1.. in video / sorted-file order, as det_db keys are."""
+    tracker = tracker or build_tracker(options)
+    if getattr(tracker, "needs_frames", False) and frames is None:
+        raise InputError(f"{options.tracker} needs the frames (a video or image folder)", field="frames")
     sequence = resolve_sequence(det_db, sequence, source)
-    keys = frame_keys(det_db, sequence, num_frames, source)
-    tracker = build_tracker(options)
+    keys = frame_keys(det_db, sequence, frames.count if frames is not None else num_frames, source)
+    images = prefetch(iter(frames)) if frames is not None else ((n, None) for n in range(1, len(keys) + 1))
     rows = []
-    for number, key in enumerate(keys, start=1):
-        tracks = tracker.update(np.asarray(det_db[key]).reshape(-1, 5))
+    for (number, image), key in zip(images, keys, strict=False):
+        tracks = tracker.update(np.asarray(det_db[key]).reshape(-1, 5), image)
         if len(tracks):
             n = len(tracks)
-            rows.append(np.column_stack([np.full(n, number), tracks, np.full(n, -1), np.full((n, 2), -1)]))
+            label = tracks[:, 6:7] if tracks.shape[1] > 6 else np.full((n, 1), -1)
+            rows.append(np.column_stack([np.full(n, number), tracks[:, :6], label, np.full((n, 2), -1)]))
         if progress:
             progress(number, len(keys))
     return MotTable.from_matrix(np.concatenate(rows) if rows else np.zeros((0, 10)))

@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from shared.celery_app import app
 from shared.formats.det_db import read_det_db
 from shared.formats.mot_txt import write_mot
+from shared.frames import open_frames
 from shared.run_store import ProgressReporter, RunStore
 from shared.schemas import TrackOptions
-from shared.settings import get_settings
+from shared.settings import get_settings, pick_device
 from shared.tasks import run_stage
 
-from .engine import run_tracking
+from .engine import build_tracker, run_tracking
+
+
+@lru_cache(maxsize=2)
+def _model(weights: str, device: str):
+    """Models are loaded once per worker process and reused across tasks."""
+    from .motrv2.tracker import load_tracker_model
+
+    return load_tracker_model(weights, device)
 
 
 @app.task(name="tracker.track", bind=True)
 def track(self, run_id: str, options: dict, sequence: str | None = None, num_frames: int | None = None) -> dict:
-    store = RunStore(get_settings().data_root)
+    settings = get_settings()
+    store = RunStore(settings.data_root)
     opts = TrackOptions.model_validate(options)
 
     def body() -> list[str]:
         folder = store.run_dir(run_id)
         store.start_stage(run_id, "track", opts.model_dump(mode="json"), total=num_frames)
         det_db = read_det_db(folder / "det_db.json")
+        device = pick_device(settings.device)
+        frames = None
+        model = None
+        if opts.tracker == "motrv2":
+            frames = open_frames(store.get(run_id).inputs["frames"])
+            model = _model(opts.weights, device)
+        tracker = build_tracker(opts, device, model)
         progress = ProgressReporter(store, run_id, "track", num_frames)
-        tracks = run_tracking(det_db, opts, sequence, num_frames, progress, source="det_db.json")
+        tracks = run_tracking(det_db, opts, sequence, num_frames, progress, "det_db.json", frames, tracker)
         write_mot(folder / "tracks.txt", tracks)
         store.update(run_id, lambda r: store.forget_derived(r, folder))  # metrics of the old tracks are stale
         return ["tracks.txt"]

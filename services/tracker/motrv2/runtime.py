@@ -100,17 +100,21 @@ class MOTRv2Runtime:
         xyxy = xyxy * torch.tensor([width, height, width, height], dtype=xyxy.dtype, device=device)[None]
         return FrameTracks(obj[keep], missed[keep], scores[keep], logits[keep], boxes[keep], xyxy)
 
-    def lines(self, frame: int, tracks: FrameTracks, with_scores: bool = False) -> list[str]:
-        """MOT lines of the tracks shown for this frame: score above threshold, area above threshold."""
+    def shown(self, tracks: FrameTracks) -> list[tuple[int, list[float], float, int]]:
+        """(id, [x1, y1, w, h], score, label) of the tracks written out for this frame: score above the
+        threshold, an id, area above the area threshold (the inference script's filters)."""
         out = []
-        for xyxy, track_id, score in zip(tracks.boxes_xyxy.tolist(), tracks.obj_idxes.tolist(),
-                                         tracks.scores.tolist(), strict=True):  # fmt: skip
-            if score <= self.score_threshold or track_id < 0:
-                continue
-            x1, y1, x2, y2 = xyxy
+        labels = tracks.pred_logits.argmax(-1).tolist()
+        rows = zip(tracks.boxes_xyxy.tolist(), tracks.obj_idxes.tolist(), tracks.scores.tolist(), labels, strict=True)
+        for (x1, y1, x2, y2), track_id, score, label in rows:
             w, h = x2 - x1, y2 - y1
-            if w * h <= self.area_threshold:
-                continue
-            tail = f"{score:.4f},1,-1,-1" if with_scores else "1,-1,-1,-1"
-            out.append(f"{frame},{track_id},{x1:.2f},{y1:.2f},{w:.2f},{h:.2f},{tail}\n")
+            if score > self.score_threshold and track_id >= 0 and w * h > self.area_threshold:
+                out.append((track_id, [x1, y1, w, h], score, label))
         return out
+
+    def lines(self, frame: int, tracks: FrameTracks) -> list[str]:
+        """The official script's MOT lines (`frame,id,x1,y1,w,h,1,-1,-1,-1`)."""
+        return [
+            f"{frame},{track_id},{x:.2f},{y:.2f},{w:.2f},{h:.2f},1,-1,-1,-1\n"
+            for track_id, (x, y, w, h), _, _ in self.shown(tracks)
+        ]
