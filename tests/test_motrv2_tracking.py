@@ -80,3 +80,12 @@ def test_missing_frames_or_weights_are_clear_errors(motrv2_case, capsys):
     assert main(["track", "--tracker", "motrv2", "--det-db", str(folder / "det_db.json"), "--frames", str(scene.video),
                  "--out", str(folder / "x.txt")]) == 2  # fmt: skip
     assert "needs --weights" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end_with_motrv2(motrv2_case, tmp_path):
+    _, _, checkpoint = motrv2_case
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--frames", "2", "--tracker", "motrv2", "--weights", str(checkpoint)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["trackeval"]["GT_Dets"] == 10 and (out / "plots" / "dashboard.png").is_file()
+    assert (out / "tracks.txt").is_file()

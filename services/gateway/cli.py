@@ -297,7 +297,7 @@ def cmd_worker(args) -> int:
 def cmd_demo(args) -> int:
     from services.gateway.demo import run_demo
 
-    return run_demo(Path(args.out), frames=args.frames, seed=args.seed, console=console)
+    return run_demo(Path(args.out), args.frames, args.seed, console, args.tracker, args.weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo-output")
     p.add_argument("--frames", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "motrv2"])
+    p.add_argument("--weights", help="MOTRv2 checkpoint (with --tracker motrv2)")
     p.set_defaults(func=cmd_demo)
     return parser
 

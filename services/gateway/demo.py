@@ -12,16 +12,24 @@ from services.detector.motion import MotionDetector
 from services.evaluator.evaluate import evaluate
 from services.evaluator.plots import write_plots
 from services.evaluator.table import report_table
-from services.tracker.engine import run_tracking
+from services.tracker.engine import build_tracker, run_tracking
 from shared.atomic import atomic_write_text
 from shared.formats.det_db import read_det_db
 from shared.formats.mot_txt import read_mot, write_mot
 from shared.frames import open_frames
 from shared.schemas import DetectOptions, TrackOptions
+from shared.settings import pick_device
 from shared.synth import render_scene
 
 
-def run_demo(out: Path, frames: int = 150, seed: int = 0, console: Console | None = None) -> int:
+def run_demo(
+    out: Path,
+    frames: int = 150,
+    seed: int = 0,
+    console: Console | None = None,
+    tracker: str = "bytetrack",
+    weights: str | None = None,
+) -> int:
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]1/4[/] rendering a {frames}-frame synthetic clip -> {out}")
@@ -30,8 +38,11 @@ def run_demo(out: Path, frames: int = 150, seed: int = 0, console: Console | Non
     options = DetectOptions(detector="motion", sequence="demo")
     detections = run_detection(open_frames(scene.video), MotionDetector(), options)
     write_detections(detections, out / "det_db.json")
-    console.print("[bold]3/4[/] tracking (bytetrack) -> tracks.txt")
-    tracks = run_tracking(read_det_db(out / "det_db.json"), TrackOptions(tracker="bytetrack"), "demo", scene.frames)
+    console.print(f"[bold]3/4[/] tracking ({tracker}) -> tracks.txt")
+    options = TrackOptions(tracker=tracker, weights=weights)
+    tracks = run_tracking(read_det_db(out / "det_db.json"), options, "demo", scene.frames,
+                          frames=open_frames(scene.video) if tracker == "motrv2" else None,
+                          tracker=build_tracker(options, pick_device()))  # fmt: skip
     write_mot(out / "tracks.txt", tracks)
 
     table = Table(title="motpipe demo")
