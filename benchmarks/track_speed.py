@@ -1,0 +1,83 @@
+"""MOTRv2 tracking speed on a synthetic 1920x1080 clip at the official input size (800x1422).
+
+End to end per frame: decode + preprocess + model + track update; model-only: the forward pass
+on a prepared input. fp32 always; bf16 autocast where a GPU is present. Weights do not change
+the speed, so the model keeps its initial values.
+
+    .venv/bin/python benchmarks/track_speed.py [--frames 5] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from services.tracker.motrv2.config import MOTRv2Config
+from services.tracker.motrv2.model import MOTRv2
+from services.tracker.motrv2.runtime import preprocess
+from services.tracker.motrv2.tracker import MOTRv2Tracker
+from shared.frames import open_frames
+from shared.settings import pick_device
+from shared.synth import render_scene
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    model = MOTRv2(MOTRv2Config()).eval().to(device)
+    rng = np.random.default_rng(0)
+    table = Table(title=f"MOTRv2 on {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'CPU'}), "
+                        f"torch {torch.__version__}, {args.frames} frames 1920x1080 -> 800x1422")  # fmt: skip
+    for column in ("precision", "end to end frames/s", "model-only frames/s"):
+        table.add_column(column, justify="right")
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = render_scene(tmp, frames=args.frames, seed=2, size=(1920, 1080))
+        proposals = {}
+        for f in range(1, args.frames + 1):
+            boxes = scene.gt.boxes[scene.gt.frame == f]
+            proposals[f] = np.column_stack([boxes, rng.uniform(0.4, 0.9, len(boxes))])
+        for precision in ("fp32", "bf16 autocast"):
+            autocast = precision != "fp32"
+            if autocast and not device.startswith("cuda"):
+                table.add_row(precision, "n/a on CPU", "n/a on CPU")
+                continue
+            tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
+            tracker.update(proposals[1], next(iter(open_frames(scene.video)))[1])  # warm-up
+            tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
+            sync(device)
+            start = time.perf_counter()
+            for number, image in open_frames(scene.video):
+                tracker.update(proposals[number], image)
+            sync(device)
+            end_to_end = args.frames / (time.perf_counter() - start)
+            image = preprocess(next(iter(open_frames(scene.video)))[1]).to(device)
+            ref, query = model.proposal_queries(torch.zeros((20, 5), device=device) + 0.5)
+            context = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+            with torch.inference_mode(), context:
+                sync(device)
+                start = time.perf_counter()
+                for _ in range(args.frames):
+                    model(image, ref, query)
+                sync(device)
+            model_only = args.frames / (time.perf_counter() - start)
+            table.add_row(precision, f"{end_to_end:.2f}", f"{model_only:.2f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
