@@ -7,23 +7,7 @@ from torch import nn
 from torchvision.models import resnet50
 from torchvision.models._utils import IntermediateLayerGetter
 
-
-class FrozenBatchNorm2d(nn.Module):
-    """Batch norm with fixed statistics and affine terms, all buffers (the checkpoint's names:
-    weight, bias, running_mean, running_var; no num_batches_tracked)."""
-
-    def __init__(self, channels: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.register_buffer("weight", torch.ones(channels))
-        self.register_buffer("bias", torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
-        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+from shared.torch_layers import FrozenBatchNorm2d
 
 
 class Backbone(nn.Module):
