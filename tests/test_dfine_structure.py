@@ -1,4 +1,4 @@
-"""D-FINE structure: backbone and hybrid encoder names, shapes and order equal the official state dict (15 manifests)."""
+"""D-FINE structure: backbone and hybrid encoder names, shapes and order equal the 15 official manifests."""
 
 import json
 
