@@ -19,7 +19,25 @@ class ConvNorm(nn.Module):
         self.act = act or nn.Identity()
 
     def forward(self, x):
+        if hasattr(self, "conv_bn_fused"):
+            return self.act(self.conv_bn_fused(x))
         return self.act(self.norm(self.conv(x)))
+
+    def fused_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch norm folded into the convolution, with the official arithmetic (same rounding)."""
+        std = (self.norm.running_var + self.norm.eps).sqrt()
+        t = (self.norm.weight / std).reshape(-1, 1, 1, 1)
+        return self.conv.weight * t, self.norm.bias - self.norm.running_mean * self.norm.weight / std
+
+    def deploy(self) -> None:
+        """What the official `convert_to_deploy` does: one biased convolution instead of conv + norm."""
+        conv = self.conv
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                          groups=conv.groups, bias=True)  # fmt: skip
+        kernel, bias = self.fused_kernel_bias()
+        fused.weight.data, fused.bias.data = kernel.detach(), bias.detach()
+        self.conv_bn_fused = fused
+        del self.conv, self.norm
 
 
 class VGGBlock(nn.Module):
@@ -32,7 +50,18 @@ class VGGBlock(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x):
+        if hasattr(self, "conv"):
+            return self.act(self.conv(x))
         return self.act(self.conv1(x) + self.conv2(x))
+
+    def deploy(self) -> None:
+        """Both branches folded into one 3x3 convolution, as the official deploy mode does."""
+        k3, b3 = self.conv1.fused_kernel_bias()
+        k1, b1 = self.conv2.fused_kernel_bias()
+        conv = nn.Conv2d(self.conv1.conv.in_channels, self.conv1.conv.out_channels, 3, 1, padding=1)
+        conv.weight.data, conv.bias.data = (k3 + F.pad(k1, [1, 1, 1, 1])).detach(), (b3 + b1).detach()
+        self.conv = conv
+        del self.conv1, self.conv2
 
 
 class CSPLayer(nn.Module):
