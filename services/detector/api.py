@@ -72,6 +72,10 @@ async def detect(
     try:  # unknown detector or class names: refuse now rather than fail in the worker
         check_detector(options.detector)
         resolve_classes(options)
+        if options.weights:  # a caller's checkpoint path is confined to the data root and must exist
+            options.weights = str(confine(settings, options.weights))
+            if not Path(options.weights).is_file():
+                raise InputError("weights not found under the data root", field="weights")
     except InputError:
         store.delete(run_id)
         raise

@@ -7,7 +7,9 @@ from shared.schemas import DetectOptions
 
 from .motion import MotionDetector
 
-CLASS_NAMES = {"motion": {"player": 1, "ball": 2}}
+# class-name tables for filtering by name (D-FINE: ids are the checkpoint's 0-based class indices;
+# the Objects365 people/ball ids the group uses are 0 person, 36 sports ball ... by id)
+CLASS_NAMES = {"motion": {"player": 1, "ball": 2}, "dfine": {"person": 0}}
 AVAILABLE = tuple(CLASS_NAMES)
 
 
@@ -19,7 +21,11 @@ def check_detector(name: str) -> None:
 def build_detector(options: DetectOptions, device: str = "cpu"):
     """A ready detector for `options` (device is used by model-based detectors)."""
     check_detector(options.detector)
-    return MotionDetector()  # the only one so far; dfine branches off here
+    if options.detector == "dfine":
+        from .dfine.detector import DFINEDetector
+
+        return DFINEDetector.from_weights(options.weights, options.size or "l", options.dataset or "obj365", device)
+    return MotionDetector()
 
 
 def resolve_classes(options: DetectOptions) -> set[int] | None:

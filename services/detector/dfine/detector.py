@@ -1,0 +1,109 @@
+"""`dfine` behind the detector interface: frames in batches on the device, official preprocessing
+(PIL bilinear resize to 640x640, no normalisation), deploy-mode model, top-300 postprocessing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from shared.errors import InputError
+
+from .configs import NUM_CLASSES, dfine_config
+from .model import DFINE, postprocess
+
+NAME = "dfine"
+
+
+def preprocess(frame_bgr: np.ndarray, size: int = 640) -> torch.Tensor:
+    """(3, 640, 640) float in 0..1, exactly as the official script (PIL resize, ToTensor)."""
+    image = Image.fromarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)).resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).contiguous().float().div(255)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """`checkpoint["ema"]["module"]` when present, else `checkpoint["model"]` (weights_only load)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError("checkpoint not found", source=str(path)) from None
+    except Exception as exc:
+        raise InputError(f"not a loadable D-FINE checkpoint ({type(exc).__name__}: {exc})", source=str(path)) from None
+    if isinstance(checkpoint, dict):
+        ema = checkpoint.get("ema")
+        if isinstance(ema, dict) and isinstance(ema.get("module"), dict):
+            return ema["module"]
+        if isinstance(checkpoint.get("model"), dict):
+            return checkpoint["model"]
+    raise InputError("expected checkpoint['ema']['module'] or checkpoint['model']", source=str(path))
+
+
+def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
+    try:
+        model = DFINE(dfine_config(size, dataset))
+    except ValueError as exc:
+        raise InputError(str(exc), field="size/dataset") from None
+    state = read_state_dict(path)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]  # fmt: skip
+    if missing or unexpected or wrong:
+        raise InputError(
+            f"checkpoint does not match D-FINE {size}/{dataset}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"shape {wrong[:3]}",
+            source=str(path),
+        )
+    model.load_state_dict(state, strict=True)
+    return model.deploy()
+
+
+class DFINEDetector:
+    name = NAME
+
+    def __init__(self, model: DFINE, device: str = "cpu", batch_size: int = 8, autocast: bool = False):
+        self.model = model.to(device)
+        self.device = device
+        self.batch_size = batch_size
+        self.autocast = autocast and device.startswith("cuda")
+
+    @classmethod
+    def from_weights(cls, weights, size: str, dataset: str, device: str = "cpu", **kwargs) -> DFINEDetector:
+        if not weights:
+            raise InputError("dfine needs --weights CHECKPOINT", field="weights")
+        if dataset not in NUM_CLASSES:
+            raise InputError(f"unknown dataset {dataset!r}; known: {sorted(NUM_CLASSES)}", field="dataset")
+        return cls(load_dfine(weights, size, dataset), device, **kwargs)
+
+    @torch.inference_mode()
+    def _run(self, batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+        images = torch.stack([preprocess(img) for _, img in batch]).to(self.device)
+        sizes = torch.tensor(
+            [[img.shape[1], img.shape[0]] for _, img in batch], dtype=torch.float32, device=self.device
+        )
+        context = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
+        with context:
+            logits, boxes = self.model(images)
+        labels, xyxy, scores = postprocess(logits.float(), boxes.float(), sizes)
+        out = []
+        for i, (number, _) in enumerate(batch):
+            b = xyxy[i].cpu().numpy().astype(np.float64)
+            rows = np.column_stack([b[:, :2], b[:, 2:] - b[:, :2], scores[i].cpu().numpy(), labels[i].cpu().numpy()])
+            out.append((number, rows))
+        return out
+
+    def detect(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        batch: list[tuple[int, np.ndarray]] = []
+        for item in frames:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield from self._run(batch)
+                batch = []
+        if batch:
+            yield from self._run(batch)
