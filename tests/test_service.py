@@ -358,3 +358,47 @@ def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_pat
     np.testing.assert_allclose(served.boxes, direct.boxes, atol=0.01)
     bad = httpx.post(f"{stack.url}/track", json={**body, "weights": "weights/none.pth"}, timeout=10)
     assert bad.status_code == 400 and "not found" in bad.json()["detail"]
+
+
+def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_path, shared_dir):
+    """A filled D-FINE checkpoint under the data root goes through POST /detect and a real worker."""
+    import importlib.util
+
+    import torch
+
+    from services.detector.dfine.configs import dfine_config
+    from services.detector.dfine.detector import DFINEDetector, load_dfine
+    from services.detector.dfine.model import DFINE
+    from services.detector.engine import run_detection
+    from shared.frames import open_frames
+    from shared.schemas import DetectOptions
+
+    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
+    fill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fill)
+    state = {k: torch.from_numpy(fill.fill_value(k, list(v.shape))) if v.is_floating_point() else v
+             for k, v in DFINE(dfine_config("n", "coco")).state_dict().items()}  # fmt: skip
+    weights = stack.root / "weights" / "dfine_n_coco.pth"
+    weights.parent.mkdir(parents=True)
+    torch.save({"model": state}, weights)
+    scene = render_scene(tmp_path / "clip", frames=3, seed=9, size=(320, 180))
+    stack.start_gateway()
+    stack.start_worker("w1")
+    fields = {"detector": "dfine", "weights": "weights/dfine_n_coco.pth", "size": "n", "dataset": "coco",
+              "score_threshold": "0.3", "sequence": "clip"}  # fmt: skip
+    with open(scene.video, "rb") as handle:
+        answer = httpx.post(f"{stack.url}/detect", files={"file": ("clip.mp4", handle)}, data=fields, timeout=60)
+    assert answer.status_code == 202, answer.text
+    run = answer.json()["run"]
+    record = stack.wait_stage(run, "detect", timeout=120)
+    assert record["stages"]["detect"]["state"] == "succeeded", record
+    served = read_det_db(stack.root / "runs" / run / "det_db.json")
+    options = DetectOptions(detector="dfine", score_threshold=0.3)
+    direct = run_detection(open_frames(scene.video), DFINEDetector(load_dfine(weights, "n", "coco")), options)
+    assert sum(len(d) for d in direct.per_frame.values()) > 0
+    for frame, dets in direct.per_frame.items():
+        np.testing.assert_allclose(served[f"clip/img1/{frame:06d}"], np.round(dets[:, :5], 2), atol=0.006)
+    with open(scene.video, "rb") as handle:
+        bad = httpx.post(f"{stack.url}/detect", files={"file": ("clip.mp4", handle)},
+                         data={"detector": "dfine", "weights": "weights/none.pth"}, timeout=60)  # fmt: skip
+    assert bad.status_code == 400 and "weights" in bad.json()["detail"]
