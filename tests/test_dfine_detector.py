@@ -66,3 +66,11 @@ def test_wrong_size_names_the_mismatching_keys(checkpoint):
         load_dfine(path, "s", "coco")
     with pytest.raises(InputError, match="dfine needs --weights"):
         DFINEDetector.from_weights(None, "n", "coco")
+
+
+def test_class_filter_by_coco_name():
+    from services.detector.registry import resolve_classes
+
+    assert resolve_classes(DetectOptions(detector="dfine", dataset="coco", classes="person,sports_ball")) == {0, 32}
+    with pytest.raises(InputError, match="unknown class 'referee'"):
+        resolve_classes(DetectOptions(detector="dfine", dataset="coco", classes="referee"))

@@ -7,10 +7,23 @@ from shared.schemas import DetectOptions
 
 from .motion import MotionDetector
 
-# class-name tables for filtering by name (D-FINE: ids are the checkpoint's 0-based class indices;
-# the Objects365 people/ball ids the group uses are 0 person, 36 sports ball ... by id)
-CLASS_NAMES = {"motion": {"player": 1, "ball": 2}, "dfine": {"person": 0}}
-AVAILABLE = tuple(CLASS_NAMES)
+COCO = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign parking_meter "
+    "bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella handbag tie suitcase frisbee "
+    "skis snowboard sports_ball kite baseball_bat baseball_glove skateboard surfboard tennis_racket bottle wine_glass "
+    "cup fork knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch "
+    "potted_plant bed dining_table toilet tv laptop mouse remote keyboard cell_phone microwave oven toaster sink "
+    "refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
+).split()
+# Class names per detector for `--classes NAME,...`; D-FINE ids are the checkpoint's 0-based indices.
+# Objects365 has only `person` (0) by name so far: the group filters it by ids (0,1,36,156,240).
+CLASS_NAMES = {
+    "motion": {"player": 1, "ball": 2},
+    "dfine": {"person": 0},
+    "dfine/coco": {name: i for i, name in enumerate(COCO)},
+    "dfine/crowdhuman": {"person": 0},
+}
+AVAILABLE = ("motion", "dfine")
 
 
 def check_detector(name: str) -> None:
@@ -32,7 +45,7 @@ def resolve_classes(options: DetectOptions) -> set[int] | None:
     """Class filter as ids; names are looked up in the detector's class table."""
     if not options.classes:
         return None
-    names = CLASS_NAMES.get(options.detector, {})
+    names = CLASS_NAMES.get(f"{options.detector}/{options.dataset}", CLASS_NAMES.get(options.detector, {}))
     ids = set()
     for value in options.classes:
         if isinstance(value, int):

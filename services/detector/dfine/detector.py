@@ -23,7 +23,7 @@ NAME = "dfine"
 def preprocess(frame_bgr: np.ndarray, size: int = 640) -> torch.Tensor:
     """(3, 640, 640) float in 0..1, exactly as the official script (PIL resize, ToTensor)."""
     image = Image.fromarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(image)).permute(2, 0, 1).contiguous().float().div(255)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous().float().div(255)
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
