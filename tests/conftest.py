@@ -43,3 +43,14 @@ def recall(gt_frames: np.ndarray, gt_boxes: np.ndarray, per_frame: dict[int, np.
         if len(dets):
             hits += int((iou_matrix(gt, dets).max(axis=1) >= iou).sum())
     return hits / max(1, len(gt_boxes))
+
+
+@pytest.fixture(scope="session")
+def param_fill(shared_dir):
+    """`../shared/reference/param_fill.py`: the deterministic weight fill the parity vectors were made with."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,7 +1,5 @@
 """The dfine detector end to end: official preprocessing, checkpoint formats, CLI det_db equal to the model."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -19,11 +17,9 @@ from shared.synth import render_scene
 
 
 @pytest.fixture(scope="module")
-def checkpoint(shared_dir, tmp_path_factory):
+def checkpoint(shared_dir, param_fill, tmp_path_factory):
     """A filled N-COCO model saved the way official training saves it (EMA copy)."""
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = param_fill
     vectors = np.load(shared_dir / "reference" / "dfine" / "vectors_n_coco.npz")
     state = {}
     for name, tensor in DFINE(dfine_config("n", "coco")).state_dict().items():

@@ -3,7 +3,6 @@ the official vectors. The official top-300 selection has exact score ties, so ou
 after pairing queries one to one (the spec's advice); at most 1% of queries may differ (a tie at the
 selection boundary swaps one in or out)."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -17,11 +16,9 @@ KEYS = [f"{s}_{d}" for s in "nsmlx" for d in ("coco", "obj365", "crowdhuman")]
 
 
 @pytest.fixture(scope="module")
-def reference(shared_dir):
+def reference(shared_dir, param_fill):
     folder = shared_dir / "reference" / "dfine"
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = param_fill
     return folder, fill, json.loads((folder / "configs.json").read_text())
 
 

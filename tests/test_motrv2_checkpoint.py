@@ -1,7 +1,6 @@
 """MOTRv2 structure: official names and shapes, strict loading of official-layout checkpoints."""
 
 import argparse
-import importlib.util
 import json
 import pickle
 
@@ -20,11 +19,8 @@ def manifest(shared_dir):
 
 
 @pytest.fixture(scope="module")
-def fill(shared_dir):
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.fill_value
+def fill(param_fill):
+    return param_fill.fill_value
 
 
 def test_state_dict_names_shapes_and_order_equal_the_official_manifest(manifest):

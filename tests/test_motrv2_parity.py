@@ -1,7 +1,6 @@
 """MOTRv2 parity with the official code: deterministic fill, the reference frames and proposals,
 per-frame raw outputs, ids, scores, boxes and MOT lines (tolerances from the spec)."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -14,11 +13,9 @@ from services.tracker.motrv2.runtime import MOTRv2Runtime, preprocess, proposals
 
 
 @pytest.fixture(scope="module")
-def reference(shared_dir):
+def reference(shared_dir, param_fill):
     folder = shared_dir / "reference" / "motrv2"
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = param_fill
     manifest = json.loads((folder / "manifest_official.json").read_text())
     return (
         fill,

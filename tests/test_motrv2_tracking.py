@@ -2,7 +2,6 @@
 the same tracks as the in-process loop."""
 
 import argparse
-import importlib.util
 import json
 
 import numpy as np
@@ -20,11 +19,9 @@ from shared.synth import render_scene
 
 
 @pytest.fixture(scope="module")
-def motrv2_case(shared_dir, tmp_path_factory):
+def motrv2_case(shared_dir, param_fill, tmp_path_factory):
     """A 2-frame synthetic clip, a det_db of GT-like proposals and a filled 2-class checkpoint."""
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = param_fill
     manifest = json.loads((shared_dir / "reference" / "motrv2" / "manifest_official.json").read_text())
     folder = tmp_path_factory.mktemp("motrv2")
     state = {}

@@ -303,9 +303,8 @@ def test_large_upload_streams_to_disk_with_flat_memory(stack):
     assert httpx.get(f"{stack.url}/runs", timeout=10).json() == []
 
 
-def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_path, shared_dir):
+def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_path, shared_dir, param_fill):
     """A filled checkpoint under the data root goes through POST /track and a real worker."""
-    import importlib.util
     import json
 
     import torch
@@ -315,9 +314,7 @@ def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_pat
     from shared.frames import open_frames
     from shared.schemas import TrackOptions
 
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = param_fill
     manifest = json.loads((shared_dir / "reference" / "motrv2" / "manifest_official.json").read_text())
     state = {}
     for name, shape, _ in manifest:
@@ -360,9 +357,8 @@ def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_pat
     assert bad.status_code == 400 and "not found" in bad.json()["detail"]
 
 
-def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_path, shared_dir):
+def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_path, shared_dir, param_fill):
     """A filled D-FINE checkpoint under the data root goes through POST /detect and a real worker."""
-    import importlib.util
 
     import torch
 
@@ -373,9 +369,7 @@ def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_pa
     from shared.frames import open_frames
     from shared.schemas import DetectOptions
 
-    spec = importlib.util.spec_from_file_location("param_fill", shared_dir / "reference" / "param_fill.py")
-    fill = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fill)
+    fill = param_fill
     state = {k: torch.from_numpy(fill.fill_value(k, list(v.shape))) if v.is_floating_point() else v
              for k, v in DFINE(dfine_config("n", "coco")).state_dict().items()}  # fmt: skip
     weights = stack.root / "weights" / "dfine_n_coco.pth"
