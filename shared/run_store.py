@@ -138,8 +138,8 @@ class RunStore:
             record.artifacts[name] = ArtifactInfo(bytes=path.stat().st_size, url=f"/runs/{record.run}/artifacts/{name}")
 
     def forget_derived(self, record: RunRecord, folder: Path) -> None:
-        """Drop metrics and plots computed from earlier tracks or ground truth (call inside `update`)."""
-        for name in [n for n in record.artifacts if n.startswith(("metrics", "plots/"))]:
+        """Drop metrics, plots and the overlay made from earlier tracks or ground truth (call inside `update`)."""
+        for name in [n for n in record.artifacts if n.startswith(("metrics", "plots/", "overlay"))]:
             record.artifacts.pop(name)
             (folder / name).unlink(missing_ok=True)
 

@@ -227,5 +227,11 @@ def test_overlay_endpoint(api, stored_run, scene):
     client, store, _ = api
     assert client.get(f"/runs/{stored_run}/overlay.mp4").status_code == 200  # det_db layer (empty) on the video
     assert "overlay.mp4" in client.get(f"/runs/{stored_run}").json()["artifacts"]
+    # new ground truth: the cached overlay is dropped and drawn again with the new layer
+    assert (
+        client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.txt", scene.gt_txt.read_bytes())}).status_code == 201
+    )
+    assert "overlay.mp4" not in client.get(f"/runs/{stored_run}").json()["artifacts"]
+    assert client.get(f"/runs/{stored_run}/overlay.mp4").status_code == 200
     empty_run = store.create().run
     assert client.get(f"/runs/{empty_run}/overlay.mp4").status_code == 409

@@ -12,18 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from shared.api.deps import get_settings_dep, get_store
 from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
-from shared.errors import ConflictError, InputError
-from shared.formats.conversions import det_db_to_mot
-from shared.formats.det_db import read_det_db, resolve_sequence
-from shared.formats.mot_txt import read_mot
+from shared.errors import InputError
 from shared.run_store import RunStore
 from shared.schemas import DoctorReport, MetricsReport
 from shared.settings import Settings
 
-from .ground_truth import GT_NAMES, parse_ground_truth, read_ground_truth
-from .overlay import render_overlay
+from .ground_truth import GT_NAMES, parse_ground_truth
 from .plots import plot_comparison
-from .store import doctor_run, evaluate_run, plot_path
+from .store import doctor_run, evaluate_run, plot_path, render_run_overlay
 
 router = APIRouter(tags=["evaluator"])
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
@@ -113,22 +109,4 @@ def doctor(run_id: str, store: RunStore = Depends(get_store)):
 @router.get("/runs/{run_id}/overlay.mp4")
 def overlay(run_id: str, store: RunStore = Depends(get_store)):
     """The run's video with ground truth, detections and tracks drawn on it (rendered once, then cached)."""
-    record = store.get(run_id)
-    folder = store.run_dir(run_id)
-    target = folder / "overlay.mp4"
-    if "overlay.mp4" not in record.artifacts:
-        video = next(folder.glob("input.*"), None) or (Path(record.inputs["path"]) if "path" in record.inputs else None)
-        if video is None:
-            raise ConflictError(f"run {run_id} has no input video to draw on")
-        gt_path = next((folder / n for n in GT_NAMES.values() if n in record.artifacts), None)
-        gt = read_ground_truth(gt_path)[1] if gt_path else None
-        dets = None
-        if "det_db.json" in record.artifacts:
-            det_db = read_det_db(folder / "det_db.json")
-            dets = det_db_to_mot(det_db, resolve_sequence(det_db, None, "det_db.json"))
-        tracks = read_mot(folder / "tracks.txt") if "tracks.txt" in record.artifacts else None
-        if gt is None and dets is None and tracks is None:
-            raise ConflictError(f"run {run_id} has nothing to draw yet (no det_db, tracks or ground truth)")
-        render_overlay(video, target, gt, dets, tracks)
-        store.update(run_id, lambda r: store.record_artifacts(r, folder, ["overlay.mp4"]))
-    return FileResponse(target, media_type="video/mp4")
+    return FileResponse(render_run_overlay(store, run_id), media_type="video/mp4")

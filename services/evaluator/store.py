@@ -6,6 +6,8 @@ from pathlib import Path
 
 from shared.atomic import atomic_write_text
 from shared.errors import ConflictError, MissingInputError, NotFoundError
+from shared.formats.conversions import det_db_to_mot
+from shared.formats.det_db import read_det_db, resolve_sequence
 from shared.formats.mot_txt import read_mot
 from shared.run_store import RunStore
 from shared.schemas import DoctorReport, MetricsReport, StageState
@@ -13,6 +15,7 @@ from shared.schemas import DoctorReport, MetricsReport, StageState
 from .doctor import run_doctor
 from .evaluate import evaluate
 from .ground_truth import GT_NAMES, read_ground_truth
+from .overlay import render_overlay
 from .plots import write_plots
 
 
@@ -63,3 +66,27 @@ def doctor_run(store: RunStore, run_id: str) -> DoctorReport:
     size = tuple(info["frame_size"]) if info.get("frame_size") else None
     return run_doctor(present.get("det_db.json"), gt, present.get("tracks.txt"), info.get("sequence"),
                       info.get("frames"), size)  # fmt: skip
+
+
+def render_run_overlay(store: RunStore, run_id: str) -> Path:
+    """The run's video with whichever of ground truth, detections and tracks exist (rendered once, then cached)."""
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    target = folder / "overlay.mp4"
+    if "overlay.mp4" in record.artifacts:
+        return target
+    video = record.inputs.get("frames")  # the detect API records the frames the run was made from
+    if video is None:
+        raise ConflictError(f"run {run_id} has no input video to draw on")
+    gt_path = next((folder / n for n in GT_NAMES.values() if n in record.artifacts), None)
+    gt = read_ground_truth(gt_path)[1] if gt_path else None
+    dets = None
+    if "det_db.json" in record.artifacts:
+        det_db = read_det_db(folder / "det_db.json")
+        dets = det_db_to_mot(det_db, resolve_sequence(det_db, None, "det_db.json"))
+    tracks = read_mot(folder / "tracks.txt") if "tracks.txt" in record.artifacts else None
+    if gt is None and dets is None and tracks is None:
+        raise ConflictError(f"run {run_id} has nothing to draw yet (no det_db, tracks or ground truth)")
+    render_overlay(video, target, gt, dets, tracks)
+    store.update(run_id, lambda r: store.record_artifacts(r, folder, ["overlay.mp4"]))
+    return target
