@@ -73,3 +73,6 @@ def test_commands_and_dockerfiles_exist(compose):
             assert callable(getattr(importlib.import_module(module), attr)), name
     assert "FROM pytorch/pytorch" in (REPO / "deploy" / "Dockerfile.worker").read_text()
     assert "python:3.11-slim" in (REPO / "deploy" / "Dockerfile.api").read_text()
+    for name in ("Dockerfile.api", "Dockerfile.worker"):  # the C kernels need setup.py and a compiler
+        text = (REPO / "deploy" / name).read_text()
+        assert "setup.py" in text and " gcc " in text, name

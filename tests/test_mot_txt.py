@@ -78,7 +78,8 @@ def test_large_file_parses_through_the_vectorised_path():
     np.testing.assert_allclose(table.boxes, np.round(rows[:, 2:], 2))
 
 
-def test_fast_decimal_parser_gives_strtods_bits():
+@pytest.mark.parametrize("compiled", [True, False], ids=["C", "numpy"])
+def test_fast_decimal_parser_gives_strtods_bits(compiled):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
@@ -95,7 +96,7 @@ def test_fast_decimal_parser_gives_strtods_bits():
     @given(st.lists(st.lists(number, min_size=6, max_size=6), min_size=1, max_size=20))
     def check(rows):
         text = "\n".join(",".join(r) for r in rows) + "\n"
-        fast = parse_decimal_table(text.encode(), 6)
+        fast = parse_decimal_table(text.encode(), 6, compiled=compiled)
         expected = np.array([[float(v) for v in r] for r in rows])
         assert fast is not None
         assert (fast.view(np.int64) == expected.view(np.int64)).all()
@@ -103,14 +104,33 @@ def test_fast_decimal_parser_gives_strtods_bits():
     check()
 
 
+def test_compiled_parser_is_built():
+    from shared.formats import decimal_text
+
+    assert decimal_text._decimal is not None, "shared/formats/_decimal.c did not build (C compiler missing?)"
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["C", "numpy"])
 @pytest.mark.parametrize(
     "text",
-    [b"1,1,0,0,1e3,5\n", b"1,1,0,0,nan,5\n", b"1,1,0,0,5,5\n\n2,1,0,0,5,5\n", b"1, 1,0,0,5,5\n", b"1,1,0,0,5\n"],
-)
-def test_unusual_text_falls_back_to_the_general_parser(text):
+    [
+        b"1,1,0,0,1e3,5\n", b"1,1,0,0,nan,5\n", b"1,1,0,0,5,5\n\n2,1,0,0,5,5\n", b"1, 1,0,0,5,5\n",
+        b"1,1,0,0,5\n", b"1,1,0,0,5,5,7\n", b"1,1,0,0,5,5\r", b"1,1,0,0,5.5.5,5\n", b"1,1,0,-,5,5\n",
+        b"1,1,0,0,1234567890123456,5\n", b"1,1,0,0,5,5,\n", b"1,1,0,0,5,--5\n",
+    ],
+)  # fmt: skip
+def test_unusual_text_falls_back_to_the_general_parser(text, compiled):
     from shared.formats.decimal_text import parse_decimal_table
 
-    assert parse_decimal_table(text, 6) is None
+    assert parse_decimal_table(text, 6, compiled=compiled) is None
+
+
+def test_compiled_and_numpy_parsers_agree_on_line_endings():
+    from shared.formats.decimal_text import parse_decimal_table
+
+    for text in (b"1,2,3.5,-0.25,.5,7.\r\n2,3,4,5,6,7", b"1,2,3,4,5,6\n2,3,4,5,6,-0\n"):
+        fast, slow = parse_decimal_table(text, 6), parse_decimal_table(text, 6, compiled=False)
+        assert fast.shape == (2, 6) and (fast.view(np.int64) == slow.view(np.int64)).all()
 
 
 def test_fast_path_errors_still_name_the_line(tmp_path):

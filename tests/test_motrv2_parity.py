@@ -74,4 +74,12 @@ def test_tracking_parity_on_the_reference_frames(reference):
         np.testing.assert_allclose(tracks.boxes_xyxy.numpy(), vectors[f"f{i}/boxes_xyxy"], atol=1e-3)
         np.testing.assert_allclose(tracks.pred_boxes.numpy(), vectors[f"f{i}/pred_boxes"], atol=1e-5)
         lines += runtime.lines(i + 1, tracks)
-    assert lines == info["mot_lines"]
+    # the official script prints 2 decimals: boxes equal to ~2e-4 px can still round apart by
+    # one unit of the last digit on another CPU, so frame, id and format are exact, values within 0.01
+    assert len(lines) == len(info["mot_lines"])
+    for got, expected in zip(lines, info["mot_lines"], strict=True):
+        got_fields, expected_fields = got.rstrip("\n").split(","), expected.rstrip("\n").split(",")
+        assert got_fields[:2] == expected_fields[:2] and got.endswith(",1,-1,-1,-1\n"), (got, expected)
+        assert [len(v.split(".")[-1]) for v in got_fields] == [len(v.split(".")[-1]) for v in expected_fields]
+        deltas = np.abs(np.array(got_fields[2:], float) - np.array(expected_fields[2:], float))
+        assert (deltas <= 0.0100001).all(), (got, expected)

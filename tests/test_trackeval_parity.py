@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from services.evaluator.metrics import trackeval_metrics
+from services.evaluator.metrics import compiled, trackeval_metrics
 from services.evaluator.metrics.hota import ARRAYS
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable, read_mot
 
 trackeval = pytest.importorskip("trackeval")
 CASES = ("tud_campus", "user_demo", "edge_id_swap")
+BACKENDS = ("compiled", "numpy")  # every TrackEval comparison runs on both implementations
 
 
 def close(got: float, expected: float, rel: float = 1e-12) -> bool:
@@ -30,16 +31,22 @@ def assert_matches(got: dict, expected: dict, rel: float = 1e-12) -> None:
             assert close(got[name], float(value), rel), (name, got[name], value)
 
 
+def test_compiled_kernels_are_built():
+    # setup.py builds them as optional extensions; the speed target needs them
+    assert compiled.available(), "services/evaluator/metrics/_kernels.c did not build (C compiler missing?)"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", CASES)
-def test_reference_cases_equal_trackeval(shared_dir, case):
+def test_reference_cases_equal_trackeval(shared_dir, case, backend):
     folder = shared_dir / "reference" / "eval" / case
     expected = json.loads((folder / "expected.json").read_text())["trackeval"]
-    got = trackeval_metrics(read_mot(folder / "gt.txt"), read_mot(folder / "pred.txt"))
+    got = trackeval_metrics(read_mot(folder / "gt.txt"), read_mot(folder / "pred.txt"), backend=backend)
     for block in ("HOTA", "CLEAR", "Identity", "Count"):
         assert_matches(got, {k: v for k, v in expected[block].items() if k != "alphas"})
 
 
-def oracle(gt: MotTable, pred: MotTable) -> dict:
+def oracle(gt: MotTable, pred: MotTable, threshold: float = 0.5) -> dict:
     """TrackEval's own metric classes and IoU on data grouped here independently of our code."""
     from trackeval.datasets._base_dataset import _BaseDataset
 
@@ -64,7 +71,8 @@ def oracle(gt: MotTable, pred: MotTable) -> dict:
         "seq": "seq",
     }
     out = {}
-    for metric in (trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()):
+    config = {"THRESHOLD": threshold, "PRINT_CONFIG": False}
+    for metric in (trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(config), trackeval.metrics.Identity(config)):
         combined = metric.combine_sequences({"seq": metric.eval_sequence(data)})
         out |= {k: v for k, v in combined.items()}
     for name in ARRAYS:
@@ -116,38 +124,76 @@ def random_pair(rng: np.random.Generator) -> tuple[MotTable, MotTable]:
 def test_generated_sequences_equal_trackeval(seed):
     gt, pred = random_pair(np.random.default_rng(seed))
     expected = oracle(gt, pred)
-    got = trackeval_metrics(gt, pred)
-    assert_matches(got, {k: v for k, v in expected.items() if k in got})
     assert {"HOTA", "MOTA", "IDF1", "IDSW", "Frag", "MT"} <= expected.keys()
+    for backend in BACKENDS:
+        got = trackeval_metrics(gt, pred, backend=backend)
+        assert_matches(got, {k: v for k, v in expected.items() if k in got})
 
 
-def test_empty_inputs_follow_trackevals_branches():
+def crowded_pair(rng: np.random.Generator) -> tuple[MotTable, MotTable]:
+    """Many objects in a small area: rows with 3+ overlaps (numpy's pairwise row sums), competing
+    pairs in most frames (the assignment solver), exact ties from duplicated tracker boxes."""
+    frames, objects = int(rng.integers(5, 30)), int(rng.integers(8, 40))
+    gt_rows, pred_rows = [], []
+    pos = rng.uniform(0, 120, (objects, 2))
+    size = rng.uniform(15, 50, (objects, 2))
+    for f in range(1, frames + 1):
+        pos += rng.normal(0, 2, pos.shape)
+        for i in range(objects):
+            gt_rows.append((f, i + 1, *pos[i], *size[i], 1, 1, 1, -1))
+            if rng.random() < 0.9:
+                box = np.round(np.concatenate([pos[i], size[i]]) + rng.normal(0, 3, 4), 1)
+                track = i + 1 + 50 * int(rng.random() < 0.1)  # some id switches
+                pred_rows.append((f, track, *box, 1, 1, -1, -1))
+                if rng.random() < 0.1:  # a duplicate track on exactly the same box
+                    pred_rows.append((f, track + 500, *box, 1, 1, -1, -1))
+    return MotTable.from_matrix(np.array(gt_rows)), MotTable.from_matrix(np.array(pred_rows))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_backends_give_identical_bits_on_crowded_scenes(seed):
+    gt, pred = crowded_pair(np.random.default_rng(seed))
+    threshold = (0.5, 0.3, 0.0, 0.9)[seed % 4]  # 0.0 makes pairs without any overlap eligible
+    fast = trackeval_metrics(gt, pred, threshold, backend="compiled")
+    reference = trackeval_metrics(gt, pred, threshold, backend="numpy")
+    assert fast.keys() == reference.keys()
+    for name, value in reference.items():
+        assert np.array_equal(np.asarray(fast[name]), np.asarray(value), equal_nan=True), name
+    if seed < 12:  # and both equal TrackEval at that threshold
+        expected = oracle(gt, pred, threshold)
+        assert_matches(fast, {k: v for k, v in expected.items() if k in fast})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_inputs_follow_trackevals_branches(backend):
     gt, _ = random_pair(np.random.default_rng(7))
     empty = MotTable.empty()
-    no_pred = trackeval_metrics(gt, empty)
+    no_pred = trackeval_metrics(gt, empty, backend=backend)
     assert no_pred["CLR_FN"] == len(gt) and no_pred["MOTA"] == 0 and no_pred["CLR_Frames"] == 0
     assert no_pred["LocA(0)"] == 1.0 and no_pred["IDFN"] == len(gt)
-    no_gt = trackeval_metrics(empty, gt)
+    no_gt = trackeval_metrics(empty, gt, backend=backend)
     assert no_gt["MOTA"] == -len(gt) and no_gt["FP_per_frame"] == len(gt) and no_gt["IDFP"] == len(gt)
 
 
-def test_duplicate_and_negative_ids_are_refused():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_duplicate_and_negative_ids_are_refused(backend):
     gt = MotTable.from_matrix([[1, 1, 0, 0, 5, 5, 1, 1, 1, -1], [1, 1, 9, 9, 5, 5, 1, 1, 1, -1]])
     with pytest.raises(InputError, match="id 1 appears more than once in frame 1"):
-        trackeval_metrics(gt, MotTable.empty())
+        trackeval_metrics(gt, MotTable.empty(), backend=backend)
     neg = MotTable.from_matrix([[2, -1, 0, 0, 5, 5, 1, 1, 1, -1]])
     with pytest.raises(InputError, match="negative id -1 in frame 2"):
-        trackeval_metrics(gt.select(np.array([True, False])), neg)
+        trackeval_metrics(gt.select(np.array([True, False])), neg, backend=backend)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sequence", ["TUD-Campus", "TUD-Stadtmitte"])
-def test_motmetrics_shipped_tud_data_equals_trackeval(sequence):
+def test_motmetrics_shipped_tud_data_equals_trackeval(sequence, backend):
     motmetrics = pytest.importorskip("motmetrics")
     from pathlib import Path
 
     folder = Path(motmetrics.__file__).parent / "data" / sequence
     gt, pred = read_mot(folder / "gt.txt"), read_mot(folder / "test.txt")
     expected = oracle(gt, pred)
-    got = trackeval_metrics(gt, pred)
+    got = trackeval_metrics(gt, pred, backend=backend)
     assert_matches(got, {k: v for k, v in expected.items() if k in got})
     assert got["CLR_TP"] > 0 and got["IDTP"] > 0

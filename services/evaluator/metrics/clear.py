@@ -49,12 +49,8 @@ def _matches(seq: Sequence, threshold: float) -> list[np.ndarray]:
 
 
 def clear_counts(seq: Sequence, threshold: float = 0.5) -> dict[str, float]:
-    res = dict.fromkeys(SUMMED, 0)
-    res["Frag"] = 0.0
-    res["MOTP_sum"] = 0.0
     if seq.num_trk_dets == 0 or seq.num_gt_dets == 0:
-        res["CLR_FN"], res["CLR_FP"], res["ML"] = seq.num_gt_dets, seq.num_trk_dets, seq.num_gt_ids
-        return res
+        return clear_without_matches(seq)
     frame, gt_id, trk_id, motp_parts, rank = [], [], [], [], []
     processed_before = 0
     for chunk, match in zip(seq.chunks, _matches(seq, threshold), strict=True):
@@ -71,22 +67,38 @@ def clear_counts(seq: Sequence, threshold: float = 0.5) -> dict[str, float]:
     frame, gt_id, trk_id, rank = (np.concatenate(x) for x in (frame, gt_id, trk_id, rank))
     order = np.lexsort((frame, gt_id))  # each GT id's matches in time order
     same_gt = gt_id[order][1:] == gt_id[order][:-1]
-    res["IDSW"] = int(np.sum(same_gt & (trk_id[order][1:] != trk_id[order][:-1])))
+    idsw = int(np.sum(same_gt & (trk_id[order][1:] != trk_id[order][:-1])))
     # a fragment starts where the GT id was not matched in the previous processed frame
     starts = np.ones(len(order), dtype=bool)
     starts[1:] = ~(same_gt & (rank[order][1:] == rank[order][:-1] + 1))
     frag_starts = np.bincount(gt_id[order][starts], minlength=seq.num_gt_ids)
-    res["Frag"] = float(np.sum(frag_starts[frag_starts > 0] - 1))
     matched = np.bincount(gt_id, minlength=seq.num_gt_ids)
+    motp_sum = float(sequential_row_sums(np.concatenate(motp_parts)))  # frame after frame
+    return clear_from_matches(seq, len(gt_id), idsw, motp_sum, matched, frag_starts)
+
+
+def clear_without_matches(seq: Sequence) -> dict[str, float]:
+    """TrackEval's branch for a sequence with no GT or no tracker rows."""
+    res = dict.fromkeys(SUMMED, 0)
+    res["Frag"] = 0.0
+    res["MOTP_sum"] = 0.0
+    res["CLR_FN"], res["CLR_FP"], res["ML"] = seq.num_gt_dets, seq.num_trk_dets, seq.num_gt_ids
+    return res
+
+
+def clear_from_matches(
+    seq: Sequence, tp: int, idsw: int, motp_sum: float, matched: np.ndarray, frag_starts: np.ndarray
+) -> dict[str, float]:
+    """CLEAR counts from the matching's totals; `matched` and `frag_starts` are per GT id."""
+    res: dict[str, float] = {"CLR_TP": tp, "CLR_FN": seq.num_gt_dets - tp, "CLR_FP": seq.num_trk_dets - tp}
+    res["IDSW"] = idsw
     present = seq.gt_count
     ratio = matched[present > 0] / present[present > 0]
     res["MT"] = int(np.sum(ratio > 0.8))
     res["PT"] = int(np.sum(ratio >= 0.2)) - res["MT"]
     res["ML"] = seq.num_gt_ids - res["MT"] - res["PT"]
-    res["CLR_TP"] = len(gt_id)
-    res["CLR_FN"] = seq.num_gt_dets - len(gt_id)
-    res["CLR_FP"] = seq.num_trk_dets - len(gt_id)
-    res["MOTP_sum"] = float(sequential_row_sums(np.concatenate(motp_parts)))  # frame after frame
+    res["Frag"] = float(np.sum(frag_starts[frag_starts > 0] - 1))
+    res["MOTP_sum"] = motp_sum
     res["CLR_Frames"] = seq.num_timesteps
     return res
 

@@ -67,15 +67,11 @@ def assignment_by_frame(chunk: Chunk, score: np.ndarray) -> np.ndarray:
 def hota_sequence(seq: Sequence) -> dict[str, np.ndarray]:
     """Per-sequence HOTA arrays (one value per alpha)."""
     k = len(ALPHAS)
-    res = {name: np.zeros(k) for name in ("HOTA_TP", "HOTA_FN", "HOTA_FP", "AssA", "AssRe", "AssPr", "LocA")}
     if seq.num_trk_dets == 0 or seq.num_gt_dets == 0:
-        res["HOTA_FN"] = seq.num_gt_dets * np.ones(k) if seq.num_trk_dets == 0 else res["HOTA_FN"]
-        res["HOTA_FP"] = seq.num_trk_dets * np.ones(k) if seq.num_trk_dets else res["HOTA_FP"]
-        res["LocA"] = np.ones(k)
-        return _final(res)
+        return hota_without_matches(seq)
     alignment = _alignment(seq)
     thresholds = (ALPHAS - EPS)[:, None, None]
-    frame_loc, cells = [], [[] for _ in ALPHAS]
+    frame_loc, cells, tp = [], [[] for _ in ALPHAS], np.zeros(k)
     for chunk in seq.chunks:
         valid = chunk.valid
         score = np.where(valid, alignment[chunk.gt_ids.clip(0)[:, :, None], chunk.trk_ids.clip(0)[:, None, :]], 0)
@@ -84,22 +80,41 @@ def hota_sequence(seq: Sequence) -> dict[str, np.ndarray]:
         matched_sim = np.zeros(match.shape)
         matched_sim[c, g] = chunk.sim[c, g, match[c, g]]
         keep = (match >= 0)[None] & (matched_sim[None] >= thresholds)  # (alpha, C, G)
-        res["HOTA_TP"] += keep.sum(axis=(1, 2))
+        tp += keep.sum(axis=(1, 2))
         frame_loc.append(sequential_row_sums(np.where(keep, matched_sim[None], 0.0)))  # (alpha, C)
         pair = chunk.gt_ids[c, g] * seq.num_trk_ids + chunk.trk_ids[c, match[c, g]]
         for a in range(k):
             cells[a].append(pair[keep[a, c, g]])
-    res["HOTA_FN"] = seq.num_gt_dets - res["HOTA_TP"]
-    res["HOTA_FP"] = seq.num_trk_dets - res["HOTA_TP"]
-    res["LocA"] = sequential_row_sums(np.concatenate(frame_loc, axis=1))  # frame after frame, as TrackEval adds
+    counts = np.stack(
+        [np.bincount(np.concatenate(cells[a]), minlength=alignment.size).reshape(alignment.shape) for a in range(k)]
+    ).astype(float)
+    loc_sums = sequential_row_sums(np.concatenate(frame_loc, axis=1))  # frame after frame, as TrackEval adds
+    return hota_from_matches(seq, tp, loc_sums, counts)
+
+
+def hota_without_matches(seq: Sequence) -> dict[str, np.ndarray]:
+    """TrackEval's branch for a sequence with no GT or no tracker rows."""
+    k = len(ALPHAS)
+    res = {name: np.zeros(k) for name in ("HOTA_TP", "HOTA_FN", "HOTA_FP", "AssA", "AssRe", "AssPr", "LocA")}
+    res["HOTA_FN"] = seq.num_gt_dets * np.ones(k) if seq.num_trk_dets == 0 else res["HOTA_FN"]
+    res["HOTA_FP"] = seq.num_trk_dets * np.ones(k) if seq.num_trk_dets else res["HOTA_FP"]
+    res["LocA"] = np.ones(k)
+    return _final(res)
+
+
+def hota_from_matches(seq: Sequence, tp: np.ndarray, loc_sums: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """HOTA arrays from per-alpha match counts: TP, summed IoU of matches, (alpha, gt id, tracker id) counts."""
+    k = len(ALPHAS)
+    res = {"HOTA_TP": tp, "HOTA_FN": seq.num_gt_dets - tp, "HOTA_FP": seq.num_trk_dets - tp}
+    res |= {name: np.zeros(k) for name in ("AssA", "AssRe", "AssPr")}
     gt_count, trk_count = seq.gt_count[:, None], seq.trk_count[None, :]
     for a in range(k):
-        count = np.bincount(np.concatenate(cells[a]), minlength=alignment.size).reshape(alignment.shape).astype(float)
-        tp = np.maximum(1, res["HOTA_TP"][a])
-        res["AssA"][a] = np.sum(count * (count / np.maximum(1, gt_count + trk_count - count))) / tp
-        res["AssRe"][a] = np.sum(count * (count / np.maximum(1, gt_count))) / tp
-        res["AssPr"][a] = np.sum(count * (count / np.maximum(1, trk_count))) / tp
-    res["LocA"] = np.maximum(1e-10, res["LocA"]) / np.maximum(1e-10, res["HOTA_TP"])
+        count = counts[a]
+        denom = np.maximum(1, tp[a])
+        res["AssA"][a] = np.sum(count * (count / np.maximum(1, gt_count + trk_count - count))) / denom
+        res["AssRe"][a] = np.sum(count * (count / np.maximum(1, gt_count))) / denom
+        res["AssPr"][a] = np.sum(count * (count / np.maximum(1, trk_count))) / denom
+    res["LocA"] = np.maximum(1e-10, loc_sums) / np.maximum(1e-10, tp)
     return _final(res)
 
 

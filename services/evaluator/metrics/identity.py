@@ -16,8 +16,12 @@ def identity_counts(seq: Sequence, threshold: float = 0.5) -> dict[str, int]:
     for chunk in seq.chunks:
         c, g, p = np.nonzero(chunk.valid & (chunk.sim >= threshold))  # no eps here, unlike CLEAR and HOTA
         potential += np.bincount(chunk.gt_ids[c, g] * seq.num_trk_ids + chunk.trk_ids[c, p], minlength=size)
+    return identity_from_potential(seq, potential.reshape(seq.num_gt_ids, seq.num_trk_ids))
+
+
+def identity_from_potential(seq: Sequence, potential: np.ndarray) -> dict[str, int]:
+    """IDTP/IDFN/IDFP from the (gt id, tracker id) counts of frames where the pair overlaps enough."""
     # IDTP is the best one-to-one id mapping's overlap count: unique, whatever the tie-breaking
-    potential = potential.reshape(seq.num_gt_ids, seq.num_trk_ids)
     rows, cols = linear_sum_assignment(-potential)
     idtp = int(potential[rows, cols].sum())
     return {"IDTP": idtp, "IDFN": seq.num_gt_dets - idtp, "IDFP": seq.num_trk_dets - idtp}

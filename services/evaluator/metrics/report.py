@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from shared.formats.mot_txt import MotTable
 
-from .clear import clear_counts, clear_final
-from .hota import ALPHAS, ARRAYS, hota_combined, hota_sequence
+from . import compiled
+from .clear import clear_counts, clear_final, clear_without_matches
+from .hota import ALPHAS, ARRAYS, hota_combined, hota_sequence, hota_without_matches
 from .identity import identity_counts, identity_final
-from .sequence import build_sequence
+from .sequence import build_sequence, lay_out
+
+Backend = Literal["compiled", "numpy"]
 
 
-def trackeval_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5) -> dict[str, float | list[float]]:
-    """TrackEval's COMBINED_SEQ values for one sequence; `<name>_alpha` lists hold HOTA's per-alpha curves."""
-    seq = build_sequence(gt, pred)
-    hota = hota_combined(hota_sequence(seq))
+def default_backend() -> Backend:
+    return "compiled" if compiled.available() else "numpy"
+
+
+def _counts(gt: MotTable, pred: MotTable, threshold: float, backend: Backend):
+    if backend == "numpy":
+        seq = build_sequence(gt, pred)
+        return seq, hota_sequence(seq), clear_counts(seq, threshold), identity_counts(seq, threshold)
+    if not compiled.available():
+        raise RuntimeError("the compiled metric kernels are not built (reinstall with a C compiler)")
+    seq, gt_layout, pred_layout = lay_out(gt, pred)
+    if seq.num_gt_dets == 0 or seq.num_trk_dets == 0:
+        return seq, hota_without_matches(seq), clear_without_matches(seq), identity_counts(seq, threshold)
+    return seq, *compiled.kernel_counts(seq, gt, gt_layout, pred, pred_layout, threshold)
+
+
+def trackeval_metrics(
+    gt: MotTable, pred: MotTable, threshold: float = 0.5, backend: Backend | None = None
+) -> dict[str, float | list[float]]:
+    """TrackEval's COMBINED_SEQ values for one sequence; `<name>_alpha` lists hold HOTA's per-alpha curves.
+
+    Both backends give the same bits; "compiled" (the default when built) is the fast one.
+    """
+    seq, hota, clear, identity = _counts(gt, pred, threshold, backend or default_backend())
+    hota = hota_combined(hota)
     out: dict[str, float | list[float]] = {name: float(np.mean(hota[name])) for name in ARRAYS}
     out |= {f"{name}_alpha": hota[name].tolist() for name in ARRAYS}
     out |= {f"{name}_alpha": hota[name].tolist() for name in ("HOTA_TP", "HOTA_FN", "HOTA_FP")}
@@ -23,8 +49,8 @@ def trackeval_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5) -> d
     out["HOTA(0)"] = float(hota["HOTA"][0])
     out["LocA(0)"] = float(hota["LocA"][0])
     out["HOTALocA(0)"] = out["HOTA(0)"] * out["LocA(0)"]
-    out |= clear_final(clear_counts(seq, threshold))
-    out |= identity_final(identity_counts(seq, threshold))
+    out |= clear_final(clear)
+    out |= identity_final(identity)
     out |= {
         "Dets": seq.num_trk_dets,
         "GT_Dets": seq.num_gt_dets,

@@ -131,17 +131,28 @@ def _padded(order, ids, frame_index, position, boxes, lo, hi, width):
     return id_pad, box_pad
 
 
+Layout = tuple  # one table's (order, relabelled ids, frame index, position in frame, rows per frame, id count)
+
+
+def lay_out(
+    gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks"
+) -> tuple[Sequence, Layout, Layout]:
+    """The sequence's counts (no chunks yet) and both tables grouped by frame."""
+    frames = [int(t.frame.max()) for t in (gt, pred) if len(t)]
+    steps = max(frames) if frames else 0
+    g_layout = _layout(gt, steps, gt_source)
+    p_layout = _layout(pred, steps, pred_source)
+    g_count, p_count = (np.bincount(ids, minlength=n).astype(float) for _, ids, _, _, _, n in (g_layout, p_layout))
+    seq = Sequence(steps, g_layout[5], p_layout[5], len(gt), len(pred), g_count, p_count)
+    return seq, g_layout, p_layout
+
+
 def build_sequence(
     gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks"
 ) -> Sequence:
-    frames = [int(t.frame.max()) for t in (gt, pred) if len(t)]
-    steps = max(frames) if frames else 0
-    g_order, g_ids, g_frame, g_pos, n_gt, num_gt_ids = _layout(gt, steps, gt_source)
-    p_order, p_ids, p_frame, p_pos, n_trk, num_trk_ids = _layout(pred, steps, pred_source)
-    seq = Sequence(
-        steps, num_gt_ids, num_trk_ids, len(gt), len(pred),
-        np.bincount(g_ids, minlength=num_gt_ids).astype(float), np.bincount(p_ids, minlength=num_trk_ids).astype(float),
-    )  # fmt: skip
+    seq, (g_order, g_ids, g_frame, g_pos, n_gt, _), (p_order, p_ids, p_frame, p_pos, n_trk, _) = lay_out(
+        gt, pred, gt_source, pred_source
+    )
     for lo, hi in _chunk_bounds(n_gt, n_trk):
         g_width, p_width = int(n_gt[lo:hi].max(initial=0)), int(n_trk[lo:hi].max(initial=0))
         gt_ids, gt_boxes = _padded(g_order, g_ids, g_frame, g_pos, gt.boxes, lo, hi, g_width)

@@ -1,0 +1,65 @@
+"""HOTA, CLEAR and Identity of one sequence through the compiled kernel (`_kernels.c`).
+
+The kernel walks the frames once for IoU, HOTA's potential matches, Identity's counts and
+CLEAR, then once more for HOTA's matching; it returns counts and sums, and the shared Python
+code (`hota_from_matches`, `clear_from_matches`, `identity_from_potential`) turns them into
+metrics exactly as for the numpy implementation. Built at install time when a C compiler is
+present; `available()` says whether it was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.formats.mot_txt import MotTable
+
+from .clear import clear_from_matches
+from .hota import ALPHAS, hota_from_matches
+from .identity import identity_from_potential
+from .sequence import Layout, Sequence
+
+try:
+    from . import _kernels
+except ImportError:  # installed without a C compiler: report.py uses the numpy implementation
+    _kernels = None
+
+
+def available() -> bool:
+    return _kernels is not None
+
+
+def _grouped(table: MotTable, layout: Layout, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order, ids, _, _, per_frame, _ = layout
+    offsets = np.zeros(steps + 1, dtype=np.int64)
+    np.cumsum(per_frame, out=offsets[1:])
+    return offsets, np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(table.boxes[order])
+
+
+def kernel_outputs(
+    seq: Sequence, gt: MotTable, gt_layout: Layout, pred: MotTable, pred_layout: Layout, threshold: float
+) -> dict[str, np.ndarray]:
+    """The kernel's raw sums and counts (see `evaluate` in _kernels.c)."""
+    steps, g, p, k = seq.num_timesteps, seq.num_gt_ids, seq.num_trk_ids, len(ALPHAS)
+    out = {"id_potential": np.zeros((g, p)), "tp": np.zeros(k), "loc_sums": np.zeros(k)}
+    out |= {"counts": np.zeros((k, g, p)), "totals": np.zeros(3)}
+    out |= {"matched": np.zeros(g, dtype=np.int64), "frag_starts": np.zeros(g, dtype=np.int64)}
+    out["alignment"] = np.zeros((g, p))
+    _kernels.evaluate(
+        steps, g, p, float(threshold),
+        *_grouped(gt, gt_layout, steps), *_grouped(pred, pred_layout, steps),
+        seq.gt_count.astype(np.int64), seq.trk_count.astype(np.int64), ALPHAS, *out.values(),
+    )  # fmt: skip
+    return out
+
+
+def kernel_counts(
+    seq: Sequence, gt: MotTable, gt_layout: Layout, pred: MotTable, pred_layout: Layout, threshold: float
+) -> tuple[dict, dict, dict]:
+    """(HOTA arrays, CLEAR counts, Identity counts) of a sequence with GT and tracker rows."""
+    out = kernel_outputs(seq, gt, gt_layout, pred, pred_layout, threshold)
+    clear_tp, idsw, motp_sum = out["totals"]
+    return (
+        hota_from_matches(seq, out["tp"], out["loc_sums"], out["counts"]),
+        clear_from_matches(seq, int(clear_tp), int(idsw), float(motp_sum), out["matched"], out["frag_starts"]),
+        identity_from_potential(seq, out["id_potential"]),
+    )
