@@ -53,3 +53,20 @@ def test_alignment_scores_are_bit_identical_to_the_numpy_path():
         seq, gt_layout, pred_layout = lay_out(gt, pred)
         got = compiled.kernel_outputs(seq, gt, gt_layout, pred, pred_layout, 0.5)["alignment"]
         assert (got.view(np.int64) == _alignment(build_sequence(gt, pred)).view(np.int64)).all(), seed
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.0])
+def test_small_groups_settle_exactly_as_the_solver_would(threshold):
+    # frames with competing pairs are split into groups; a group with a clear best matching
+    # skips the solver. Everything the kernel returns must equal the solver-only run, bit for bit,
+    # on crowded scenes full of competition and exact ties (duplicated tracker boxes).
+    from services.evaluator.metrics.sequence import lay_out
+    from tests.test_trackeval_parity import crowded_pair
+
+    for seed in range(30):
+        gt, pred = crowded_pair(np.random.default_rng(100 + seed))
+        seq, gt_layout, pred_layout = lay_out(gt, pred)
+        grouped = compiled.kernel_outputs(seq, gt, gt_layout, pred, pred_layout, threshold)
+        solved = compiled.kernel_outputs(seq, gt, gt_layout, pred, pred_layout, threshold, solver_only=True)
+        for name, value in solved.items():
+            assert (grouped[name].view(np.int64) == value.view(np.int64)).all(), (seed, name)

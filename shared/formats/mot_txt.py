@@ -170,8 +170,11 @@ def parse_mot_bytes(data: bytes, source: str = "MOT text") -> MotTable:
     fast = parse_decimal_table(data, ncols) if 6 <= ncols <= 10 and data.strip() else None
     if fast is None:
         return parse_mot_text(decode_text(data, source), source)
-    matrix = np.tile(_DEFAULTS, (len(fast), 1))
-    matrix[:, :ncols] = fast
+    if ncols == len(_DEFAULTS):
+        matrix = fast
+    else:
+        matrix = np.tile(_DEFAULTS, (len(fast), 1))
+        matrix[:, :ncols] = fast
     _validate(matrix, lambda: decode_text(data, source).splitlines(), source)
     return MotTable.from_matrix(matrix)
 

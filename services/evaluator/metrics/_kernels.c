@@ -304,6 +304,8 @@ typedef struct {
     int32_t *cand_row, *cand_col;
     double *cand_val, *cand_sim;
     Py_ssize_t *prev_step, *prev_any, *last_set, n_last;
+    Py_ssize_t *parent, *group_start, *group_of, *grouped;
+    int use_groups;
     Solver solver;
 } Work;
 
@@ -318,9 +320,108 @@ static int one_to_one(Work *w, Py_ssize_t ng, Py_ssize_t np_, Py_ssize_t n)
     return 1;
 }
 
+/* ---- small competing groups without the solver ---- */
+
+#define COMPONENT_EDGES 16     /* larger groups of competing pairs go to the solver */
+#define ENUMERATION_NODES 4096 /* and so do groups with too many matchings to list */
+
+typedef struct {
+    const Py_ssize_t *edge; /* candidate indices of one component, in (row, col) order */
+    int m;
+    long visited;
+    uint32_t best_mask;
+    double best, second;
+} Enumeration;
+
+/* Every matching of the component's edges, keeping the best total and the runner-up. */
+static void enumerate_matchings(Work *w, Enumeration *e, int k, uint32_t mask, double total)
+{
+    if (++e->visited > ENUMERATION_NODES)
+        return;
+    if (k == e->m) {
+        if (total > e->best) {
+            e->second = e->best;
+            e->best = total;
+            e->best_mask = mask;
+        } else if (total > e->second) {
+            e->second = total;
+        }
+        return;
+    }
+    Py_ssize_t c = e->edge[k];
+    int32_t r = w->cand_row[c], col = w->cand_col[c];
+    if (!w->row_count[r] && !w->col_count[col]) {
+        w->row_count[r] = w->col_count[col] = 1;
+        enumerate_matchings(w, e, k + 1, mask | (1u << k), total + w->cand_val[c]);
+        w->row_count[r] = w->col_count[col] = 0;
+    }
+    enumerate_matchings(w, e, k + 1, mask, total);
+}
+
+static Py_ssize_t find_root(Py_ssize_t *parent, Py_ssize_t x)
+{
+    while (parent[x] != x)
+        x = parent[x] = parent[parent[x]];
+    return x;
+}
+
+/*
+ * The optimum decomposes over connected groups of candidate pairs (every other pair scores 0).
+ * A group whose best matching beats every other matching of the group by more than `margin`
+ * is the solver's choice too: the solver's floating-point error is many orders of magnitude
+ * below the margin. Returns 0 with w->match set, or 1 when some group is too large or has a
+ * (near-)tie, where only the solver itself reproduces scipy's tie-breaking.
+ */
+static int match_by_groups(Work *w, Py_ssize_t ng, Py_ssize_t np_, Py_ssize_t n, double floor)
+{
+    Py_ssize_t nodes = ng + np_, *parent = w->parent, *start = w->group_start;
+    double largest = 1.0;
+    for (Py_ssize_t x = 0; x < nodes; x++) {
+        parent[x] = x;
+        start[x] = 0;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t a = find_root(parent, w->cand_row[k]), b = find_root(parent, ng + w->cand_col[k]);
+        if (a != b)
+            parent[a] = b;
+        if (fabs(w->cand_val[k]) > largest)
+            largest = fabs(w->cand_val[k]);
+    }
+    const double margin = 1e-9 * largest * (double)nodes;
+    /* bucket the candidates by group, keeping their order */
+    for (Py_ssize_t k = 0; k < n; k++)
+        start[w->group_of[k] = find_root(parent, w->cand_row[k])]++;
+    Py_ssize_t offset = 0;
+    for (Py_ssize_t x = 0; x < nodes; x++) {
+        Py_ssize_t size = start[x];
+        start[x] = offset;
+        offset += size;
+    }
+    for (Py_ssize_t k = 0; k < n; k++)
+        w->grouped[start[w->group_of[k]]++] = k; /* start[x] now ends group x */
+    memset(w->row_count, 0, sizeof(Py_ssize_t) * ng);
+    memset(w->col_count, 0, sizeof(Py_ssize_t) * np_);
+    for (Py_ssize_t k = 0, first = 0; k < n; k++) {
+        if (k + 1 < n && w->group_of[w->grouped[k + 1]] == w->group_of[w->grouped[k]])
+            continue; /* group runs from first to k */
+        Enumeration e = {w->grouped + first, (int)(k - first + 1), 0, 0, -INFINITY, -INFINITY};
+        first = k + 1;
+        if (e.m > COMPONENT_EDGES)
+            return 1;
+        enumerate_matchings(w, &e, 0, 0, 0.0);
+        if (e.visited > ENUMERATION_NODES || !(e.best - e.second > margin))
+            return 1;
+        for (int b = 0; b < e.m; b++)
+            if (e.best_mask & (1u << b) && w->cand_val[e.edge[b]] > floor)
+                w->match[w->cand_row[e.edge[b]]] = w->cand_col[e.edge[b]];
+    }
+    return 0;
+}
+
 /* Each row's match among the n candidates (scores in cand_val, every other pair scores 0):
- * the solver on -score, as TrackEval calls it, unless the candidates already form a
- * matching. Matches scoring `floor` or less are dropped, so every match is a candidate. */
+ * what scipy's solver returns on -score, as TrackEval calls it. The solver runs only when the
+ * candidates neither form a matching already nor split into small groups with a clear best.
+ * Matches scoring `floor` or less are dropped, so every match is a candidate. */
 static int match_candidates(Work *w, Py_ssize_t ng, Py_ssize_t np_, Py_ssize_t n, double floor)
 {
     for (Py_ssize_t i = 0; i < ng; i++)
@@ -331,6 +432,10 @@ static int match_candidates(Work *w, Py_ssize_t ng, Py_ssize_t np_, Py_ssize_t n
                 w->match[w->cand_row[k]] = w->cand_col[k];
         return 0;
     }
+    if (w->use_groups && match_by_groups(w, ng, np_, n, floor) == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < ng; i++)
+        w->match[i] = -1;
     for (Py_ssize_t k = 0; k < ng * np_; k++)
         w->score[k] = -0.0; /* -score_mat of TrackEval's zeros */
     for (Py_ssize_t k = 0; k < n; k++)
@@ -504,6 +609,7 @@ static void work_free(Work *w)
     free(w->row_nnz); free(w->row_start); free(w->row_count); free(w->col_count); free(w->match);
     free(w->cand_row); free(w->cand_col); free(w->cand_val); free(w->cand_sim);
     free(w->prev_step); free(w->prev_any); free(w->last_set);
+    free(w->parent); free(w->group_start); free(w->group_of); free(w->grouped);
     corners_free(&w->gc);
     corners_free(&w->pc);
     solver_free(&w->solver);
@@ -537,7 +643,12 @@ static int work_alloc(Work *w, const double *g_boxes, const double *p_boxes)
     w->prev_step = malloc(sizeof(Py_ssize_t) * G);
     w->prev_any = malloc(sizeof(Py_ssize_t) * G);
     w->last_set = malloc(sizeof(Py_ssize_t) * max_g);
-    if (!w->nz_off || !w->row_buf || !w->score || !w->colsum || !w->rowsum || !w->frame_loc ||
+    w->parent = malloc(sizeof(Py_ssize_t) * (max_g + max_p));
+    w->group_start = malloc(sizeof(Py_ssize_t) * (max_g + max_p));
+    w->group_of = malloc(sizeof(Py_ssize_t) * cells);
+    w->grouped = malloc(sizeof(Py_ssize_t) * cells);
+    if (!w->parent || !w->group_start || !w->group_of || !w->grouped ||
+        !w->nz_off || !w->row_buf || !w->score || !w->colsum || !w->rowsum || !w->frame_loc ||
         !w->row_nnz || !w->row_start || !w->row_count || !w->col_count || !w->match || !w->cand_row ||
         !w->cand_col || !w->cand_val || !w->cand_sim || !w->prev_step || !w->prev_any || !w->last_set ||
         solver_init(&w->solver, max_g, max_p))
@@ -580,7 +691,7 @@ static int run(Work *w, const int64_t *g_count, const int64_t *p_count)
 #define N_BUFFERS 17
 
 /*
- * evaluate(T, G, P, threshold, gt_offsets, gt_ids, gt_boxes, trk_offsets, trk_ids, trk_boxes,
+ * evaluate(T, G, P, threshold, use_groups, gt_offsets, gt_ids, gt_boxes, trk_offsets, trk_ids, trk_boxes,
  *          gt_id_counts, trk_id_counts, alphas,
  *          out id_potential[G*P], hota_tp[A], hota_loc[A], hota_counts[A*G*P],
  *          clear_totals[3], gt_matched[G], gt_frags[G], alignment[G*P]) -> None
@@ -595,7 +706,7 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
     Work w;
     memset(&w, 0, sizeof(w));
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "nnndy*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*", &w.T, &w.G, &w.P, &w.threshold, &b[0],
+    if (!PyArg_ParseTuple(args, "nnndpy*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*", &w.T, &w.G, &w.P, &w.threshold, &w.use_groups, &b[0],
                           &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11],
                           &b[12], &b[13], &b[14], &b[15], &b[16]))
         return NULL;
@@ -605,7 +716,7 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
                                             w.G * w.P, w.A, w.A, w.A * w.G * w.P, 3, w.G, w.G, w.G * w.P};
     for (int k = 0; k < N_BUFFERS; k++)
         if (b[k].len != 8 * expected[k]) {
-            PyErr_Format(PyExc_ValueError, "evaluate: argument %d holds %zd bytes, expected %zd", k + 5, b[k].len,
+            PyErr_Format(PyExc_ValueError, "evaluate: argument %d holds %zd bytes, expected %zd", k + 6, b[k].len,
                          8 * expected[k]);
             goto done;
         }

@@ -36,16 +36,26 @@ def _grouped(table: MotTable, layout: Layout, steps: int) -> tuple[np.ndarray, n
 
 
 def kernel_outputs(
-    seq: Sequence, gt: MotTable, gt_layout: Layout, pred: MotTable, pred_layout: Layout, threshold: float
+    seq: Sequence,
+    gt: MotTable,
+    gt_layout: Layout,
+    pred: MotTable,
+    pred_layout: Layout,
+    threshold: float,
+    solver_only: bool = False,
 ) -> dict[str, np.ndarray]:
-    """The kernel's raw sums and counts (see `evaluate` in _kernels.c)."""
+    """The kernel's raw sums and counts (see `evaluate` in _kernels.c).
+
+    `solver_only` sends every frame with competing pairs to the solver (tests compare it with the
+    default, which settles small groups with a clear best matching without it).
+    """
     steps, g, p, k = seq.num_timesteps, seq.num_gt_ids, seq.num_trk_ids, len(ALPHAS)
     out = {"id_potential": np.zeros((g, p)), "tp": np.zeros(k), "loc_sums": np.zeros(k)}
     out |= {"counts": np.zeros((k, g, p)), "totals": np.zeros(3)}
     out |= {"matched": np.zeros(g, dtype=np.int64), "frag_starts": np.zeros(g, dtype=np.int64)}
     out["alignment"] = np.zeros((g, p))
     _kernels.evaluate(
-        steps, g, p, float(threshold),
+        steps, g, p, float(threshold), not solver_only,
         *_grouped(gt, gt_layout, steps), *_grouped(pred, pred_layout, steps),
         seq.gt_count.astype(np.int64), seq.trk_count.astype(np.int64), ALPHAS, *out.values(),
     )  # fmt: skip
