@@ -54,7 +54,6 @@ static double pairwise_sum(const double *a, Py_ssize_t n)
 /* ---- rectangular assignment, the algorithm scipy's linear_sum_assignment runs ---- */
 
 typedef struct {
-    Py_ssize_t rows, cols; /* capacity */
     double *cost, *u, *v, *shortest;
     Py_ssize_t *path, *col4row, *row4col, *remaining;
     char *in_rows, *in_cols;
@@ -75,7 +74,6 @@ static int solver_init(Solver *s, Py_ssize_t rows, Py_ssize_t cols)
     if (side < 1)
         side = 1;
     memset(s, 0, sizeof(*s));
-    s->rows = s->cols = side;
     s->cost = malloc(sizeof(double) * (size_t)(rows > 0 ? rows : 1) * (size_t)(cols > 0 ? cols : 1));
     s->u = malloc(sizeof(double) * side);
     s->v = malloc(sizeof(double) * side);
@@ -434,8 +432,6 @@ static int match_candidates(Work *w, Py_ssize_t ng, Py_ssize_t np_, Py_ssize_t n
     }
     if (w->use_groups && match_by_groups(w, ng, np_, n, floor) == 0)
         return 0;
-    for (Py_ssize_t i = 0; i < ng; i++)
-        w->match[i] = -1;
     for (Py_ssize_t k = 0; k < ng * np_; k++)
         w->score[k] = -0.0; /* -score_mat of TrackEval's zeros */
     for (Py_ssize_t k = 0; k < n; k++)
@@ -482,7 +478,6 @@ static int first_pass_frame(Work *w, Py_ssize_t t)
         }
         w->row_nnz[i] = sp->len - w->row_start[i];
     }
-    w->nz_off[t + 1] = sp->len;
     /* HOTA potential matches: sim / (column sum + row sum - sim), summed over frames */
     for (Py_ssize_t i = 0; i < ng; i++) {
         const Py_ssize_t start = w->row_start[i], end = start + w->row_nnz[i];
@@ -661,12 +656,12 @@ static int work_alloc(Work *w, const double *g_boxes, const double *p_boxes)
 static int run(Work *w, const int64_t *g_count, const int64_t *p_count)
 {
     for (Py_ssize_t t = 0; t < w->T; t++) {
-        w->nz_off[t + 1] = w->sp.len;
         if (w->goff[t + 1] > w->goff[t] && w->poff[t + 1] > w->poff[t]) {
             int status = first_pass_frame(w, t);
             if (status)
                 return status;
         }
+        w->nz_off[t + 1] = w->sp.len; /* frame t's IoUs are sp[nz_off[t], nz_off[t + 1]) */
     }
     /* global alignment: potential / (gt id count + tracker id count - potential) */
     for (Py_ssize_t g = 0; g < w->G; g++)

@@ -28,7 +28,7 @@ def available() -> bool:
     return _kernels is not None
 
 
-def _grouped(table: MotTable, layout: Layout, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _by_frame(table: MotTable, layout: Layout, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order, ids, _, _, per_frame, _ = layout
     offsets = np.zeros(steps + 1, dtype=np.int64)
     np.cumsum(per_frame, out=offsets[1:])
@@ -56,7 +56,7 @@ def kernel_outputs(
     out["alignment"] = np.zeros((g, p))
     _kernels.evaluate(
         steps, g, p, float(threshold), not solver_only,
-        *_grouped(gt, gt_layout, steps), *_grouped(pred, pred_layout, steps),
+        *_by_frame(gt, gt_layout, steps), *_by_frame(pred, pred_layout, steps),
         seq.gt_count.astype(np.int64), seq.trk_count.astype(np.int64), ALPHAS, *out.values(),
     )  # fmt: skip
     return out
