@@ -229,3 +229,82 @@ class DoctorReport(BaseModel):
     @property
     def has_errors(self) -> bool:
         return any(f.severity == Severity.error for f in self.findings)
+
+
+# -- training jobs ------------------------------------------------------------------------------------------
+TRAIN_STRATEGIES = ("minimal", "moderate", "aggressive", "full")
+
+
+class TrainOptions(BaseModel):
+    """Options of a MOTRv2 training job (CLI flags, `POST /train` fields, `tracker.train` arguments).
+    Defaults are the official configuration's, except random_drop / fp_ratio (0: dead code officially)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["minimal", "moderate", "aggressive", "full"] = "full"
+    trainable: list[str] | None = None
+    epochs: int = Field(5, ge=1, le=10000)
+    lr: float = Field(2e-4, gt=0, le=1)
+    lr_backbone: float = Field(2e-5, ge=0, le=1)
+    lr_drop: int = Field(4, ge=1)
+    lr_linear_proj_mult: float = Field(0.1, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    clip_max_norm: float = Field(0.1, ge=0)
+    batch_size: Literal[1] = 1  # the official MOTRv2 trains one clip per step and GPU
+    sampler_length: int = Field(5, ge=1, le=100)
+    sample_interval: int = Field(10, ge=0, le=1000)
+    query_denoise: float = Field(0.05, ge=0, le=1)
+    random_drop: float = Field(0.0, ge=0, le=1)
+    fp_ratio: float = Field(0.0, ge=0, le=1)
+    num_classes: int | None = Field(None, ge=1, le=1000)
+    val: list[str] = Field(default_factory=list)
+    val_short_side: int = Field(800, ge=32, le=4096)
+    accept: list[str] = Field(default_factory=list)
+    max_steps: int | None = Field(None, ge=1)
+    augment: bool = True
+    seed: int = 42
+    save_period: int | None = Field(None, ge=1)
+    activation_checkpoint: bool = False
+    autocast: bool = False
+
+    @field_validator("lr", "lr_backbone", "lr_linear_proj_mult", "weight_decay", "clip_max_norm", "query_denoise")
+    @classmethod
+    def _finite_values(cls, value: float, info) -> float:
+        return _finite(value, info.field_name)
+
+
+class EpochRecord(BaseModel):
+    epoch: int
+    steps: int
+    losses: dict[str, float] = Field(default_factory=dict)  # per-epoch means: loss, grad_norm, every term
+    val: dict[str, float] | None = None  # HOTA, IDF1, MOTA, ... over the validation sequences
+    checkpoints: list[str] = Field(default_factory=list)
+    complete: bool = True
+
+
+class JobRecord(BaseModel):
+    """What `job.json` holds and `GET /train/{job}` answers."""
+
+    job: str
+    model: Literal["motrv2", "dfine"] = "motrv2"
+    created: datetime = Field(default_factory=utcnow)
+    started: datetime | None = None
+    finished: datetime | None = None
+    state: StageState = StageState.pending
+    error: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)
+    strategy: str | None = None
+    trainable_params: int | None = None
+    total_params: int | None = None
+    notes: list[str] = Field(default_factory=list)
+    accepted_findings: list[Finding] = Field(default_factory=list)
+    planned_epochs: int = 0
+    finished_epochs: int = 0
+    planned_steps: int | None = None
+    progress: Progress = Field(default_factory=Progress)  # steps done / planned
+    epochs: list[EpochRecord] = Field(default_factory=list)
+    checkpoints: list[str] = Field(default_factory=list)
+    attempts: int = 0
+    worker: dict[str, Any] = Field(default_factory=dict)  # host and pid of the process running it
+    grid: list[dict[str, Any]] | None = None  # a grid's table: one row per combination

@@ -1,4 +1,4 @@
-"""`motpipe`: detect, track, synth, serve, worker, demo. One line of reason and exit != 0 on failure."""
+"""`motpipe` commands (train registers its own). One line of reason and exit != 0 on failure."""
 
 from __future__ import annotations
 
@@ -401,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname")
     p.set_defaults(func=cmd_worker)
+
+    from services.trainer.cli import register as register_train
+
+    register_train(sub, console)
 
     p = sub.add_parser("demo", help="synthetic clip -> motion detector -> det_db -> bytetrack -> tracks")
     p.add_argument("--out", default="demo-output")

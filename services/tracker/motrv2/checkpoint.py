@@ -32,11 +32,21 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], a
     raise InputError("expected a dict with a 'model' state dict", source=str(path))
 
 
+def _count(state: dict[str, torch.Tensor], prefix: str) -> int:
+    """Number of numbered children `prefix<i>.` present in the state dict."""
+    return len({key[len(prefix) :].split(".", 1)[0] for key in state if key.startswith(prefix)})
+
+
 def config_from_state_dict(state: dict[str, torch.Tensor]) -> MOTRv2Config:
+    """The architecture a state dict describes: class count, queries, and (for small test models) layer
+    counts and feed-forward width; everything else is the official configuration."""
     try:
         return MOTRv2Config(
             num_classes=int(state["class_embed.0.weight"].shape[0]),
             num_queries=int(state["query_embed.weight"].shape[0]),
+            enc_layers=_count(state, "transformer.encoder.layers."),
+            dec_layers=_count(state, "transformer.decoder.layers."),
+            dim_feedforward=int(state["transformer.decoder.layers.0.linear1.weight"].shape[0]),
         )
     except KeyError as exc:
         raise InputError(f"not a MOTRv2 state dict: no {exc.args[0]!r}") from None

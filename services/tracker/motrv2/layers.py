@@ -82,10 +82,12 @@ class DecoderLayer(nn.Module):
         self.linear2 = nn.Linear(cfg.dim_feedforward, d)
         self.norm3 = nn.LayerNorm(d)
 
-    def forward(self, tgt, query_pos, reference_points, memory, shapes):
-        """Self attention, then deformable cross attention, then the feed-forward (MOTR's self-cross order)."""
+    def forward(self, tgt, query_pos, reference_points, memory, shapes, attn_mask=None):
+        """Self attention, then deformable cross attention, then the feed-forward (MOTR's self-cross order).
+        `attn_mask` (Q, Q) bool, True = may not attend (training: normal queries never see denoise queries)."""
         q = k = tgt + query_pos
-        attended = self.self_attn(q.transpose(0, 1), k.transpose(0, 1), tgt.transpose(0, 1))[0].transpose(0, 1)
+        attended = self.self_attn(q.transpose(0, 1), k.transpose(0, 1), tgt.transpose(0, 1), attn_mask=attn_mask)
+        attended = attended[0].transpose(0, 1)
         tgt = self.norm2(tgt + attended)
         tgt = self.norm1(tgt + self.cross_attn(tgt + query_pos, reference_points, memory, shapes))
         return self.norm3(tgt + self.linear2(F.relu(self.linear1(tgt))))
@@ -135,15 +137,17 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.dec_layers))
         self.bbox_embed: nn.ModuleList | None = None  # shared with the model's bbox_embed (box refinement)
 
-    def forward(self, tgt, reference, memory, shapes):
-        """Returns the last layer's output and the reference boxes each layer started from."""
-        references = [reference]
+    def forward(self, tgt, reference, memory, shapes, attn_mask=None):
+        """Returns every layer's output and the reference boxes each layer started from (plus the last one)."""
+        outputs, references = [], [reference]
         for lid, layer in enumerate(self.layers):
             query_pos = pos2posemb(reference)
-            tgt = layer(tgt, query_pos, reference[:, :, None].expand(-1, -1, len(shapes), -1), memory, shapes)
+            points = reference[:, :, None].expand(-1, -1, len(shapes), -1)
+            tgt = layer(tgt, query_pos, points, memory, shapes, attn_mask)
             reference = (self.bbox_embed[lid](tgt) + inverse_sigmoid(reference)).sigmoid().detach()
+            outputs.append(tgt)
             references.append(reference)
-        return tgt, references
+        return outputs, references
 
 
 class DeformableTransformer(nn.Module):
@@ -153,14 +157,14 @@ class DeformableTransformer(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
 
-    def forward(self, srcs, pos_embeds, query, reference):
+    def forward(self, srcs, pos_embeds, query, reference, attn_mask=None):
         shapes = [tuple(s.shape[-2:]) for s in srcs]
         flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
         pos = torch.cat(
             [p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1) for lvl, p in enumerate(pos_embeds)], 1
         )
         memory = self.encoder(flat, pos, shapes)
-        return self.decoder(query[None], reference[None], memory, shapes)
+        return self.decoder(query[None], reference[None], memory, shapes, attn_mask)
 
 
 class QueryInteractionModuleV2(nn.Module):

@@ -44,8 +44,9 @@ class MOTRv2(nn.Module):
         score_embedding = pos2posemb(proposals[:, 4:], self.cfg.hidden_dim) + self.yolox_embed.weight
         return ref_pts, torch.cat([self.query_embed.weight, score_embedding])
 
-    def forward(self, image: torch.Tensor, ref_pts: torch.Tensor, query_pos: torch.Tensor):
-        """One frame (1, 3, H, W) normalised -> (pred_logits (Q, classes), pred_boxes (Q, 4), hs (Q, C))."""
+    def decode(self, image: torch.Tensor, ref_pts: torch.Tensor, query_pos: torch.Tensor, attn_mask=None):
+        """Backbone, encoder and decoder for one frame: (every decoder layer's output (Q, C) each,
+        the reference boxes each layer started from)."""
         features = self.backbone[0](image)
         srcs = [proj(f) for proj, f in zip(self.input_proj, features, strict=False)]
         extra = features[-1]
@@ -54,8 +55,15 @@ class MOTRv2(nn.Module):
             srcs.append(extra)
         pos = [image_position_embedding(torch.zeros((1, *s.shape[-2:]), dtype=torch.bool, device=s.device)).to(s.dtype)
                for s in srcs]  # fmt: skip
-        hs, references = self.transformer(srcs, pos, query_pos, ref_pts)
-        last = len(self.class_embed) - 1
-        logits = self.class_embed[last](hs)
-        boxes = (self.bbox_embed[last](hs) + inverse_sigmoid(references[-2])).sigmoid()
-        return logits[0], boxes[0], hs[0]
+        hs, references = self.transformer(srcs, pos, query_pos, ref_pts, attn_mask)
+        return [h[0] for h in hs], [r[0] for r in references]
+
+    def head(self, layer: int, hs: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class logits and refined boxes (cx, cy, w, h) of one decoder layer's output."""
+        return self.class_embed[layer](hs), (self.bbox_embed[layer](hs) + inverse_sigmoid(reference)).sigmoid()
+
+    def forward(self, image: torch.Tensor, ref_pts: torch.Tensor, query_pos: torch.Tensor):
+        """One frame (1, 3, H, W) normalised -> (pred_logits (Q, classes), pred_boxes (Q, 4), hs (Q, C))."""
+        hs, references = self.decode(image, ref_pts, query_pos)
+        logits, boxes = self.head(len(hs) - 1, hs[-1], references[-2])
+        return logits, boxes, hs[-1]

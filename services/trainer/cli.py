@@ -1,0 +1,164 @@
+"""`motpipe train motrv2 …`: registers its own subcommand on the gateway's parser."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shared.errors import InputError
+
+
+def _options(args) -> dict:
+    values = {
+        "strategy": args.strategy,
+        "trainable": args.trainable,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "lr_backbone": args.lr_backbone,
+        "lr_drop": args.lr_drop,
+        "batch_size": args.batch_size,
+        "sampler_length": args.sampler_length,
+        "sample_interval": args.sample_interval,
+        "query_denoise": args.query_denoise,
+        "random_drop": args.random_drop,
+        "fp_ratio": args.fp_ratio,
+        "num_classes": args.num_classes,
+        "val": args.val or [],
+        "val_short_side": args.val_short_side,
+        "accept": args.accept or [],
+        "max_steps": args.max_steps,
+        "augment": not args.no_augment,
+        "seed": args.seed,
+        "save_period": args.save_period,
+        "activation_checkpoint": args.activation_checkpoint,
+        "autocast": args.autocast,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def cmd_train_motrv2(args, console) -> int:
+    from pydantic import ValidationError
+
+    from shared.schemas import StageState, TrainOptions
+    from shared.settings import get_settings, pick_device
+
+    from .grid import parse_grid, run_grid
+    from .motrv2_job import DataSpec, run_motrv2_job
+
+    if args.list_strategies:
+        return _list_strategies(args, console)
+    for flag in ("data", "det_db", "weights", "out"):
+        if not getattr(args, flag):
+            raise InputError(f"--{flag.replace('_', '-')} is required")
+    try:
+        options = TrainOptions(**_options(args))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(f"{first['msg']}", field=".".join(str(p) for p in first["loc"])) from None
+    data = DataSpec(weights=Path(args.weights), root=Path(args.data), det_db=Path(args.det_db))
+    device = pick_device(args.device or get_settings().device)
+    out = Path(args.out)
+    if args.grid:
+        table = run_grid(out, options, parse_grid(args.grid), data, device, args.threads, console.print)
+        failed = [row for row in table if row["state"] != "succeeded"]
+        return 1 if failed else 0
+
+    from services.gateway.cli import progress_bar
+
+    with progress_bar("train") as update:
+        record = run_motrv2_job(
+            out,
+            options,
+            data,
+            device,
+            args.threads,
+            Path(args.log_json) if args.log_json else None,
+            args.resume,
+            console.print,
+            update,
+        )
+    if record.state != StageState.succeeded:
+        console.print(f"motpipe train: failed: {record.error}", markup=False, highlight=False)
+        return 1
+    console.print(f"succeeded: {record.finished_epochs} epoch(s), {record.progress.done} steps -> {out}/checkpoint.pth")
+    return 0
+
+
+def _list_strategies(args, console) -> int:
+    from services.tracker.motrv2.config import MOTRv2Config
+    from services.tracker.motrv2.model import MOTRv2
+    from services.tracker.motrv2.training.optim import list_strategies
+    from services.tracker.motrv2.training.weights import build_from_weights
+
+    if args.weights:
+        model, _ = build_from_weights(args.weights, args.num_classes)
+    else:
+        model = MOTRv2(MOTRv2Config(num_classes=args.num_classes or 1))
+    for trainable in list_strategies(model, args.lr_backbone):
+        console.print(trainable.summary(), markup=False, highlight=False)
+        if trainable.keys is not None:
+            console.print("  " + ", ".join(trainable.names), markup=False, highlight=False)
+    return 0
+
+
+def _d(name: str):
+    """The option's default, from the one schema (TrainOptions)."""
+    from shared.schemas import TrainOptions
+
+    return TrainOptions.model_fields[name].default
+
+
+def register(sub: argparse._SubParsersAction, console) -> None:
+    train = sub.add_parser("train", help="fine-tune a model on your own data")
+    models = train.add_subparsers(dest="model", required=True)
+    p = models.add_parser(
+        "motrv2",
+        help="fine-tune MOTRv2 (official loss, optimizer and schedule)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--data", help="dataset root: <root>/<seq>/img1/<frame:06d>.jpg (or a video) + <seq>/gt/gt.txt")
+    p.add_argument("--det-db", help="det_db keyed <seq>/img1/<frame:06d> (or official <split>/<seq>/img1/<f:08d>.txt)")
+    p.add_argument("--weights", help="initial weights: an official or fine-tuned MOTRv2 checkpoint (weights only)")
+    p.add_argument("--out", help="job folder: job.json, checkpoints, log.jsonl, tensorboard/, plots/")
+    p.add_argument("--strategy", default=_d("strategy"), help="minimal, moderate, aggressive (= moderate) or full")
+    p.add_argument("--trainable", nargs="+", metavar="KEY", help="train parameters whose name contains a KEY")
+    p.add_argument("--list-strategies", action="store_true", help="print every strategy's trainable set and exit")
+    p.add_argument("--epochs", type=int, default=_d("epochs"))
+    p.add_argument("--lr", type=float, default=_d("lr"))
+    p.add_argument("--lr-backbone", type=float, default=_d("lr_backbone"), help="0 freezes the backbone")
+    p.add_argument("--lr-drop", type=int, default=_d("lr_drop"), help="learning rates x0.1 every N epochs")
+    p.add_argument("--batch-size", type=int, default=_d("batch_size"), help="clips per step and GPU (the official 1)")
+    p.add_argument("--sampler-length", type=int, default=_d("sampler_length"), help="frames per clip")
+    p.add_argument(
+        "--sample-interval",
+        type=int,
+        default=_d("sample_interval"),
+        help="the frame step of a clip is drawn from 1..N+1 (the official meaning); 0 = consecutive",
+    )
+    p.add_argument(
+        "--query-denoise", type=float, default=_d("query_denoise"), help="denoise-query jitter; 0 turns them off"
+    )
+    p.add_argument(
+        "--random-drop", type=float, default=_d("random_drop"), help="drop carried tracks with this probability"
+    )
+    p.add_argument(
+        "--fp-ratio", type=float, default=_d("fp_ratio"), help="add false-positive tracks with this probability"
+    )
+    p.add_argument("--num-classes", type=int, help="default: the checkpoint's class count")
+    p.add_argument("--val", nargs="+", metavar="SEQ", help="validation sequences, tracked and scored every epoch")
+    p.add_argument(
+        "--val-short-side", type=int, default=_d("val_short_side"), help="validation frames' shorter side (inference)"
+    )
+    p.add_argument("--accept", nargs="+", metavar="CODE", help="go on past these doctor findings")
+    p.add_argument("--grid", nargs="+", metavar="KEY=V1,V2", help="one job per combination, e.g. lr=5e-6,1e-5")
+    p.add_argument("--resume", action="store_true", help="continue the job in --out from its checkpoint.pth")
+    p.add_argument("--max-steps", type=int, help="N steps are the whole plan (ends succeeded)")
+    p.add_argument("--no-augment", action="store_true", help="frames at their stored size, no flip/crop/HSV")
+    p.add_argument("--seed", type=int, default=_d("seed"))
+    p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs")
+    p.add_argument("--activation-checkpoint", action="store_true", help="recompute activations (less memory)")
+    p.add_argument("--autocast", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")
+    p.add_argument("--log-json", help="JSON Lines of every step's loss terms, loss and grad_norm")
+    p.set_defaults(func=lambda args: cmd_train_motrv2(args, console))

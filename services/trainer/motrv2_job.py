@@ -1,0 +1,344 @@
+"""A MOTRv2 training job from start to honest end: data and doctor gate, initial weights, strategy, the
+training core's epoch loop, per-step logs (log.jsonl, TensorBoard, --log-json), per-epoch validation with
+the evaluator, plots, and the job record (job.json).
+
+The job is `succeeded` only after the last planned epoch (or the last of `max_steps` steps) finished and its
+checkpoint is durable; any error marks it `failed` with the reason, and a killed process is read as failed
+by `jobs.read_job`. Under torchrun every rank trains; rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from services.evaluator.evaluate import evaluate
+from services.tracker.motrv2.runtime import MOTRv2Runtime, proposals_from_rows
+from services.tracker.motrv2.training.clip import ClipModel, ClipOptions
+from services.tracker.motrv2.training.criterion import ClipCriterion
+from services.tracker.motrv2.training.data import ClipDataset, DataConfig, SequenceData, select_gt
+from services.tracker.motrv2.training.loop import EpochResult, LoopConfig, StepLog, Trainer, set_threads
+from services.tracker.motrv2.training.optim import OptimConfig, apply_trainable
+from services.tracker.motrv2.training.transforms import AugmentConfig
+from services.tracker.motrv2.training.weights import build_from_weights
+from shared.errors import InputError
+from shared.formats.mot_txt import MotTable
+from shared.run_store import RunStore
+from shared.schemas import EpochRecord, JobRecord, StageState, TrainOptions, utcnow
+
+from . import sources
+from .jobs import mark_failed, mark_running, read_job, update_job, write_job
+from .plots import plot_curves
+
+VAL_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
+
+
+@dataclass
+class DataSpec:
+    weights: Path
+    root: Path | None = None
+    det_db: Path | None = None
+    runs: list[str] | None = None
+    store: RunStore | None = None
+
+    def describe(self) -> dict:
+        return {
+            "weights": str(self.weights),
+            "root": self.root and str(self.root),
+            "det_db": self.det_db and str(self.det_db),
+            "runs": self.runs,
+        }
+
+
+def _load_sequences(data: DataSpec, cache: Path) -> tuple[list[SequenceData], dict]:
+    if data.runs:
+        if data.store is None:
+            raise InputError("training from runs needs the run store", field="runs")
+        return sources.from_runs(data.store, data.runs, cache)
+    if data.root is None or data.det_db is None:
+        raise InputError("give --data ROOT and --det-db DB (or runs)", field="data")
+    return sources.from_dataset_root(data.root, data.det_db, cache)
+
+
+def _split(sequences: list[SequenceData], val: list[str]) -> tuple[list[SequenceData], list[SequenceData], list[str]]:
+    names = {s.name for s in sequences}
+    unknown = [v for v in val if v not in names]
+    if unknown:
+        raise InputError(f"validation sequence(s) {unknown} not in the data ({sorted(names)[:5]})", field="val")
+    held = [s for s in sequences if s.name in val]
+    train = [s for s in sequences if s.name not in val]
+    notes = []
+    if held and not train:
+        train = held
+        notes.append("every sequence is a validation sequence: validation runs on the training data")
+    return train, held, notes
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world, local rank) under torchrun, initialising the process group once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("MOTPIPE_DDP_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@torch.no_grad()
+def validate(model, sequences: list[SequenceData], short_side: int, device: torch.device) -> dict[str, float]:
+    """Track every validation sequence with the current weights (official inference loop and thresholds)
+    and evaluate against its ground truth; metrics over all sequences' rows pooled per sequence mean."""
+    import cv2
+
+    from services.tracker.motrv2.runtime import preprocess
+
+    was_training = model.training
+    model.eval()
+    per_sequence = []
+    try:
+        for seq in sequences:
+            runtime = MOTRv2Runtime(model, score_threshold=0.5, miss_tolerance=20, area_threshold=100.0)
+            rows = []
+            for number in sorted(seq.images):
+                frame = cv2.imread(str(seq.images[number]), cv2.IMREAD_COLOR)
+                size = frame.shape[:2]
+                image = preprocess(frame, short=short_side, long=int(short_side * 1.92)).to(device)
+                props = proposals_from_rows(seq.proposals.get(number, np.zeros((0, 5))).reshape(-1, 5), size)
+                tracks = runtime.step(image, props.to(device), size)
+                for track_id, (x, y, w, h), score, label in runtime.shown(tracks):
+                    rows.append([number, track_id, x, y, w, h, score, label + 1, -1, -1])
+            pred = MotTable.from_matrix(np.asarray(rows, dtype=np.float64).reshape(-1, 10))
+            report = evaluate(seq.gt, pred, 0.5)
+            per_sequence.append({k: float(report.trackeval[k]) for k in VAL_KEYS})
+    finally:
+        model.train(was_training)
+    return {k: float(np.mean([m[k] for m in per_sequence])) for k in VAL_KEYS}
+
+
+class _StepWriter:
+    """log.jsonl (every step, with lrs), --log-json (the one-step contract: terms, loss, grad_norm) and
+    TensorBoard scalars."""
+
+    def __init__(self, folder: Path, log_json: Path | None, tensorboard: bool, resume: bool):
+        mode = "a" if resume else "w"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = open(folder / "log.jsonl", mode, encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.contract = open(log_json, mode, encoding="utf-8") if log_json else None  # noqa: SIM115
+        self.board = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.board = SummaryWriter(log_dir=str(folder / "tensorboard"))
+
+    def step(self, entry: StepLog) -> None:
+        record = {**entry.losses, "loss": entry.loss, "grad_norm": entry.grad_norm}
+        self.log.write(json.dumps({"step": entry.step, "epoch": entry.epoch, **record, "lr": entry.lrs}) + "\n")
+        self.log.flush()
+        if self.contract:
+            self.contract.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self.contract.flush()
+        if self.board:
+            for name, value in record.items():
+                self.board.add_scalar(f"train/{name}", value, entry.step)
+            for i, lr in enumerate(entry.lrs):
+                self.board.add_scalar(f"lr/group{i}", lr, entry.step)
+
+    def epoch(self, epoch: int, losses: dict[str, float], val: dict[str, float] | None) -> None:
+        if self.board:
+            self.board.add_scalar("epoch/loss", losses.get("loss", float("nan")), epoch)
+            for name, value in (val or {}).items():
+                self.board.add_scalar(f"val/{name}", value, epoch)
+            self.board.flush()
+
+    def close(self) -> None:
+        self.log.close()
+        if self.contract:
+            self.contract.close()
+        if self.board:
+            self.board.close()
+
+
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_motrv2_job(
+    folder: Path,
+    options: TrainOptions,
+    data: DataSpec,
+    device: str = "cpu",
+    threads: int | None = None,
+    log_json: Path | None = None,
+    resume: bool = False,
+    say: Callable[[str], None] = print,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    job_id: str | None = None,
+) -> JobRecord:
+    """Train, validate and record; returns the final record (state succeeded or failed)."""
+    folder = Path(folder)
+    rank, world, local_rank = _distributed()
+    try:
+        return _run(
+            folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank
+        )
+    except BaseException as exc:
+        if rank == 0 and (folder / "job.json").is_file():
+            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            mark_failed(folder, "interrupted" if isinstance(exc, KeyboardInterrupt) else reason)
+        raise
+
+
+def _run(folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank):
+    writer = rank == 0
+    set_threads(threads)
+    if device.startswith("cuda") and world > 1:
+        device = f"cuda:{local_rank}"
+    torch_device = torch.device(device)
+    if resume:
+        record = read_job(folder)
+        if record.state == StageState.succeeded:
+            raise InputError("nothing to resume: the job already succeeded", source=str(folder / "job.json"))
+    else:
+        if (folder / "job.json").is_file() and read_job(folder).state == StageState.running:
+            raise InputError("a job is running in this folder", source=str(folder))
+        record = JobRecord(
+            job=job_id or folder.name,
+            model="motrv2",
+            options=options.model_dump(mode="json"),
+            data=data.describe(),
+            planned_epochs=options.epochs,
+            planned_steps=options.max_steps,
+        )
+
+    # data, doctor gate, split: refused input leaves no job behind (a record made by the API is marked failed)
+    sequences, det_db = _load_sequences(data, folder / "frame_cache")
+    accepted = sources.doctor_gate(sequences, det_db, options.accept)
+    train_seqs, val_seqs, notes = _split(sequences, options.val)
+
+    # model, strategy
+    model, init_report = build_from_weights(data.weights, options.num_classes)
+    num_classes = model.cfg.num_classes
+    trainable = apply_trainable(model, options.strategy, options.trainable, options.lr_backbone)
+    say(init_report)
+    say(trainable.summary())
+    model.to(torch_device)
+    augment = AugmentConfig() if options.augment else None
+    dataset = ClipDataset(train_seqs, DataConfig(options.sampler_length, options.sample_interval, num_classes, augment))
+    for seq in train_seqs:  # labels out of range are refused before the first step
+        select_gt(seq.gt, num_classes, seq.source)
+    clip_model = ClipModel(
+        model,
+        ClipCriterion(num_classes),
+        ClipOptions(options.query_denoise, options.random_drop, options.fp_ratio, options.activation_checkpoint),
+    )
+    wrapped = None
+    if world > 1:
+        ids = [torch_device.index] if torch_device.type == "cuda" else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(clip_model, device_ids=ids, find_unused_parameters=True)
+    optim = OptimConfig(
+        options.lr,
+        options.lr_backbone,
+        options.lr_linear_proj_mult,
+        options.weight_decay,
+        options.lr_drop,
+        options.clip_max_norm,
+    )
+    loop_cfg = LoopConfig(options.epochs, options.max_steps, options.seed, options.save_period, options.autocast, optim)
+    args = {**options.model_dump(mode="json"), "num_classes": num_classes, "device": device, "world_size": world}
+    trainer = Trainer(clip_model, dataset, loop_cfg, folder, torch_device, args, wrapped)
+    if resume:
+        trainer.resume(folder / "checkpoint.pth")
+    steps_per_epoch = -(-len(dataset) // world)
+    planned_steps = options.max_steps or steps_per_epoch * options.epochs
+
+    def start(r: JobRecord) -> None:
+        mark_running(r)
+        r.strategy, r.trainable_params, r.total_params = trainable.strategy, trainable.trainable, trainable.total
+        r.notes = [init_report] + ([trainable.note] if trainable.note else []) + notes
+        r.accepted_findings = accepted
+        r.data["train_sequences"] = [s.name for s in train_seqs]
+        r.data["val_sequences"] = [s.name for s in val_seqs]
+        r.data["clips_per_epoch"] = len(dataset)
+        r.planned_steps = planned_steps
+        r.progress.total = planned_steps
+        r.progress.done = trainer.global_step
+        r.epochs = [e for e in r.epochs if e.epoch < trainer.start_epoch]
+
+    if writer:
+        record.planned_epochs = options.epochs
+        if not resume or not (folder / "job.json").is_file():
+            write_job(folder, record)
+        update_job(folder, start)
+        say(f"{len(dataset)} clips per epoch from {len(train_seqs)} sequence(s); {planned_steps} steps planned")
+    steps = _StepWriter(folder, log_json, _tensorboard_available(), resume) if writer else None
+
+    def on_step(entry: StepLog) -> None:
+        if steps:
+            steps.step(entry)
+        if on_progress:
+            on_progress(entry.step, planned_steps)
+        if writer and entry.step % 10 == 0:
+            update_job(folder, lambda r: setattr(r.progress, "done", entry.step))
+
+    def on_epoch(result: EpochResult) -> None:
+        val = None
+        if val_seqs and writer:
+            val = validate(model, val_seqs, options.val_short_side, torch_device)
+            say(f"epoch {result.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
+        if world > 1:
+            dist.barrier()
+        if not writer:
+            return
+        steps.epoch(result.epoch, result.mean_losses, val)
+
+        def change(r: JobRecord) -> None:
+            r.epochs.append(
+                EpochRecord(
+                    epoch=result.epoch,
+                    steps=result.steps,
+                    losses=result.mean_losses,
+                    val=val,
+                    checkpoints=result.checkpoints,
+                    complete=result.complete,
+                )
+            )
+            r.finished_epochs = result.epoch + 1 if result.complete else r.finished_epochs
+            r.checkpoints = sorted(set(r.checkpoints) | set(result.checkpoints))
+            r.progress.done = trainer.global_step
+
+        record = update_job(folder, change)
+        plot_curves(record, folder / "plots")
+
+    try:
+        trainer.fit(on_step, on_epoch)
+    finally:
+        if steps:
+            steps.close()
+    if not writer:
+        return read_job(folder) if (folder / "job.json").is_file() else record
+
+    def finish(r: JobRecord) -> None:
+        done = (options.max_steps is not None and trainer.global_step >= options.max_steps) or (
+            r.finished_epochs >= r.planned_epochs
+        )
+        durable = (folder / "checkpoint.pth").is_file()
+        if done and durable:
+            r.state, r.error = StageState.succeeded, None
+        else:
+            r.state = StageState.failed
+            r.error = f"training stopped after {r.finished_epochs} of {r.planned_epochs} epochs"
+        r.finished = utcnow()
+
+    return update_job(folder, finish)
