@@ -5,7 +5,7 @@ PYTHON ?= python3
 
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard shared/formats/*.c services/evaluator/metrics/*.c)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 .PHONY: install demo test lint

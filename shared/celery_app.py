@@ -16,6 +16,7 @@ TASK_QUEUES = {
     "tracker.track": "gpu",
     "evaluator.evaluate": "cpu",
     "evaluator.doctor": "cpu",
+    "tracker.train": "gpu",
 }
 
 

@@ -308,3 +308,26 @@ class JobRecord(BaseModel):
     attempts: int = 0
     worker: dict[str, Any] = Field(default_factory=dict)  # host and pid of the process running it
     grid: list[dict[str, Any]] | None = None  # a grid's table: one row per combination
+
+
+class TrainRequest(TrainOptions):
+    """`POST /train`: the data (motpipe runs, or a dataset root + det_db under the data root), initial
+    weights under the data root, options, and an optional grid (one job per combination)."""
+
+    model: Literal["motrv2"] = "motrv2"
+    runs: list[str] | None = None
+    data: str | None = None
+    det_db: str | None = None
+    weights: str
+    grid: dict[str, list[Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainRequest:
+        if bool(self.runs) == bool(self.data):
+            raise ValueError("give either 'runs' (run ids) or 'data' (a dataset root under the data root)")
+        if self.data and not self.det_db:
+            raise ValueError("'data' needs 'det_db' (a det_db file under the data root)")
+        return self
+
+    def options(self) -> TrainOptions:
+        return TrainOptions.model_validate(self.model_dump(include=set(TrainOptions.model_fields)))

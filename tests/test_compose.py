@@ -22,6 +22,7 @@ def test_services_of_the_design_card(compose):
         "detector-api",
         "tracker-api",
         "evaluator-api",
+        "trainer-api",
         "gpu-worker",
         "cpu-worker",
         "flower",
@@ -40,7 +41,7 @@ def test_gateway_on_8000_routes_every_contract_path(compose):
     conf = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
     upstreams = dict(re.findall(r"upstream (\w+)\s*{\s*server ([\w-]+):8000;", conf))
     assert set(upstreams.values()) <= set(compose["services"])
-    for path in ("/detect", "/track", "/eval", "/runs", "/healthz", "/metrics"):
+    for path in ("/detect", "/track", "/eval", "/train", "/runs", "/healthz", "/metrics"):
         assert re.search(rf"location [=~^ ]*{re.escape(path)}", conf), path
     assert re.search(r"location ~ \^/runs/\[\^/\]\+/gt\$\s*{\s*proxy_pass http://evaluator", conf)
 
@@ -54,7 +55,7 @@ def test_gpu_worker_reserves_an_nvidia_gpu(compose):
 
 
 def test_apis_and_workers_share_the_data_volume_and_redis(compose):
-    for name in ("detector-api", "tracker-api", "evaluator-api", "gpu-worker", "cpu-worker"):
+    for name in ("detector-api", "tracker-api", "evaluator-api", "trainer-api", "gpu-worker", "cpu-worker"):
         service = compose["services"][name]
         assert "data:/data" in service["volumes"], name
         assert service["environment"]["MOTPIPE_BROKER_URL"].startswith("redis://redis:6379")

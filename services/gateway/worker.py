@@ -5,6 +5,7 @@ from __future__ import annotations
 import services.detector.tasks  # noqa: F401 - registers detector.detect
 import services.evaluator.tasks  # noqa: F401 - registers evaluator.evaluate
 import services.tracker.tasks  # noqa: F401 - registers tracker.track
+import services.trainer.tasks  # noqa: F401 - registers tracker.train
 from shared.celery_app import app
 
 

@@ -2,8 +2,9 @@
 
 Honest state: a job is `succeeded` only after its last planned epoch (or step) finished and the checkpoint is
 on disk. A record that says `running` while the process that wrote it is gone (same host, pid no longer
-alive) is read as `failed` with that reason, so a SIGKILLed or OOM-killed training never looks alive or
-finished; `--resume` continues it.
+alive), or whose heartbeat (written every `HEARTBEAT_S` by a thread of the training process) is older than
+`STALE_S` (another host: a lost worker or node), is read as `failed` with that reason, so a SIGKILLed or
+OOM-killed training never looks alive or finished; `--resume` continues it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import fcntl
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 from shared.atomic import atomic_write_text
@@ -21,6 +24,8 @@ from shared.errors import InputError
 from shared.schemas import JobRecord, StageState, utcnow
 
 JOB_FILE = "job.json"
+HEARTBEAT_S = 30.0
+STALE_S = float(os.environ.get("MOTPIPE_JOB_STALE_S", "300"))
 
 
 def new_job_id() -> str:
@@ -45,19 +50,44 @@ def read_job(folder: Path) -> JobRecord:
         raise InputError("no training job here", source=str(path)) from None
     except ValueError as exc:
         raise InputError(f"unreadable job record: {exc}", source=str(path)) from None
-    worker = record.worker
-    if (
-        record.state == StageState.running
-        and worker.get("host") == socket.gethostname()
-        and isinstance(worker.get("pid"), int)
-        and not _alive(worker["pid"])
-    ):
-        record.state = StageState.failed
-        record.error = (
-            f"the training process (pid {worker['pid']}) ended without finishing after "
-            f"{record.finished_epochs} of {record.planned_epochs} epochs; --resume continues from the last checkpoint"
-        )
+    if record.state == StageState.running:
+        reason = _why_dead(record.worker)
+        if reason:
+            record.state = StageState.failed
+            record.error = (
+                f"{reason} after {record.finished_epochs} of {record.planned_epochs} epochs; "
+                "--resume continues from the last checkpoint"
+            )
     return record
+
+
+def _why_dead(worker: dict) -> str | None:
+    pid = worker.get("pid")
+    if worker.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        return f"the training process (pid {pid}) ended without finishing"
+    beat = worker.get("heartbeat")
+    if beat and (utcnow() - datetime.fromisoformat(beat)).total_seconds() > STALE_S:
+        return f"no heartbeat from {worker.get('host')} since {beat} (worker or node lost)"
+    return None
+
+
+@contextlib.contextmanager
+def heartbeat(folder: Path, interval: float = HEARTBEAT_S) -> Iterator[None]:
+    """Refresh `worker.heartbeat` in job.json every `interval` seconds while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):  # a missed beat is harmless; the next one retries
+                update_job(folder, lambda r: r.worker.update(heartbeat=utcnow().isoformat()))
+
+    thread = threading.Thread(target=beat, name="job-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @contextlib.contextmanager
@@ -90,7 +120,7 @@ def mark_running(record: JobRecord) -> None:
     record.started = record.started or utcnow()
     record.finished = None
     record.attempts += 1
-    record.worker = {"host": socket.gethostname(), "pid": os.getpid()}
+    record.worker = {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": utcnow().isoformat()}
 
 
 def mark_failed(folder: Path, reason: str) -> JobRecord:

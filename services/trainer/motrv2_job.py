@@ -9,6 +9,7 @@ by `jobs.read_job`. Under torchrun every rank trains; rank 0 alone writes files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from shared.run_store import RunStore
 from shared.schemas import EpochRecord, JobRecord, StageState, TrainOptions, utcnow
 
 from . import sources
-from .jobs import mark_failed, mark_running, read_job, update_job, write_job
+from .jobs import heartbeat, mark_failed, mark_running, read_job, update_job, write_job
 from .plots import plot_curves
 
 VAL_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
@@ -223,7 +224,11 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
         )
 
     # data, doctor gate, split: refused input leaves no job behind (a record made by the API is marked failed)
+    if rank > 0:
+        dist.barrier()  # rank 0 decodes video frames into the shared cache first
     sequences, det_db = _load_sequences(data, folder / "frame_cache")
+    if rank == 0 and world > 1:
+        dist.barrier()
     accepted = sources.doctor_gate(sequences, det_db, options.accept)
     train_seqs, val_seqs, notes = _split(sequences, options.val)
 
@@ -322,12 +327,11 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
         plot_curves(record, folder / "plots")
 
     try:
-        trainer.fit(on_step, on_epoch)
+        with heartbeat(folder) if writer else contextlib.nullcontext():
+            trainer.fit(on_step, on_epoch)
     finally:
         if steps:
             steps.close()
-    if not writer:
-        return read_job(folder) if (folder / "job.json").is_file() else record
 
     def finish(r: JobRecord) -> None:
         done = (options.max_steps is not None and trainer.global_step >= options.max_steps) or (
@@ -341,4 +345,8 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
             r.error = f"training stopped after {r.finished_epochs} of {r.planned_epochs} epochs"
         r.finished = utcnow()
 
-    return update_job(folder, finish)
+    if writer:
+        record = update_job(folder, finish)
+    if world > 1:
+        dist.barrier()  # every rank reports the state rank 0 recorded
+    return record if writer else read_job(folder)

@@ -18,6 +18,7 @@ doctor gate refuses such data unless accepted).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Mapping
@@ -122,7 +123,7 @@ def extract_video_frames(video: Path, folder: Path) -> dict[int, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         for number, frame in enumerate(iter_video(video), start=1):
             path = folder / f"{number:06d}.png"
-            tmp = folder / f".{number:06d}.tmp.png"
+            tmp = folder / f".{number:06d}.{os.getpid()}.tmp.png"
             cv2.imwrite(str(tmp), frame)
             tmp.replace(path)
         marker.write_text(str(video))

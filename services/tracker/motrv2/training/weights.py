@@ -57,3 +57,23 @@ def build_from_weights(path: str | os.PathLike, num_classes: int | None = None) 
             f"rows {copied}..{classes - 1} start from the model's own head initialisation"
         )
     return model, report
+
+
+def fresh_model(cfg: MOTRv2Config, seed: int = 0) -> MOTRv2:
+    """A model initialised as the official `MOTR.__init__` does (prior class bias, zero last box layer so the
+    first boxes equal the reference boxes, uniform learned reference points); deterministic for a seed.
+    Used for small test and benchmark configurations; fine-tuning starts from a checkpoint."""
+    torch.manual_seed(seed)
+    model = MOTRv2(cfg)
+    with torch.no_grad():
+        for head in model.class_embed:
+            head.bias.fill_(PRIOR_BIAS)
+        for box in model.bbox_embed:
+            torch.nn.init.zeros_(box.layers[-1].weight)
+            torch.nn.init.zeros_(box.layers[-1].bias)
+        model.bbox_embed[0].layers[-1].bias[2:] = -2.0
+        for proj in model.input_proj:
+            torch.nn.init.xavier_uniform_(proj[0].weight)
+            torch.nn.init.zeros_(proj[0].bias)
+        torch.nn.init.uniform_(model.position.weight, 0, 1)
+    return model

@@ -1,0 +1,95 @@
+"""`POST /train` on the real stack: gateway and a Celery worker on Redis train a small MOTRv2 from a run
+(uploaded video, its det_db and ground truth), a grid shares the workers, and bad requests are refused."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import torch
+
+from services.tracker.motrv2.config import MOTRv2Config
+from services.tracker.motrv2.training.weights import fresh_model
+from shared.synth import render_scene
+from tests.test_service import Stack, _redis_or_skip, _upload
+
+pytestmark = pytest.mark.service
+SMALL = MOTRv2Config(num_classes=1, enc_layers=1, dec_layers=2, dim_feedforward=256)
+FAST = {"lr_backbone": 0, "sampler_length": 2, "sample_interval": 1, "augment": False, "epochs": 1}
+
+
+@pytest.fixture
+def stack(tmp_path):
+    _redis_or_skip()
+    stack = Stack(tmp_path / "data")
+    yield stack
+    stack.stop()
+
+
+def wait_job(stack: Stack, job: str, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = httpx.get(f"{stack.url}/train/{job}", timeout=10).json()
+        if record["state"] in ("succeeded", "failed"):
+            return record
+        time.sleep(0.5)
+    logs = "\n".join(p.read_text()[-3000:] for p in stack.logs.glob("*.log"))
+    raise AssertionError(f"job {job} did not finish: {record}\n{logs}")
+
+
+def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
+    scene = render_scene(tmp_path / "clip", frames=16, seed=2, size=(256, 144))
+    stack.root.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": fresh_model(SMALL).state_dict()}, stack.root / "init.pth")
+    stack.start_gateway()
+    stack.start_worker("w1")
+    run = _upload(stack, scene.video, "court")
+    assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
+    with open(scene.gt_txt, "rb") as handle:
+        assert httpx.post(f"{stack.url}/runs/{run}/gt", files={"file": ("gt.txt", handle)}).status_code == 201
+
+    # refused at the request, nothing queued
+    bad = [
+        ({"runs": [run], "weights": "init.pth", "strategy": "bold"}, 422),
+        ({"runs": [run], "weights": "../init.pth"}, 400),
+        ({"runs": [run], "weights": "missing.pth"}, 400),
+        ({"runs": ["0123456789abcdef"], "weights": "init.pth"}, 404),
+        ({"runs": [run], "data": "x", "weights": "init.pth"}, 422),
+        ({"runs": [run], "weights": "init.pth", "grid": {"colour": ["red"]}}, 422),
+        ({"runs": [run], "weights": "init.pth", "grid": {"lr": [-1]}}, 422),
+    ]
+    for body, status in bad:
+        answer = httpx.post(f"{stack.url}/train", json=body, timeout=10)
+        assert answer.status_code == status, (body, answer.text)
+        assert "detail" in answer.json()
+    assert not (stack.root / "jobs").exists() or not list((stack.root / "jobs").iterdir())
+
+    answer = httpx.post(f"{stack.url}/train", json={"runs": [run], "weights": "init.pth", **FAST}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    job = answer.json()["job"]
+    assert answer.json()["status_url"] == f"/train/{job}"
+    record = wait_job(stack, job)
+    assert record["state"] == "succeeded", record
+    assert record["finished_epochs"] == 1 and record["progress"] == {"done": 15, "total": 15}
+    assert record["trainable_params"] == sum(
+        p.numel() for n, p in fresh_model(SMALL).named_parameters() if not n.startswith("backbone")
+    )
+    assert record["data"]["train_sequences"] == [run]
+    download = httpx.get(f"{stack.url}/train/{job}/artifacts/checkpoint.pth", timeout=30)
+    assert download.status_code == 200
+    (tmp_path / "got.pth").write_bytes(download.content)
+    state = torch.load(tmp_path / "got.pth", weights_only=True)
+    assert state["epoch"] == 0 and set(state["model"]) == set(fresh_model(SMALL).state_dict())
+    assert httpx.get(f"{stack.url}/train/{job}/artifacts/job.json").status_code == 404
+    assert httpx.get(f"{stack.url}/train/{job}/artifacts/..%2Finit.pth").status_code == 404
+    assert httpx.get(f"{stack.url}/train/ffffffffffffffff").status_code == 404
+
+    # a grid: one job per combination, the parent's table
+    body = {"runs": [run], "weights": "init.pth", **FAST, "max_steps": 2, "grid": {"lr": [1e-4, 2e-4]}}
+    answer = httpx.post(f"{stack.url}/train", json=body, timeout=10)
+    assert answer.status_code == 202, answer.text
+    record = wait_job(stack, answer.json()["job"])
+    assert record["state"] == "succeeded", record
+    assert [row["lr"] for row in record["grid"]] == [1e-4, 2e-4]
+    assert all(row["state"] == "succeeded" for row in record["grid"])
