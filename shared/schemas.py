@@ -205,6 +205,10 @@ class MetricsReport(BaseModel):
     framewise: dict[str, float] = Field(default_factory=dict)
     losses: dict[str, float] = Field(default_factory=dict)
     per_frame: list[dict[str, float]] = Field(default_factory=list)
+    # ground truth with 2+ classes: {"player": {"trackeval", "framewise", "losses", "per_frame"}, "ball": {...}}
+    per_class: dict[str, dict[str, Any]] | None = None
+    frames: str | None = None  # "all" (TrackEval's default) or which frames were scored
+    notes: list[str] = Field(default_factory=list)
 
 
 class Severity(StrEnum):

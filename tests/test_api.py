@@ -235,3 +235,23 @@ def test_overlay_endpoint(api, stored_run, scene):
     assert client.get(f"/runs/{stored_run}/overlay.mp4").status_code == 200
     empty_run = store.create().run
     assert client.get(f"/runs/{empty_run}/overlay.mp4").status_code == 409
+
+
+def test_eval_per_class_annotated_only_and_exact_cache_keys(api, stored_run, scene):
+    client, store, _ = api
+    folder = store.run_dir(stored_run)
+    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())  # perfect tracks, class column kept
+    store.start_stage(stored_run, "track")
+    store.succeed_stage(stored_run, "track", ["tracks.txt"])
+    lines = scene.gt_txt.read_bytes().splitlines(keepends=True)
+    every_third = b"".join(line for line in lines if int(line.split(b",")[0]) % 3 == 1)  # sparse annotation
+    assert client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.txt", every_third)}).status_code == 201
+    full = client.get(f"/eval/{stored_run}").json()
+    assert set(full["per_class"]) == {"player", "ball"} and full["frames"] == "all"
+    sparse = client.get(f"/eval/{stored_run}?annotated_only=true").json()
+    assert sparse["frames"].startswith("annotated") and sparse["trackeval"]["CLR_FP"] < full["trackeval"]["CLR_FP"]
+    assert sparse["per_class"]["player"]["trackeval"]["GT_IDs"] == full["per_class"]["player"]["trackeval"]["GT_IDs"]
+    a = client.get(f"/eval/{stored_run}?iou=0.5000001").json()
+    b = client.get(f"/eval/{stored_run}?iou=0.5000002").json()
+    assert (a["iou_threshold"], b["iou_threshold"]) == (0.5000001, 0.5000002)
+    assert (folder / "metrics_iou0.5000001.json").is_file() and (folder / "metrics_iou0.5000002.json").is_file()

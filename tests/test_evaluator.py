@@ -45,8 +45,8 @@ def test_robust_inputs():
     assert evaluate(zero_area, zero_area).trackeval["CLR_TP"] == 0  # zero area never matches
     with pytest.raises(InputError, match="id 5 appears more than once in frame 2"):
         evaluate(gt, parse_mot_text("2,5,0,0,10,10\n2,5,1,1,10,10\n"))
-    with pytest.raises(InputError, match="id must be an integer"):
-        parse_mot_text("1,1.5,0,0,10,10\n")
+    with pytest.warns(UserWarning, match="non-integral id"):
+        assert parse_mot_text("1,1.5,0,0,10,10\n").id.tolist() == [1]
     assert parse_mot_text("1,2.0,0,0,10,10\n").id.tolist() == [2]
     with pytest.raises(InputError, match="IoU threshold"):
         evaluate(gt, gt, iou=0.0)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from shared.errors import InputError
-from shared.formats.mot_txt import parse_mot_text, read_mot, write_mot
+from shared.formats.mot_txt import parse_mot_bytes, parse_mot_text, read_mot, write_mot
 
 
 def test_zero_byte_file_is_an_empty_result(tmp_path):
@@ -48,7 +48,6 @@ def test_mixed_column_counts_are_accepted():
         ("1,1,0,0,nan,5\n", "line 1, field 'w': not a finite number"),
         ("1,1,0,0,5,-5\n", "negative box size"),
         ("0,1,0,0,5,5\n", "frame must be an integer >= 1"),
-        ("1,1.5,0,0,5,5\n", "id must be an integer"),
     ],
 )
 def test_malformed_rows_name_line_and_field(text, needle):
@@ -158,3 +157,11 @@ def test_large_file_through_the_fast_path_in_blocks(tmp_path):
     assert len(table) == n
     assert (table.boxes.view(np.int64) == expected[:, 2:6].view(np.int64)).all()
     assert (table.frame == expected[:, 0]).all() and (table.id == expected[:, 1]).all()
+
+
+def test_ids_written_as_floats_are_read_as_trackeval_reads_them():
+    table = parse_mot_bytes(b"1,1.0,0,0,5,5\n2,4.000,0,0,5,5\n3,1.000000e+00,0,0,5,5\n", "pred.txt")
+    assert table.id.tolist() == [1, 4, 1]
+    with pytest.warns(UserWarning, match=r"pred.txt: 2 non-integral id\(s\).*lines 2, 3"):
+        table = parse_mot_bytes(b"1,1,0,0,5,5\n1,2.5,0,0,5,5\n2,-3.7,0,0,5,5\n", "pred.txt")
+    assert table.id.tolist() == [1, 2, -3]  # numpy's astype(int), as TrackEval

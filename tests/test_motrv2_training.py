@@ -287,3 +287,16 @@ def test_torchrun_two_gloo_processes_through_the_cli(dataset, tmp_path):
     record = read_job(out)
     assert record.state == "succeeded" and record.progress.done == 3
     assert torch.load(out / "checkpoint.pth", weights_only=True)["args"]["world_size"] == 2
+
+
+def test_grid_runs_every_combination_and_a_failed_one_fails_alone(dataset, tmp_path):
+    out = tmp_path / "grid"
+    code = main(train_args(dataset, out, "--max-steps", "1", "--grid", "sampler_length=2,40", "lr=1e-4,2e-4"))
+    assert code == 1  # one combination could not run
+    rows = json.loads((out / "grid.json").read_text())
+    assert [(r["sampler_length"], r["lr"], r["state"]) for r in rows] == [
+        (2, 1e-4, "succeeded"), (2, 2e-4, "succeeded"), (40, 1e-4, "failed"), (40, 2e-4, "failed")
+    ]  # fmt: skip
+    assert "no clip of 40 frames" in rows[2]["error"]
+    assert (out / "grid.csv").read_text().splitlines()[0].startswith("job,sampler_length,lr,state")
+    assert read_job(out / rows[0]["job"]).state == "succeeded"

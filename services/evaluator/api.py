@@ -66,9 +66,15 @@ async def upload_gt(
 
 
 @router.get("/eval/{run_id}", response_model=MetricsReport)
-def get_eval(run_id: str, iou: float = Query(0.5, gt=0.0, le=1.0), store: RunStore = Depends(get_store)):
-    """Metrics JSON: computed on the first call, then served from the run's cache."""
-    return evaluate_run(store, run_id, iou)
+def get_eval(
+    run_id: str,
+    iou: float = Query(0.5, gt=0.0, le=1.0),
+    annotated_only: bool = Query(False, description="score only frames that carry ground truth"),
+    store: RunStore = Depends(get_store),
+):
+    """Metrics JSON (with `per_class` when the ground truth has 2+ classes): computed on the first call,
+    then served from the run's cache."""
+    return evaluate_run(store, run_id, iou, annotated_only=annotated_only)
 
 
 @router.get("/eval/{run_id}/plots/{name}.png")

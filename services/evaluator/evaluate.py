@@ -11,6 +11,8 @@ from shared.schemas import MetricsReport
 from .framewise import framewise_metrics
 from .metrics import trackeval_metrics
 
+CLASS_NAMES = {1: "player", 2: "ball"}
+
 
 def select_classes(table: MotTable, classes: list[int] | None, is_prediction: bool) -> MotTable:
     """Keep rows of the given classes. Predictions without class information (all -1) are kept whole."""
@@ -21,20 +23,80 @@ def select_classes(table: MotTable, classes: list[int] | None, is_prediction: bo
     return table.select(np.isin(table.cls, classes))
 
 
-def evaluate(gt: MotTable, pred: MotTable, iou: float = 0.5, classes: list[int] | None = None) -> MetricsReport:
+def class_name(cls: int) -> str:
+    return CLASS_NAMES.get(int(cls), str(int(cls)))
+
+
+def parse_frame_list(text: str) -> list[int]:
+    """'1-300,512' -> [1, ..., 300, 512]; an error names the bad part."""
+    frames: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        first, sep, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last) if sep else int(first)
+        except ValueError:
+            raise InputError(f"not a frame or range: {part!r} (use e.g. 1-300,512)", field="annotated_frames") from None
+        if lo < 1 or hi < lo:
+            raise InputError(f"bad frame range {part!r}", field="annotated_frames")
+        frames.update(range(lo, hi + 1))
+    if not frames:
+        raise InputError("no frames given", field="annotated_frames")
+    return sorted(frames)
+
+
+def _on_frames(table: MotTable, frames: np.ndarray, compact: bool) -> MotTable:
+    """Rows on the given (sorted) frames; `compact` renumbers them 1..K as if only those frames existed."""
+    kept = table.select(np.isin(table.frame, frames))
+    if not compact:
+        return kept
+    return MotTable(np.searchsorted(frames, kept.frame) + 1, kept.id, kept.boxes, kept.conf, kept.cls, kept.vis)
+
+
+def _blocks(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None) -> dict:
+    """The metric blocks; with `frames`, TrackEval sees only those frames (renumbered, as TrackEval run on a
+    sequence of just those frames), the group's block keeps the real frame numbers."""
+    group = framewise_metrics(gt, pred, iou)
+    if frames is not None:
+        gt, pred = _on_frames(gt, frames, True), _on_frames(pred, frames, True)
+    return {"trackeval": trackeval_metrics(gt, pred, iou), **group}
+
+
+def evaluate(
+    gt: MotTable,
+    pred: MotTable,
+    iou: float = 0.5,
+    classes: list[int] | None = None,
+    annotated_only: bool = False,
+    annotated_frames: list[int] | None = None,
+) -> MetricsReport:
+    """The metrics JSON. `annotated_only` scores only frames that carry ground truth (`annotated_frames`
+    names them explicitly), for ground truth annotated on a subset of frames; the default is TrackEval's
+    (every frame counts). Ground truth with two or more classes adds `per_class` (a prediction's class is
+    its 8th column); class-agnostic predictions (-1) get a note instead."""
     if not 0.0 < iou <= 1.0:
         raise InputError(f"IoU threshold must be in (0, 1], got {iou}", field="iou")
     gt = select_classes(gt, classes, is_prediction=False)
     pred = select_classes(pred, classes, is_prediction=True)
-    group = framewise_metrics(gt, pred, iou)
-    return MetricsReport(
-        iou_threshold=iou,
-        classes=classes,
-        trackeval=trackeval_metrics(gt, pred, iou),
-        framewise=group["framewise"],
-        losses=group["losses"],
-        per_frame=group["per_frame"],
-    )
+    frames, scope = None, "all"
+    if annotated_frames:
+        frames, scope = np.asarray(sorted(set(annotated_frames)), dtype=np.int64), "annotated (listed)"
+    elif annotated_only:
+        frames, scope = np.unique(gt.frame), "annotated (frames with ground truth)"
+    if frames is not None:
+        gt, pred = _on_frames(gt, frames, False), _on_frames(pred, frames, False)
+        scope += f": {len(frames)} frames"
+    notes = []
+    per_class = None
+    gt_classes = sorted(set(gt.cls.tolist()) - {-1})
+    if len(gt_classes) >= 2:
+        if len(pred) and (pred.cls < 0).all():
+            notes.append("per_class left out: the predictions carry no class (8th column -1, a class-agnostic "
+                         "tracker); every class is scored together")  # fmt: skip
+        else:
+            per_class = {class_name(c): _blocks(gt.select(gt.cls == c), pred.select(pred.cls == c), iou, frames)
+                         for c in gt_classes}  # fmt: skip
+    return MetricsReport(iou_threshold=iou, classes=classes, **_blocks(gt, pred, iou, frames), per_class=per_class,
+                         frames=scope, notes=notes)  # fmt: skip
 
 
 def sweep(gt: MotTable, pred: MotTable, thresholds=None, classes: list[int] | None = None) -> list[MetricsReport]:

@@ -19,15 +19,19 @@ from .overlay import render_overlay
 from .plots import write_plots
 
 
-def metrics_name(iou: float) -> str:
-    return "metrics.json" if iou == 0.5 else f"metrics_iou{iou:g}.json"
+def metrics_name(iou: float, annotated_only: bool = False) -> str:
+    """The cache file of one evaluation, keyed on the exact threshold (repr: no two values share a name)."""
+    suffix = "_annotated" if annotated_only else ""
+    return f"metrics{suffix}.json" if iou == 0.5 else f"metrics_iou{iou!r}{suffix}.json"
 
 
-def evaluate_run(store: RunStore, run_id: str, iou: float = 0.5, plots: bool = True) -> MetricsReport:
-    """Metrics for a run (computed once per threshold, then read from `metrics*.json`)."""
+def evaluate_run(
+    store: RunStore, run_id: str, iou: float = 0.5, plots: bool = True, annotated_only: bool = False
+) -> MetricsReport:
+    """Metrics for a run (computed once per threshold and frame scope, then read from `metrics*.json`)."""
     record = store.get(run_id)
     folder = store.run_dir(run_id)
-    cached = folder / metrics_name(iou)
+    cached = folder / metrics_name(iou, annotated_only)
     if cached.is_file():
         return MetricsReport.model_validate_json(cached.read_text())
     track = record.stages.get("track")
@@ -39,9 +43,9 @@ def evaluate_run(store: RunStore, run_id: str, iou: float = 0.5, plots: bool = T
     if gt_path is None:
         raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
     _, gt = read_ground_truth(gt_path)
-    report = evaluate(gt, read_mot(folder / "tracks.txt"), iou)
+    report = evaluate(gt, read_mot(folder / "tracks.txt"), iou, annotated_only=annotated_only)
     artifacts = [cached.name]
-    if plots and iou == 0.5:
+    if plots and iou == 0.5 and not annotated_only:
         artifacts += [f"plots/{name}" for name in write_plots(report, folder / "plots")]
     atomic_write_text(cached, report.model_dump_json())
     store.update(run_id, lambda r: store.record_artifacts(r, folder, artifacts))

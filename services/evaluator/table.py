@@ -16,7 +16,8 @@ def _fmt(value) -> str:
 
 
 def report_table(report: MetricsReport, title: str = "metrics") -> Table:
-    table = Table(title=f"{title} (IoU {report.iou_threshold})")
+    scope = f", frames: {report.frames}" if report.frames and report.frames != "all" else ""
+    table = Table(title=f"{title} (IoU {report.iou_threshold}{scope})")
     table.add_column("standard (TrackEval) — report these")
     table.add_column("value", justify="right")
     table.add_column("the group's framewise / losses")

@@ -124,7 +124,7 @@ def cmd_synth(args) -> int:
 def cmd_eval(args) -> int:
     from rich.console import Console
 
-    from services.evaluator.evaluate import evaluate, sweep
+    from services.evaluator.evaluate import evaluate, parse_frame_list, sweep
     from services.evaluator.ground_truth import read_ground_truth
     from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
     from services.evaluator.table import comparison_table, report_table
@@ -155,9 +155,14 @@ def cmd_eval(args) -> int:
             Path(args.plots).mkdir(parents=True, exist_ok=True)
             plot_comparison(reports, labels, Path(args.plots) / "comparison.png")
     else:
-        report = evaluate(gt, read_mot(preds[0]), args.iou, classes)
+        frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
+        report = evaluate(gt, read_mot(preds[0]), args.iou, classes, args.annotated_only, frames)
         payload = report.model_dump_json(indent=1)
         out.print(report_table(report, Path(preds[0]).name))
+        for name, block in (report.per_class or {}).items():
+            out.print(report_table(report.model_copy(update=block), f"{Path(preds[0]).name}: {name}"))
+        for note in report.notes:
+            out.print(f"note: {note}")
         if args.plots:
             write_plots(report, args.plots)
     if args.json == "-":
@@ -352,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="store_true", help="IoU thresholds 0.3 .. 0.9")
     p.add_argument("--iou", type=float, default=0.5)
     p.add_argument("--classes", help="comma-separated class ids (1 players, 2 ball)")
+    p.add_argument("--annotated-only", action="store_true", help="score only frames that carry ground truth")
+    p.add_argument("--annotated-frames", help="score only these frames, e.g. 1-300,512")
     p.add_argument("--json", help="write the metrics JSON here ('-' for stdout)")
     p.add_argument("--plots", help="folder for PNG plots")
     p.set_defaults(func=cmd_eval)

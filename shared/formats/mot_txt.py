@@ -148,9 +148,16 @@ def _validate(matrix: np.ndarray, get_lines: Callable[[], list[str]], source: st
             "frame",
             "frame must be an integer >= 1",
         ),
-        (matrix[:, 1] != np.round(matrix[:, 1]), "id", "id must be an integer"),
         ((matrix[:, 4] < 0) | (matrix[:, 5] < 0), "w/h", "negative box size"),
     )
+    fractional = np.flatnonzero(matrix[:, 1] != np.trunc(matrix[:, 1]))
+    if fractional.size:  # TrackEval casts ids with astype(int) (truncation); we read them the same, and say so
+        lines = [_line_number(get_lines(), int(row)) for row in fractional[:5]]
+        warnings.warn(
+            f"{source}: {fractional.size} non-integral id(s), read as TrackEval reads them (truncated), "
+            f"lines {', '.join(map(str, lines))}{' ...' if fractional.size > 5 else ''}",
+            stacklevel=3,
+        )
     for bad, field, message in checks:
         rows = np.flatnonzero(bad)
         if rows.size:
