@@ -129,6 +129,33 @@ class DetectRequest(DetectOptions):
     path: str
 
 
+class ByteTrackKnobs(BaseModel):
+    """`bytetrack`'s own knobs (the `options` of /track), checked at the request."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    score_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    high_score_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    lost_track_buffer: int | None = Field(None, ge=0, le=100_000)
+    minimum_iou: float | None = Field(None, ge=0.0, le=1.0)
+    minimum_consecutive_frames: int | None = Field(None, ge=1, le=100_000)
+    frame_rate: float | None = Field(None, gt=0.0, le=10_000)
+
+
+class MOTRv2Knobs(BaseModel):
+    """`motrv2`'s own knobs (the official inference script's), checked at the request."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    update_score_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    miss_tolerance: int | None = Field(None, ge=0, le=100_000)
+    area_threshold: float | None = Field(None, ge=0.0)
+    autocast: bool | None = None
+
+
+TRACKER_KNOBS: dict[str, type[BaseModel]] = {"bytetrack": ByteTrackKnobs, "motrv2": MOTRv2Knobs}
+
+
 class TrackOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -137,6 +164,22 @@ class TrackOptions(BaseModel):
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     # tracker-specific knobs (bytetrack: lost_track_buffer, ...; motrv2: miss_tolerance, ...)
     options: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _knobs(self) -> TrackOptions:
+        """Unknown knobs and values out of range fail here (a 422 naming `options.<knob>`), never in a worker."""
+        knobs = TRACKER_KNOBS.get(self.tracker)
+        if knobs is not None:
+            try:
+                checked = knobs.model_validate(self.options)
+            except ValueError as exc:
+                errors = getattr(exc, "errors", lambda: [])()
+                where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "?"
+                message = errors[0]["msg"] if errors else str(exc)
+                known = ", ".join(knobs.model_fields)
+                raise ValueError(f"options.{where}: {message} (known {self.tracker} knobs: {known})") from None
+            self.options = checked.model_dump(exclude_none=True)
+        return self
 
 
 class TrackRequest(TrackOptions):
@@ -335,3 +378,57 @@ class TrainRequest(TrainOptions):
 
     def options(self) -> TrainOptions:
         return TrainOptions.model_validate(self.model_dump(include=set(TrainOptions.model_fields)))
+
+
+# -- sweeps ---------------------------------------------------------------------------------------------------
+SWEEP_TRACK_FIELDS = ("score_threshold", "weights")  # grid keys that set a /track field; others are knobs
+
+
+class SweepSearch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trials: int = Field(ge=1, le=1000)
+
+
+class SweepRequest(BaseModel):
+    """`POST /sweeps`: track a run's det_db once per combination of the grid and evaluate each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    tracker: Literal["bytetrack", "motrv2"] = "bytetrack"
+    weights: list[str] | None = None
+    grid: dict[str, list[float | int | str | bool]] = Field(min_length=1)
+    search: SweepSearch | None = None
+
+    @field_validator("run")
+    @classmethod
+    def _run_id(cls, value: str) -> str:
+        if not RUN_ID_RE.match(value):
+            raise ValueError("not a run id")
+        return value
+
+    @field_validator("grid")
+    @classmethod
+    def _values(cls, grid: dict[str, list]) -> dict[str, list]:
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values")
+        return grid
+
+
+class SweepChild(BaseModel):
+    run: str
+    params: dict[str, Any]
+
+
+class SweepRecord(BaseModel):
+    """`<data root>/sweeps/<id>/sweep.json`; the state and leaderboard are computed from the child runs."""
+
+    sweep: str
+    run: str
+    tracker: str
+    created: datetime = Field(default_factory=utcnow)
+    grid: dict[str, list[Any]]
+    search: SweepSearch | None = None
+    children: list[SweepChild] = Field(default_factory=list)

@@ -132,7 +132,12 @@ def test_track_refuses_unknown_tracker_and_options(api, stored_run):
     client, _, _ = api
     assert client.post("/track", json={"run": stored_run, "tracker": "sort"}).status_code == 400
     answer = client.post("/track", json={"run": stored_run, "options": {"bogus": 1}})
-    assert answer.status_code == 400 and "bogus" in answer.json()["detail"]
+    assert answer.status_code == 422 and "options.bogus" in answer.json()["detail"]  # the contract: 422
+    for bad in (-5, "x", "NaN"):  # values out of range are refused at the request, never in a worker
+        answer = client.post("/track", json={"run": stored_run, "options": {"lost_track_buffer": bad}})
+        assert answer.status_code == 422 and "options.lost_track_buffer" in answer.json()["detail"], bad
+    answer = client.post("/track", json={"run": stored_run, "tracker": "motrv2", "options": {"miss_tolerance": -1}})
+    assert answer.status_code == 422 and "options.miss_tolerance" in answer.json()["detail"]
     answer = client.post("/track", json={"run": stored_run})
     assert answer.status_code == 202
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -410,8 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     from services.trainer.cli import register as register_train
+    from services.trainer.cli import register_sweep
 
     register_train(sub, console)
+    register_sweep(sub, console)
 
     p = sub.add_parser("demo", help="synthetic clip -> motion detector -> det_db -> bytetrack -> tracks")
     p.add_argument("--out", default="demo-output")
@@ -429,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except InputError as exc:
         console.print(f"motpipe {args.command}: error: {exc}", markup=False, highlight=False)
+        return 2
+    except ValidationError as exc:  # an option out of range, named by the schema
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "option"
+        console.print(f"motpipe {args.command}: error: {where}: {first['msg']}", markup=False, highlight=False)
         return 2
     except KeyboardInterrupt:
         return 130

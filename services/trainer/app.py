@@ -1,9 +1,10 @@
-"""The training API on its own (compose): `uvicorn --factory services.trainer.app:create`."""
+"""Training jobs and sweeps on their own (compose): `uvicorn --factory services.trainer.app:create`."""
 
 from shared.api.app import create_app
 
 from .api import router
+from .sweep_api import router as sweep_router
 
 
 def create():
-    return create_app([router], title="motpipe trainer")
+    return create_app([router, sweep_router], title="motpipe trainer")

@@ -37,8 +37,6 @@ def _options(args) -> dict:
 
 
 def cmd_train_motrv2(args, console) -> int:
-    from pydantic import ValidationError
-
     from shared.schemas import StageState, TrainOptions
     from shared.settings import get_settings, pick_device
 
@@ -50,11 +48,7 @@ def cmd_train_motrv2(args, console) -> int:
     for flag in ("data", "det_db", "weights", "out"):
         if not getattr(args, flag):
             raise InputError(f"--{flag.replace('_', '-')} is required")
-    try:
-        options = TrainOptions(**_options(args))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(f"{first['msg']}", field=".".join(str(p) for p in first["loc"])) from None
+    options = TrainOptions(**_options(args))  # an option out of range: the CLI names it and exits 2
     data = DataSpec(weights=Path(args.weights), root=Path(args.data), det_db=Path(args.det_db))
     device = pick_device(args.device or get_settings().device)
     out = Path(args.out)
@@ -162,3 +156,47 @@ def register(sub: argparse._SubParsersAction, console) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")
     p.add_argument("--log-json", help="JSON Lines of every step's loss terms, loss and grad_norm")
     p.set_defaults(func=lambda args: cmd_train_motrv2(args, console))
+
+
+def cmd_sweep(args, console) -> int:
+    from shared.settings import get_settings, pick_device
+
+    from .grid import parse_grid
+    from .sweeps import LEADERBOARD_KEYS, run_sweep_local, with_weights
+
+    if args.search and not args.trials:
+        raise InputError("--search optuna needs --trials N")
+    grid = with_weights(parse_grid(args.grid), args.weights)
+    device = pick_device(args.device or get_settings().device)
+    board = run_sweep_local(Path(args.det_db), Path(args.gt), args.tracker, grid, Path(args.out),
+                            Path(args.frames) if args.frames else None, args.trials if args.search else None,
+                            device, console.print)  # fmt: skip
+    from rich.table import Table
+
+    table = Table(title=f"sweep leaderboard ({len(board)} combinations) -> {args.out}/leaderboard.csv")
+    for column in ("rank", "params", *LEADERBOARD_KEYS):
+        table.add_column(column, justify="right", overflow="fold")
+    for rank, row in enumerate(board, start=1):
+        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
+        if row["state"] != "succeeded":
+            table.add_row(str(rank), params, f"failed: {row['error']}")
+            continue
+        table.add_row(str(rank), params, *(f"{row[k]:.4f}" if k != "IDSW" else f"{row[k]:g}" for k in LEADERBOARD_KEYS))
+    console.print(table)
+    return 0 if any(row["state"] == "succeeded" for row in board) else 1
+
+
+def register_sweep(sub: argparse._SubParsersAction, console) -> None:
+    p = sub.add_parser("sweep", help="track one det_db with every combination of thresholds/knobs, ranked by HOTA")
+    p.add_argument("--det-db", required=True)
+    p.add_argument("--gt", required=True, help="ground truth (MOT txt or Label Studio JSON)")
+    p.add_argument("--frames", help="video or image folder (motrv2 needs it)")
+    p.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "motrv2"])
+    p.add_argument("--weights", nargs="+", help="motrv2 checkpoints (checkpoints x parameters is the same grid)")
+    grid_help = "score_threshold=0.2,0.3 miss_tolerance=15,20,25 (any /track field or tracker knob)"
+    p.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2", help=grid_help)
+    p.add_argument("--search", choices=["optuna"], help="let Optuna's TPE sampler choose within the grid's ranges")
+    p.add_argument("--trials", type=int, help="number of Optuna trials")
+    p.add_argument("--out", required=True, help="folder: leaderboard.csv/json, plots/, one folder per combination")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
+    p.set_defaults(func=lambda args: cmd_sweep(args, console))

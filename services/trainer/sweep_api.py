@@ -1,0 +1,202 @@
+"""`POST /sweeps`, `GET /sweeps/{id}` (+ leaderboard CSV/JSON and plots): tracker sweeps over HTTP.
+
+Each combination becomes an ordinary child run: it gets the parent's det_db and ground truth (copied into its
+folder; its detect stage is recorded as done with the parent's parameters, so nothing is detected again) and
+a chain of the contract's tasks `tracker.track` -> `evaluator.evaluate`, so every worker shares the grid and
+`GET /eval/{child}` works as for any run. A child that fails fails alone; the sweep's state and leaderboard
+are computed from the children's records on every read. With `"search": {"trials": N}` the N combinations
+are drawn by Optuna's TPE sampler over the grid's ranges up front (all trials are asked before any result
+is known, so this is TPE's random start-up phase; the CLI's `--search optuna` feeds results back).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from celery import Celery, chain
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import FileResponse, PlainTextResponse
+
+from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.atomic import atomic_write_text
+from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
+from shared.run_store import RunStore
+from shared.schemas import MetricsReport, StageState, SweepChild, SweepRecord, SweepRequest
+from shared.settings import Settings
+
+from .jobs import new_job_id
+from .sweeps import (
+    combinations,
+    leaderboard_csv,
+    plot_sweep,
+    ranked,
+    row_from_report,
+    suggest,
+    track_options,
+    with_weights,
+)
+
+router = APIRouter(tags=["sweeps"])
+_SWEEP_ID = re.compile(r"^[0-9a-f]{16}$")
+GT_FILES = ("gt.txt", "gt.json")
+
+
+def _folder(settings: Settings, sweep_id: str) -> Path:
+    return settings.data_root.resolve() / "sweeps" / sweep_id
+
+
+def _confined_weights(settings: Settings, grid: dict[str, list]) -> dict[str, list]:
+    if "weights" not in grid:
+        return grid
+    paths = []
+    for value in grid["weights"]:
+        path = confine(settings, str(value))
+        if not path.is_file():
+            raise InputError(f"weights {value!r} not found under the data root", field="weights")
+        paths.append(str(path))
+    return {**grid, "weights": paths}
+
+
+def _draw(req: SweepRequest, grid: dict[str, list]) -> list[dict]:
+    if req.search is None:
+        return combinations(req.tracker, grid)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    drawn = [suggest(study.ask(), grid) for _ in range(req.search.trials)]
+    for params in drawn:
+        track_options(req.tracker, params)
+    return drawn
+
+
+def _child(store: RunStore, parent: str, sweep_id: str, params: dict) -> str:
+    """A run holding the parent's det_db and ground truth, its detect stage done with the parent's params."""
+    record = store.get(parent)
+    source = store.run_dir(parent)
+    child = store.create({**record.inputs, "parent": parent, "sweep": sweep_id, "sweep_params": params})
+    folder = store.run_dir(child.run)
+    present = [n for n in ("det_db.json", *GT_FILES) if (source / n).is_file()]
+    for name in present:
+        shutil.copyfile(source / name, folder / name)
+    store.start_stage(child.run, "detect", record.stages["detect"].params)
+    store.succeed_stage(child.run, "detect", present, record.stages["detect"].params)
+    return child.run
+
+
+@router.post("/sweeps", status_code=202)
+def start_sweep(
+    req: SweepRequest,
+    store: RunStore = Depends(get_store),
+    celery: Celery = Depends(get_celery_dep),
+    settings: Settings = Depends(get_settings_dep),
+):
+    record = store.get(req.run)  # 404 for an unknown run
+    detect = record.stages.get("detect")
+    if detect is None or detect.state != StageState.succeeded:
+        raise ConflictError(f"run {req.run}: detect stage is {detect.state if detect else 'pending'}; a sweep "
+                            "tracks its finished det_db")  # fmt: skip
+    if not any((store.run_dir(req.run) / n).is_file() for n in GT_FILES):
+        raise MissingInputError(f"run {req.run} has no ground truth: upload it with POST /runs/{req.run}/gt")
+    try:
+        grid = _confined_weights(settings, with_weights(req.grid, req.weights))
+        drawn = _draw(req, grid)
+    except InputError as exc:  # a bad grid key or value is a bad option: 422 like every other option
+        raise HTTPException(422, str(exc)) from None
+    sweep_id = new_job_id()
+    sweep = SweepRecord(sweep=sweep_id, run=req.run, tracker=req.tracker, grid=grid, search=req.search)
+    info = detect.params.get("det_db", {})
+    tasks = []
+    for params in drawn:
+        child = _child(store, req.run, sweep_id, params)
+        options = track_options(req.tracker, params).model_dump(mode="json")
+        store.reset_stage(child, "track", options)
+        sweep.children.append(SweepChild(run=child, params=params))
+        tasks.append(chain(
+            celery.signature("tracker.track", args=[child, options, info.get("sequence"), info.get("frames")],
+                             immutable=True),
+            celery.signature("evaluator.evaluate", args=[child, 0.5], immutable=True),
+        ))  # fmt: skip
+    folder = _folder(settings, sweep_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "sweep.json", sweep.model_dump_json(indent=1))
+    for child, task in zip(sweep.children, tasks, strict=True):
+        try:
+            task.apply_async()
+        except Exception as exc:
+            store.fail_stage(child.run, "track", f"could not queue the task: {type(exc).__name__}: {exc}")
+    return {"sweep": sweep_id, "status_url": f"/sweeps/{sweep_id}"}
+
+
+def _read(settings: Settings, sweep_id: str) -> SweepRecord:
+    path = _folder(settings, sweep_id) / "sweep.json"
+    if not _SWEEP_ID.match(sweep_id) or not path.is_file():
+        raise NotFoundError(f"no sweep {sweep_id!r}")
+    return SweepRecord.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def _child_row(store: RunStore, child: SweepChild) -> dict:
+    record = store.get(child.run)
+    stages = [record.stages.get(s) for s in ("track", "eval")]
+    failed = next((s for s in stages if s is not None and s.state == StageState.failed), None)
+    if failed is not None:
+        return row_from_report(child.run, child.params, None, "failed", failed.error)
+    metrics = store.run_dir(child.run) / "metrics.json"
+    if stages[1] is not None and stages[1].state == StageState.succeeded and metrics.is_file():
+        report = MetricsReport.model_validate_json(metrics.read_text(encoding="utf-8"))
+        return row_from_report(child.run, child.params, report, "succeeded", None)
+    running = any(s is not None and s.state == StageState.running for s in stages)
+    return row_from_report(child.run, child.params, None, "running" if running else "pending", None)
+
+
+def sweep_status(store: RunStore, record: SweepRecord) -> dict:
+    rows = [_child_row(store, child) for child in record.children]
+    states = {r["state"] for r in rows}
+    done = sum(r["state"] in ("succeeded", "failed") for r in rows)
+    if done == len(rows):
+        state = "failed" if states == {"failed"} else "succeeded"
+    else:
+        state = "running" if states - {"pending"} else "pending"
+    failed = [{"run": r["run"], "params": r["params"], "error": r["error"]} for r in rows if r["state"] == "failed"]
+    return {"sweep": record.sweep, "run": record.run, "tracker": record.tracker, "state": state,
+            "progress": {"done": done, "total": len(rows)}, "grid": record.grid, "failed": failed,
+            "leaderboard": ranked(rows)}  # fmt: skip
+
+
+@router.get("/sweeps/{sweep_id}")
+def get_sweep(sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
+    return sweep_status(store, _read(settings, sweep_id))
+
+
+@router.get("/sweeps/{sweep_id}/leaderboard.csv", response_class=PlainTextResponse)
+def get_leaderboard_csv(
+    sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
+):
+    board = sweep_status(store, _read(settings, sweep_id))["leaderboard"]
+    disposition = {"Content-Disposition": f'attachment; filename="sweep-{sweep_id}.csv"'}
+    return PlainTextResponse(leaderboard_csv(board), media_type="text/csv", headers=disposition)
+
+
+@router.get("/sweeps/{sweep_id}/leaderboard.json")
+def get_leaderboard_json(
+    sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
+):
+    return sweep_status(store, _read(settings, sweep_id))["leaderboard"]
+
+
+@router.get("/sweeps/{sweep_id}/plots/{name}.png")
+def get_sweep_plot(
+    sweep_id: str, name: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
+):
+    record = _read(settings, sweep_id)
+    if name not in ("ranked", "heatmap"):
+        raise NotFoundError(f"no sweep plot {name!r} (ranked, heatmap)")
+    status = sweep_status(store, record)
+    folder = _folder(settings, sweep_id) / "plots"
+    plot_sweep(status["leaderboard"], record.grid, folder)
+    path = folder / f"{name}.png"
+    if not path.is_file():
+        raise NotFoundError(f"sweep {sweep_id} has no {name} plot (it needs two varied parameters and results)")
+    return FileResponse(path, media_type="image/png")

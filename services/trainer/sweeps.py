@@ -1,0 +1,231 @@
+"""Tracker sweeps: one tracking + evaluation per combination of thresholds, knobs and checkpoints, all reading
+one det_db (never detected again), ranked by HOTA, with a heatmap and a ranked bar chart.
+
+A grid key that is a `/track` field (`score_threshold`, `weights`) sets it; any other key is a knob of the
+tracker (`miss_tolerance`, `lost_track_buffer`, ...), validated with the same schema as `POST /track`, so a bad
+key or value is refused before anything runs. `--search optuna --trials N` lets Optuna's TPE sampler pick the
+combinations over the grid's ranges (numbers: between the smallest and largest value; others: one of them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from shared.atomic import atomic_open, atomic_write_text
+from shared.errors import InputError
+from shared.schemas import SWEEP_TRACK_FIELDS, MetricsReport, TrackOptions
+
+LEADERBOARD_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
+
+
+def track_options(tracker: str, params: dict[str, Any]) -> TrackOptions:
+    """The /track options of one combination; a bad key or value is an InputError naming it."""
+    fields = {k: v for k, v in params.items() if k in SWEEP_TRACK_FIELDS}
+    knobs = {k: v for k, v in params.items() if k not in SWEEP_TRACK_FIELDS}
+    try:
+        options = TrackOptions(tracker=tracker, **fields, options=knobs)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"] if p != "options") or "grid"
+        raise InputError(f"grid value {params}: {first['msg']}", field=f"grid.{where}") from None
+    if tracker == "motrv2" and not options.weights:
+        raise InputError("a motrv2 sweep needs weights (the 'weights' list or a 'weights' grid key)", field="weights")
+    return options
+
+
+def with_weights(grid: dict[str, list], weights: list[str] | None) -> dict[str, list]:
+    if weights and "weights" not in grid:
+        return {"weights": list(weights), **grid}
+    return dict(grid)
+
+
+def combinations(tracker: str, grid: dict[str, list]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(grid[k] for k in keys))]
+    for params in combos:
+        track_options(tracker, params)
+    return combos
+
+
+def suggest(trial, grid: dict[str, list]) -> dict[str, Any]:
+    """Optuna's choice for one trial over the grid's ranges."""
+    params = {}
+    for key, values in grid.items():
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numbers and len(set(values)) > 1:
+            low, high = min(values), max(values)
+            if all(isinstance(v, int) for v in values):
+                params[key] = trial.suggest_int(key, int(low), int(high))
+            else:
+                params[key] = trial.suggest_float(key, float(low), float(high))
+        else:
+            params[key] = trial.suggest_categorical(key, list(dict.fromkeys(values)))
+    return params
+
+
+def row_from_report(run: str, params: dict, report: MetricsReport | None, state: str, error: str | None) -> dict:
+    row: dict[str, Any] = {"run": run, "params": params, "state": state, "error": error}
+    if report is not None:
+        row |= {k: report.trackeval.get(k) for k in LEADERBOARD_KEYS}
+        if report.per_class:
+            row["per_class"] = {name: {k: block["trackeval"].get(k) for k in LEADERBOARD_KEYS}
+                                for name, block in report.per_class.items()}  # fmt: skip
+    return row
+
+
+def ranked(rows: list[dict]) -> list[dict]:
+    """Evaluated rows by HOTA (best first), then the rest in their order."""
+    done = [r for r in rows if r.get("HOTA") is not None]
+    return sorted(done, key=lambda r: -r["HOTA"]) + [r for r in rows if r.get("HOTA") is None]
+
+
+def leaderboard_csv(rows: list[dict]) -> str:
+    keys = list(dict.fromkeys(k for r in rows for k in r["params"]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["rank", "run", *keys, "state", *LEADERBOARD_KEYS, "error"])
+    for rank, row in enumerate(rows, start=1):
+        writer.writerow([rank, row["run"], *(row["params"].get(k) for k in keys), row["state"],
+                         *(row.get(k) for k in LEADERBOARD_KEYS), row.get("error") or ""])  # fmt: skip
+    return buffer.getvalue()
+
+
+def _label(params: dict) -> str:
+    return ", ".join(f"{k}={Path(str(v)).name if k == 'weights' else v}" for k, v in params.items())
+
+
+def plot_sweep(rows: list[dict], grid: dict[str, list], folder: Path) -> list[Path]:
+    """`ranked.png` (HOTA per combination, best first) and, with two varied parameters, `heatmap.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = [r for r in ranked(rows) if r.get("HOTA") is not None]
+    written = []
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.35 * max(len(done), 1)), dpi=100)
+    ax.barh([_label(r["params"]) for r in done][::-1], [r["HOTA"] for r in done][::-1], color="#3b7dd8")
+    ax.set_xlabel("HOTA")
+    ax.set_title("sweep: combinations ranked by HOTA")
+    ax.set_xlim(0, 1)
+    fig.tight_layout()
+    written.append(_save(fig, folder / "ranked.png"))
+    plt.close(fig)
+    # the two parameters that vary most among the evaluated rows (grid values, or what a search drew)
+    seen = {k: list(dict.fromkeys(str(r["params"][k]) for r in done)) for k in grid}
+    varied = sorted((k for k in grid if len(seen[k]) > 1), key=lambda k: -len(seen[k]))[:2]
+    if len(varied) == 2:
+        ys, xs = (sorted(seen[k], key=_sort_key) for k in varied)
+        values = np.full((len(ys), len(xs)), np.nan)
+        for row in done:
+            i, j = ys.index(str(row["params"][varied[0]])), xs.index(str(row["params"][varied[1]]))
+            values[i, j] = np.nanmax([values[i, j], row["HOTA"]])
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(xs), 1.0 + 0.6 * len(ys)), dpi=100)
+        image = ax.imshow(values, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values), aspect="auto")
+        ax.set_xticks(range(len(xs)), xs)
+        ax.set_yticks(range(len(ys)), ys)
+        ax.set_xlabel(varied[1])
+        ax.set_ylabel(varied[0])
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white", fontsize=8)
+        fig.colorbar(image, ax=ax, label="HOTA (best over other parameters)")
+        ax.set_title("HOTA")
+        fig.tight_layout()
+        written.append(_save(fig, folder / "heatmap.png"))
+        plt.close(fig)
+    return written
+
+
+def _sort_key(text: str) -> tuple:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png")
+    return path
+
+
+def run_sweep_local(
+    det_db_path: Path,
+    gt_path: Path,
+    tracker: str,
+    grid: dict[str, list],
+    out: Path,
+    frames_path: Path | None = None,
+    trials: int | None = None,
+    device: str = "cpu",
+    say: Callable[[str], None] = print,
+) -> list[dict]:
+    """The CLI's sweep: every combination (or `trials` Optuna trials) tracked and evaluated in this process;
+    each combination's tracks and metrics in `out/<nn>/`, the leaderboard and plots in `out/`."""
+    from services.evaluator.evaluate import evaluate
+    from services.evaluator.ground_truth import read_ground_truth
+    from services.tracker.engine import build_tracker, run_tracking
+    from services.tracker.motrv2.tracker import load_tracker_model
+    from shared.formats.det_db import read_det_db
+    from shared.formats.mot_txt import write_mot
+    from shared.frames import open_frames
+
+    det_db = read_det_db(det_db_path)
+    _, gt = read_ground_truth(gt_path)
+    combos = combinations(tracker, grid) if trials is None else []
+    models: dict[str, Any] = {}
+    rows: list[dict] = []
+
+    def one(params: dict) -> dict:
+        name = f"{len(rows):02d}"
+        options = track_options(tracker, params)
+        try:
+            model = None
+            if tracker == "motrv2":
+                model = models.setdefault(options.weights, load_tracker_model(options.weights, device))
+            engine = build_tracker(options, device, model)
+            frames = open_frames(frames_path) if frames_path else None
+            tracks = run_tracking(det_db, options, None, None, None, str(det_db_path), frames, engine)
+            report = evaluate(gt, tracks)
+            write_mot(out / name / "tracks.txt", tracks)
+            atomic_write_text(out / name / "metrics.json", report.model_dump_json())
+            row = row_from_report(name, params, report, "succeeded", None)
+        except Exception as exc:  # one combination failing is its row, not the sweep's end
+            row = row_from_report(name, params, None, "failed", str(exc))
+        rows.append(row)
+        say(f"{name} {_label(params)}: " + (f"HOTA {row['HOTA']:.4f}" if row.get("HOTA") is not None
+                                             else f"failed: {row['error']}"))  # fmt: skip
+        return row
+
+    out.mkdir(parents=True, exist_ok=True)
+    if trials is None:
+        for params in combos:
+            one(params)
+    else:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+        for _ in range(trials):
+            trial = study.ask()
+            row = one(suggest(trial, grid))
+            if row.get("HOTA") is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, row["HOTA"])
+    board = ranked(rows)
+    atomic_write_text(out / "leaderboard.json", json.dumps(board, indent=1))
+    atomic_write_text(out / "leaderboard.csv", leaderboard_csv(board))
+    plot_sweep(rows, grid, out / "plots")
+    return board
