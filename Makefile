@@ -8,13 +8,22 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard shared/formats/*.c servic
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint system
 install: $(VENV)/.installed
+
+# Debian's Chromium + driver for the dashboard's browser tests (installed when missing and run as root;
+# otherwise those tests skip and say why).
+system:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	  else echo "note: chromium/chromium-driver missing; the browser tests will skip"; fi; \
+	fi
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/motpipe demo --out demo-output
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed system
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

@@ -23,6 +23,7 @@ def test_services_of_the_design_card(compose):
         "tracker-api",
         "evaluator-api",
         "trainer-api",
+        "dashboard",
         "gpu-worker",
         "cpu-worker",
         "flower",
@@ -41,7 +42,7 @@ def test_gateway_on_8000_routes_every_contract_path(compose):
     conf = (REPO / "deploy" / "gateway" / "nginx.conf").read_text()
     upstreams = dict(re.findall(r"upstream (\w+)\s*{\s*server ([\w-]+):8000;", conf))
     assert set(upstreams.values()) <= set(compose["services"])
-    for path in ("/detect", "/track", "/eval", "/train", "/sweeps", "/runs", "/healthz", "/metrics"):
+    for path in ("/detect", "/track", "/eval", "/train", "/sweeps", "/ui", "/runs", "/healthz", "/metrics"):
         assert re.search(rf"location [=~^ ]*{re.escape(path)}", conf), path
     assert re.search(r"location ~ \^/runs/\[\^/\]\+/gt\$\s*{\s*proxy_pass http://evaluator", conf)
 

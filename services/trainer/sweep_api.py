@@ -130,7 +130,7 @@ def start_sweep(
     return {"sweep": sweep_id, "status_url": f"/sweeps/{sweep_id}"}
 
 
-def _read(settings: Settings, sweep_id: str) -> SweepRecord:
+def read_sweep(settings: Settings, sweep_id: str) -> SweepRecord:
     path = _folder(settings, sweep_id) / "sweep.json"
     if not _SWEEP_ID.match(sweep_id) or not path.is_file():
         raise NotFoundError(f"no sweep {sweep_id!r}")
@@ -167,14 +167,14 @@ def sweep_status(store: RunStore, record: SweepRecord) -> dict:
 
 @router.get("/sweeps/{sweep_id}")
 def get_sweep(sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
-    return sweep_status(store, _read(settings, sweep_id))
+    return sweep_status(store, read_sweep(settings, sweep_id))
 
 
 @router.get("/sweeps/{sweep_id}/leaderboard.csv", response_class=PlainTextResponse)
 def get_leaderboard_csv(
     sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
-    board = sweep_status(store, _read(settings, sweep_id))["leaderboard"]
+    board = sweep_status(store, read_sweep(settings, sweep_id))["leaderboard"]
     disposition = {"Content-Disposition": f'attachment; filename="sweep-{sweep_id}.csv"'}
     return PlainTextResponse(leaderboard_csv(board), media_type="text/csv", headers=disposition)
 
@@ -183,14 +183,14 @@ def get_leaderboard_csv(
 def get_leaderboard_json(
     sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
-    return sweep_status(store, _read(settings, sweep_id))["leaderboard"]
+    return sweep_status(store, read_sweep(settings, sweep_id))["leaderboard"]
 
 
 @router.get("/sweeps/{sweep_id}/plots/{name}.png")
 def get_sweep_plot(
     sweep_id: str, name: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
-    record = _read(settings, sweep_id)
+    record = read_sweep(settings, sweep_id)
     if name not in ("ranked", "heatmap"):
         raise NotFoundError(f"no sweep plot {name!r} (ranked, heatmap)")
     status = sweep_status(store, record)

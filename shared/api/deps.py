@@ -25,13 +25,23 @@ def get_celery_dep(request: Request) -> Celery:
     return request.app.state.celery
 
 
-def require_token(request: Request) -> None:
+TOKEN_COOKIE = "motpipe_token"  # set by the dashboard's login (HttpOnly, SameSite=Strict): never in a URL
+
+
+def token_ok(request: Request) -> bool:
+    """No token configured, or the bearer header / the dashboard's login cookie carries it."""
     token = request.app.state.settings.api_token
     if not token:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    cookie = request.cookies.get(TOKEN_COOKIE, "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), token.encode())
+
+
+def require_token(request: Request) -> None:
+    if not token_ok(request):
         raise HTTPException(
             status_code=401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -1,0 +1,1 @@
+"""The /ui dashboard: server-rendered pages (Jinja2) with a little JavaScript that polls the JSON API."""

@@ -1,0 +1,138 @@
+"""Dashboard pages. Each page renders what the stores hold now; `static/app.js` keeps live parts fresh by
+polling the same JSON endpoints any client uses (`/runs`, `/eval/{run}`, `/sweeps/{id}`, `/train/{job}`).
+
+With `MOTPIPE_API_TOKEN` set, `/ui/login` takes the token once and keeps it in an HttpOnly, SameSite=Strict
+cookie that the API accepts as well as the bearer header, so the token never appears in a URL.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from services.trainer.jobs import read_job
+from services.trainer.sweep_api import read_sweep, sweep_status
+from shared.api.deps import TOKEN_COOKIE, get_settings_dep, get_store, token_ok
+from shared.errors import InputError, NotFoundError
+from shared.run_store import RunStore, check_run_id
+from shared.settings import Settings
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=1, default=str)
+router = APIRouter(prefix="/ui", include_in_schema=False)
+static = StaticFiles(directory=HERE / "static")
+_JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+class LoginRequired(Exception):
+    """Raised by pages when a token is configured and the visitor has not logged in."""
+
+
+def login_required(request: Request) -> None:
+    if not token_ok(request):
+        raise LoginRequired
+
+
+def _page(request: Request, name: str, **context) -> HTMLResponse:
+    settings = request.app.state.settings
+    return templates.TemplateResponse(request, name, {"auth": bool(settings.api_token), **context})
+
+
+@router.get("/login")
+def login_form(request: Request, error: str | None = None):
+    return _page(request, "login.html", error=error)
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(...), settings: Settings = Depends(get_settings_dep)):
+    if settings.api_token and not hmac.compare_digest(token.encode(), settings.api_token.encode()):
+        return _page(request, "login.html", error="wrong token")
+    answer = RedirectResponse("/ui", status_code=303)
+    answer.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+    return answer
+
+
+@router.post("/logout")
+def logout():
+    answer = RedirectResponse("/ui/login", status_code=303)
+    answer.delete_cookie(TOKEN_COOKIE, path="/")
+    return answer
+
+
+@router.get("", dependencies=[Depends(login_required)])
+def runs_page(request: Request, store: RunStore = Depends(get_store)):
+    return _page(request, "runs.html", runs=store.list())
+
+
+@router.get("/upload", dependencies=[Depends(login_required)])
+def upload_page(request: Request):
+    return _page(request, "upload.html")
+
+
+@router.get("/runs/{run_id}", dependencies=[Depends(login_required)])
+def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)):
+    check_run_id(run_id)
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    has_gt = any((folder / n).is_file() for n in ("gt.txt", "gt.json"))
+    return _page(request, "run.html", run=record, has_gt=has_gt)
+
+
+@router.get("/compare", dependencies=[Depends(login_required)])
+def compare_page(request: Request, a: str | None = None, b: str | None = None, store: RunStore = Depends(get_store)):
+    runs = [r for r in store.list() if r.stages.get("track") and r.stages["track"].state == "succeeded"]
+    return _page(request, "compare.html", runs=runs, a=a, b=b)
+
+
+@router.get("/sweeps/{sweep_id}", dependencies=[Depends(login_required)])
+def sweep_page(
+    request: Request,
+    sweep_id: str,
+    store: RunStore = Depends(get_store),
+    settings: Settings = Depends(get_settings_dep),
+):
+    return _page(request, "sweep.html", sweep=sweep_status(store, read_sweep(settings, sweep_id)))
+
+
+def _jobs_root(settings: Settings) -> Path:
+    return settings.data_root.resolve() / "jobs"
+
+
+@router.get("/train", dependencies=[Depends(login_required)])
+def jobs_page(request: Request, settings: Settings = Depends(get_settings_dep)):
+    root = _jobs_root(settings)
+    jobs = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if _JOB_ID.match(folder.name) and (folder / "job.json").is_file():
+            try:
+                jobs.append(read_job(folder))
+            except InputError:
+                continue  # an unreadable record is skipped here; GET /train/{job} reports it
+    jobs.sort(key=lambda j: j.created, reverse=True)
+    return _page(request, "jobs.html", jobs=jobs)
+
+
+@router.get("/train/{job_id}", dependencies=[Depends(login_required)])
+def job_page(request: Request, job_id: str, settings: Settings = Depends(get_settings_dep)):
+    folder = _jobs_root(settings) / job_id
+    if not _JOB_ID.match(job_id) or not (folder / "job.json").is_file():
+        raise NotFoundError(f"no training job {job_id!r}")
+    return _page(request, "job.html", job=read_job(folder))
+
+
+def install(app) -> None:
+    """Mount the pages, their static files and the login redirect on an app."""
+    app.include_router(router)
+    app.mount("/ui/static", static, name="ui-static")
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(_: Request, __: LoginRequired):
+        return RedirectResponse("/ui/login", status_code=303)

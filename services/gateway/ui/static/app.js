@@ -1,0 +1,227 @@
+// motpipe dashboard: small helpers that poll the JSON API and fill the server-rendered pages.
+// Text always goes in through textContent (never innerHTML with data), so names cannot inject markup.
+"use strict";
+const motpipe = (() => {
+  const SUMMARY = ["HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDSW", "Frag", "MT", "ML"];
+  const GROUP = ["precision", "recall", "f1_score", "mota", "avg_iou", "fragmentation_ratio"];
+  const LEADER = ["HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW"];
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (key === "class") node.className = value; else node.setAttribute(key, value);
+    }
+    for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    return node;
+  }
+  const fmt = v => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : (v ?? ""));
+  const badge = state => el("span", { class: `state ${state}` }, state);
+
+  async function api(url, options = {}) {
+    const answer = await fetch(url, { credentials: "same-origin", ...options });
+    const type = answer.headers.get("content-type") || "";
+    const body = type.includes("json") ? await answer.json() : await answer.text();
+    if (!answer.ok) throw new Error((body && body.detail) || `${answer.status} ${answer.statusText}`);
+    return body;
+  }
+
+  function poll(fn, ms = 2000) {
+    let stopped = false;
+    const tick = async () => {
+      if (stopped) return;
+      let again = true;
+      try { again = (await fn()) !== false; } catch (err) { again = true; }
+      if (again && !stopped) setTimeout(tick, ms);
+    };
+    tick();
+    return () => { stopped = true; };
+  }
+
+  function say(form, text, isError = false) {
+    const status = form.querySelector(".status");
+    status.textContent = text;
+    status.className = `status${isError ? " error" : ""}`;
+  }
+
+  function table(head, rows) {
+    return el("div", { class: "scroll" }, el("table", {},
+      el("thead", {}, el("tr", {}, ...head.map(h => el("th", {}, h)))),
+      el("tbody", {}, ...rows.map(r => el("tr", {}, ...r.map(c => el("td", {}, c)))))));
+  }
+
+  function stageCell(stage) {
+    const cell = el("td", { "data-stage": stage.name }, badge(stage.state));
+    if (stage.progress && stage.progress.total) cell.append(" ", el("small", {}, `${stage.progress.done}/${stage.progress.total}`));
+    return cell;
+  }
+
+  function liveRuns(tableNode) {
+    const body = tableNode.querySelector("tbody");
+    poll(async () => {
+      const runs = await api("/runs");
+      body.replaceChildren(...(runs.length ? runs.map(run => {
+        const link = el("a", { href: `/ui/runs/${run.run}` }, el("code", {}, run.run));
+        const first = el("td", {}, link);
+        if (run.inputs && run.inputs.parent) first.append(" ", el("small", {}, "sweep child"));
+        const row = el("tr", { "data-run": run.run }, first, el("td", {}, run.created.replace("T", " ").slice(0, 19)));
+        for (const name of ["detect", "track", "eval"]) {
+          const s = run.stages[name] || { state: "pending" };
+          row.append(stageCell({ name, ...s }));
+        }
+        return row;
+      }) : [el("tr", { class: "empty" }, el("td", { colspan: "5" }, "No runs yet: upload a video."))]));
+    });
+  }
+
+  function uploadForm(form) {
+    form.addEventListener("submit", async event => {
+      event.preventDefault();
+      const data = new FormData(form);
+      for (const [key, value] of [...data.entries()]) if (value === "") data.delete(key);
+      say(form, "uploading…");
+      try {
+        const answer = await api("/detect", { method: "POST", body: data });
+        say(form, `run ${answer.run} created, detecting…`);
+        window.location.assign(`/ui/runs/${answer.run}`);
+      } catch (err) { say(form, err.message, true); }
+    });
+  }
+
+  function metricsTables(report) {
+    const parts = [];
+    const standard = SUMMARY.map(k => [k, fmt(report.trackeval[k])]);
+    const group = GROUP.map(k => [k, fmt(report.framewise[k])]).concat(Object.entries(report.losses).map(([k, v]) => [k, fmt(v)]));
+    parts.push(el("p", { class: "muted" }, `IoU ${report.iou_threshold}, frames: ${report.frames || "all"}`));
+    parts.push(el("div", { class: "grid2" },
+      el("div", {}, el("h3", {}, "Standard (TrackEval) — report these"), table(["metric", "value"], standard)),
+      el("div", {}, el("h3", {}, "The group's framewise block and losses"), table(["metric", "value"], group))));
+    if (report.per_class) {
+      const names = Object.keys(report.per_class);
+      const rows = ["HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW"].map(k => [k, ...names.map(n => fmt(report.per_class[n].trackeval[k]))]);
+      rows.push(["recall (framewise)", ...names.map(n => fmt(report.per_class[n].framewise.recall))]);
+      parts.push(el("h3", {}, "Per class"), table(["metric", ...names], rows));
+    }
+    for (const note of report.notes || []) parts.push(el("p", { class: "muted" }, `note: ${note}`));
+    return parts;
+  }
+
+  function runPage(run) {
+    const stages = document.getElementById("stages");
+    const metrics = document.getElementById("metrics");
+    const plots = document.getElementById("plots");
+    const annotated = document.getElementById("annotated");
+    let shownEval = null;
+    async function loadMetrics() {
+      const query = annotated.checked ? "?annotated_only=true" : "";
+      try {
+        const report = await api(`/eval/${run}${query}`);
+        metrics.replaceChildren(...metricsTables(report));
+        if (!plots.childElementCount) {
+          for (const name of ["metrics_overview", "dashboard", "per_frame", "hota_alpha"]) {
+            plots.append(el("img", { src: `/eval/${run}/plots/${name}.png`, alt: name, loading: "lazy" }));
+          }
+        }
+      } catch (err) { metrics.replaceChildren(el("p", { class: "muted" }, err.message)); }
+    }
+    annotated.addEventListener("change", loadMetrics);
+    poll(async () => {
+      const record = await api(`/runs/${run}`);
+      for (const row of stages.querySelectorAll("tbody tr")) {
+        const s = record.stages[row.dataset.stage] || { state: "pending", progress: {} };
+        row.children[1].replaceChildren(badge(s.state));
+        row.children[2].textContent = s.progress && s.progress.total ? `${s.progress.done}/${s.progress.total}` : "";
+        row.children[3].textContent = s.error || "";
+      }
+      const track = record.stages.track || {};
+      const gt = "gt.txt" in record.artifacts || "gt.json" in record.artifacts;
+      const key = `${track.finished}|${Object.keys(record.artifacts).join(",")}`;
+      if (track.state === "succeeded" && gt && key !== shownEval) { shownEval = key; plots.replaceChildren(); await loadMetrics(); }
+      const busy = Object.values(record.stages).some(s => s.state === "pending" || s.state === "running");
+      return busy || !shownEval;
+    }, 1500);
+    loadDoctor(run);
+    const video = document.getElementById("overlay");
+    document.getElementById("overlay-button").addEventListener("click", () => { video.src = `/runs/${run}/overlay.mp4`; video.load(); });
+    postJson(document.getElementById("track"), "/track", data => ({ run, tracker: data.tracker,
+      ...(data.weights ? { weights: data.weights } : {}),
+      ...(data.score_threshold ? { score_threshold: Number(data.score_threshold) } : {}) }), () => "tracking queued");
+    const gtForm = document.getElementById("gt");
+    gtForm.addEventListener("submit", async event => {
+      event.preventDefault();
+      try {
+        const answer = await api(`/runs/${run}/gt`, { method: "POST", body: new FormData(gtForm) });
+        say(gtForm, `${answer.rows} boxes, ${answer.tracks} tracks stored (${answer.format})`);
+        shownEval = null;
+        loadDoctor(run);
+      } catch (err) { say(gtForm, err.message, true); }
+    });
+    postJson(document.getElementById("sweep"), "/sweeps", data => {
+      const body = { run, tracker: data.tracker, grid: JSON.parse(data.grid) };
+      if (data.weights) body.weights = data.weights.split(",").map(s => s.trim()).filter(Boolean);
+      return body;
+    }, answer => { window.location.assign(`/ui/sweeps/${answer.sweep}`); return "sweep started"; });
+  }
+
+  async function loadDoctor(run) {
+    const box = document.getElementById("doctor");
+    try {
+      const report = await api(`/runs/${run}/doctor`);
+      box.replaceChildren(report.findings.length
+        ? table(["severity", "code", "message", "fix"], report.findings.map(f => [badge(f.severity), f.code, f.message, f.fix]))
+        : el("p", {}, "No findings: the inputs look consistent."));
+    } catch (err) { box.replaceChildren(el("p", { class: "muted" }, err.message)); }
+  }
+
+  function postJson(form, url, build, done) {
+    form.addEventListener("submit", async event => {
+      event.preventDefault();
+      let body;
+      try { body = build(Object.fromEntries(new FormData(form).entries())); } catch (err) { say(form, `not valid: ${err.message}`, true); return; }
+      try {
+        const answer = await api(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        say(form, done(answer));
+      } catch (err) { say(form, err.message, true); }
+    });
+  }
+
+  function sweepPage(initial) {
+    const body = document.querySelector("#leaderboard tbody");
+    const plots = document.getElementById("sweep-plots");
+    const render = sweep => {
+      document.getElementById("sweep-state").replaceWith(Object.assign(badge(sweep.state), { id: "sweep-state" }));
+      document.getElementById("sweep-progress").textContent = `${sweep.progress.done}/${sweep.progress.total}`;
+      body.replaceChildren(...sweep.leaderboard.map((row, i) => el("tr", { "data-run": row.run },
+        el("td", {}, i + 1), el("td", {}, el("a", { href: `/ui/runs/${row.run}` }, el("code", {}, row.run))),
+        el("td", {}, Object.entries(row.params).map(([k, v]) => `${k}=${v}`).join(", ")),
+        el("td", {}, badge(row.state), row.error ? ` ${row.error}` : ""),
+        ...LEADER.map(k => el("td", {}, fmt(row[k]))))));
+      const finished = sweep.state === "succeeded" || sweep.state === "failed";
+      if (finished && !plots.childElementCount) {
+        for (const name of ["ranked", "heatmap"]) {
+          const img = el("img", { src: `/sweeps/${sweep.sweep}/plots/${name}.png`, alt: `${name} plot` });
+          img.addEventListener("error", () => img.remove());
+          plots.append(img);
+        }
+      }
+      return !finished;
+    };
+    render(initial);
+    poll(async () => render(await api(`/sweeps/${initial.sweep}`)));
+  }
+
+  async function comparePage(box) {
+    if (!box.dataset.a) return;
+    try {
+      const [a, b] = await Promise.all([api(`/eval/${box.dataset.a}`), api(`/eval/${box.dataset.b}`)]);
+      const rows = SUMMARY.map(k => [k, fmt(a.trackeval[k]), fmt(b.trackeval[k])])
+        .concat(GROUP.map(k => [k, fmt(a.framewise[k]), fmt(b.framewise[k])]));
+      box.replaceChildren(table(["metric", `A ${box.dataset.a}`, `B ${box.dataset.b}`], rows));
+    } catch (err) { box.replaceChildren(el("p", { class: "error" }, err.message)); }
+  }
+
+  function refreshWhile(url, busy) {
+    poll(async () => { const record = await api(url); if (!busy(record)) { window.location.reload(); return false; } return true; }, 3000);
+  }
+
+  return { liveRuns, uploadForm, runPage, sweepPage, comparePage, refreshWhile };
+})();
