@@ -28,13 +28,15 @@ def make_celery(settings: Settings) -> Celery:
     if not broker:
         queue_dir = root / "broker" / "queue"
         processed = root / "broker" / "processed"
-        for folder in (queue_dir, processed, root / "results"):
+        control = root / "broker" / "control"  # kombu's default is ./control in the working directory
+        for folder in (queue_dir, processed, control, root / "results"):
             folder.mkdir(parents=True, exist_ok=True)
         broker = "filesystem://"
         transport_options |= {
             "data_folder_in": str(queue_dir),
             "data_folder_out": str(queue_dir),
             "processed_folder": str(processed),
+            "control_folder": str(control),
             "store_processed": False,
         }
         backend = backend or f"file://{root / 'results'}"

@@ -65,11 +65,11 @@ class Stack:
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], cwd: Path = REPO) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
             [sys.executable, *args],
-            cwd=REPO,
+            cwd=cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -249,7 +249,9 @@ def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
     stack = Stack(tmp_path / "data")
     for name in ("MOTPIPE_BROKER_URL", "MOTPIPE_RESULT_BACKEND"):
         stack.env.pop(name)
-    stack._spawn("serve", ["-m", "services.gateway.cli", "serve", "--port", str(stack.port)])
+    workdir = tmp_path / "workdir"  # where a user would type `motpipe serve`: nothing may appear there
+    workdir.mkdir()
+    stack._spawn("serve", ["-m", "services.gateway.cli", "serve", "--port", str(stack.port)], cwd=workdir)
     try:
         stack.wait_healthy()
         run = _upload(stack, scene.video, "beach")
@@ -257,9 +259,10 @@ def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
         assert record["stages"]["detect"]["state"] == "succeeded", record
         assert httpx.post(f"{stack.url}/track", json={"run": run}, timeout=10).status_code == 202
         assert stack.wait_stage(run, "track")["stages"]["track"]["state"] == "succeeded"
-        assert (stack.root / "broker" / "queue").is_dir()
+        assert (stack.root / "broker" / "queue").is_dir() and (stack.root / "broker" / "control").is_dir()
     finally:
         stack.stop()
+    assert list(workdir.iterdir()) == []
 
 
 def _peak_rss_mb(pid: int) -> float:
