@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from shared.torch_layers import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d
 
 # stem (in, mid, out); per stage: in, mid, out, blocks, downsample, light block, kernel, layers
 ARCH = {

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet50
 from torchvision.models._utils import IntermediateLayerGetter
-
-from shared.torch_layers import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d
 
 
 class Backbone(nn.Module):
