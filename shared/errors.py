@@ -40,3 +40,7 @@ class ConflictError(RuntimeError):
 
 class MissingInputError(InputError):
     """A required input (e.g. ground truth) has not been given yet: HTTP 422."""
+
+
+class GoneError(LookupError):
+    """An output the record says exists is no longer on disk (HTTP 410); the record is corrected first."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ from shared.schemas import (
     utcnow,
 )
 
+log = logging.getLogger("motpipe.run_store")
+OUTPUT_STAGE = {"det_db.json": "detect", "tracks.txt": "track"}  # the stage each main output comes from
 _ARTIFACT_RE = re.compile(r"^(plots/)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -83,13 +86,19 @@ class RunStore:
         path = self.run_dir(run_id) / "run.json"
         return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
 
-    def list(self) -> list[RunRecord]:
+    def list(self, skipped: list[str] | None = None) -> list[RunRecord]:
+        """Every readable run, newest first; unreadable records are left out (their ids go to `skipped`)."""
         if not self.runs_dir.is_dir():
             return []
         records = []
         for folder in self.runs_dir.iterdir():
             if RUN_ID_RE.match(folder.name) and (folder / "run.json").is_file():
-                records.append(self.get(folder.name))
+                try:
+                    records.append(self.get(folder.name))
+                except (OSError, ValueError) as exc:  # one broken record must not hide every other run
+                    log.warning("skipping unreadable %s: %s", folder / "run.json", exc)
+                    if skipped is not None:
+                        skipped.append(folder.name)
         return sorted(records, key=lambda r: r.created, reverse=True)
 
     @contextlib.contextmanager
@@ -157,6 +166,20 @@ class RunStore:
                 current.params.update(params)
             atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
             return record
+
+    def output_missing(self, run_id: str, name: str) -> None:
+        """An artifact the record lists is gone from disk: drop it, and fail the stage that wrote it so the
+        record no longer says `succeeded` for an output that does not exist."""
+        producer = OUTPUT_STAGE.get(name)
+
+        def change(record: RunRecord) -> None:
+            record.artifacts.pop(name, None)
+            stage = record.stages.get(producer) if producer else None
+            if stage is not None and stage.state == StageState.succeeded:
+                stage.state = StageState.failed
+                stage.error = f"its output {name} is missing (deleted after the stage finished); run the stage again"
+
+        self.update(run_id, change)
 
     def fail_stage(self, run_id: str, stage: str, error: str) -> RunRecord:
         def change(record: RunRecord) -> None:

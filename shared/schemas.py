@@ -62,6 +62,10 @@ def _finite(value: float | None, name: str) -> float | None:
     return value
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class Roi(BaseModel):
     """Region of interest: a detection is kept when its box centre lies inside."""
 
@@ -76,21 +80,34 @@ class Roi(BaseModel):
             return value
         if isinstance(value, dict):
             return cls.model_validate(value)
+        shape = "roi must be 'x1,y1,x2,y2', a list of 4 numbers or a list of [x, y] points"
         if isinstance(value, str):
             text = value.strip()
             if not text:
                 return None
-            value = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
-        if len(value) == 4 and all(isinstance(v, int | float) for v in value):
+            try:
+                value = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
+            except ValueError:
+                raise ValueError(f"{shape}, got {text[:80]!r}") from None
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{shape}, got {value!r}")
+        if len(value) == 4 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             x1, y1, x2, y2 = value
+            if not all(math.isfinite(v) for v in value):
+                raise ValueError("roi values must be finite numbers")
             if x2 <= x1 or y2 <= y1:
                 raise ValueError("rectangle ROI needs x1 < x2 and y1 < y2")
             value = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
-        return cls(polygon=[tuple(p) for p in value])
+        points = []
+        for point in value:
+            if not isinstance(point, list | tuple) or len(point) != 2 or not all(map(_finite_number, point)):
+                raise ValueError(f"{shape}, got {value!r}"[:200])
+            points.append((float(point[0]), float(point[1])))
+        return cls(polygon=points)
 
 
 class DetectOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     detector: str = "motion"
     weights: str | None = None
@@ -126,7 +143,14 @@ class DetectOptions(BaseModel):
 class DetectRequest(DetectOptions):
     """`POST /detect` with a JSON body: a file or glob under the data root instead of an upload."""
 
-    path: str
+    path: str = Field(min_length=1, max_length=4096)
+
+    @field_validator("path")
+    @classmethod
+    def _plain_path(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("path contains a NUL byte")
+        return value
 
 
 class ByteTrackKnobs(BaseModel):

@@ -64,7 +64,7 @@ async def detect(
     store: RunStore = Depends(get_store),
     celery: Celery = Depends(get_celery_dep),
 ):
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     if content_type.startswith("application/json"):
         run_id, input_path, options = await _from_path(request, settings, store)
     else:

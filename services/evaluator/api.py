@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from shared.api.deps import get_settings_dep, get_store
+from shared.api.files import open_file_response
 from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
-from shared.errors import InputError
+from shared.errors import ConflictError, InputError
 from shared.run_store import RunStore
 from shared.schemas import DoctorReport, MetricsReport
 from shared.settings import Settings
@@ -77,9 +77,16 @@ def get_eval(
     return evaluate_run(store, run_id, iou, annotated_only=annotated_only)
 
 
+def _serve(path: Path, media_type: str, what: str):
+    try:
+        return open_file_response(path, media_type)
+    except FileNotFoundError:  # replaced or dropped between the check and the open (a re-track, say)
+        raise ConflictError(f"{what} changed while it was requested; ask again") from None
+
+
 @router.get("/eval/{run_id}/plots/{name}.png")
 def get_plot(run_id: str, name: str, store: RunStore = Depends(get_store)):
-    return FileResponse(plot_path(store, run_id, name), media_type="image/png")
+    return _serve(plot_path(store, run_id, name), "image/png", f"plot {name!r}")
 
 
 class CompareRequest(BaseModel):
@@ -115,4 +122,4 @@ def doctor(run_id: str, store: RunStore = Depends(get_store)):
 @router.get("/runs/{run_id}/overlay.mp4")
 def overlay(run_id: str, store: RunStore = Depends(get_store)):
     """The run's video with ground truth, detections and tracks drawn on it (rendered once, then cached)."""
-    return FileResponse(render_run_overlay(store, run_id), media_type="video/mp4")
+    return _serve(render_run_overlay(store, run_id), "video/mp4", "the overlay")

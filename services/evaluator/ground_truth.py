@@ -17,11 +17,12 @@ def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
     """('labelstudio' | 'mot', table); JSON text is Label Studio, anything else MOT text."""
     text = decode_text(data, source)
     if text.lstrip().startswith(("[", "{")):
-        return "labelstudio", parse_labelstudio(decode_json(text, source), source).table
-    table = parse_mot_text(text, source)
-    if len(table) == 0:
-        raise InputError("ground truth is empty", source=source)
-    return "mot", table
+        kind, table = "labelstudio", parse_labelstudio(decode_json(text, source), source).table
+    else:
+        kind, table = "mot", parse_mot_text(text, source)
+    if len(table) == 0:  # refused before anything is stored: an empty export never replaces a valid one
+        raise InputError("ground truth is empty (no tasks or no boxes)", source=source)
+    return kind, table
 
 
 def read_ground_truth(path: str | os.PathLike) -> tuple[str, MotTable]:

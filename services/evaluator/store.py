@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.atomic import atomic_write_text
-from shared.errors import ConflictError, MissingInputError, NotFoundError
+from shared.errors import ConflictError, GoneError, MissingInputError, NotFoundError
 from shared.formats.conversions import det_db_to_mot
 from shared.formats.det_db import read_det_db, resolve_sequence
 from shared.formats.mot_txt import read_mot
@@ -43,6 +43,9 @@ def evaluate_run(
     if gt_path is None:
         raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
     _, gt = read_ground_truth(gt_path)
+    if not (folder / "tracks.txt").is_file():
+        store.output_missing(run_id, "tracks.txt")
+        raise GoneError(f"run {run_id}: tracks.txt is no longer on disk; run the track stage again")
     report = evaluate(gt, read_mot(folder / "tracks.txt"), iou, annotated_only=annotated_only)
     artifacts = [cached.name]
     if plots and iou == 0.5 and not annotated_only:

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from shared.celery_app import make_celery
-from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
+from shared.errors import ConflictError, GoneError, InputError, MissingInputError, NotFoundError
 from shared.run_store import RunStore
 from shared.settings import Settings, get_settings
 
@@ -24,7 +24,7 @@ LATENCY = Histogram("motpipe_http_request_seconds", "HTTP request latency", ["ro
 
 
 # our exceptions -> HTTP status (the most specific class wins)
-STATUS = ((MissingInputError, 422), (InputError, 400), (NotFoundError, 404), (ConflictError, 409))
+STATUS = ((MissingInputError, 422), (InputError, 400), (NotFoundError, 404), (ConflictError, 409), (GoneError, 410))
 
 
 def _json_error(status: int):

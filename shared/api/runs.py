@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Response
 
-from shared.errors import NotFoundError
+from shared.errors import GoneError, NotFoundError
 from shared.run_store import RunStore
 from shared.schemas import RunRecord
 
 from .deps import get_store
+from .files import open_file_response
 
 router = APIRouter(tags=["runs"])
 
 
 @router.get("/runs", response_model=list[RunRecord])
-def list_runs(store: RunStore = Depends(get_store)):
-    return store.list()
+def list_runs(response: Response, store: RunStore = Depends(get_store)):
+    """Every readable run, newest first; unreadable records are named in `X-Motpipe-Skipped-Runs`."""
+    skipped: list[str] = []
+    runs = store.list(skipped)
+    if skipped:
+        response.headers["X-Motpipe-Skipped-Runs"] = ",".join(sorted(skipped))
+    return runs
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord)
@@ -29,4 +34,8 @@ def get_artifact(run_id: str, name: str, store: RunStore = Depends(get_store)):
     record = store.get(run_id)
     if name not in record.artifacts:
         raise NotFoundError(f"run {run_id} has no artifact {name!r}")
-    return FileResponse(store.artifact_path(run_id, name))
+    try:
+        return open_file_response(store.artifact_path(run_id, name))
+    except FileNotFoundError:
+        store.output_missing(run_id, name)
+        raise GoneError(f"run {run_id}: artifact {name!r} is no longer on disk; the run's record now says so") from None

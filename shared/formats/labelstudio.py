@@ -104,7 +104,13 @@ def _image_size(result: dict, where: str, source: str, frame_size: tuple[int, in
     value = result.get("value") or {}
     for holder in (result, value):
         if "original_width" in holder and "original_height" in holder:
-            return float(holder["original_width"]), float(holder["original_height"])
+            size = []
+            for name in ("original_width", "original_height"):
+                number = holder[name]
+                if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number < 1e6:
+                    raise InputError(f"not an image size: {number!r}", source=source, where=where, field=name)
+                size.append(float(number))
+            return size[0], size[1]
     if frame_size is not None:
         return float(frame_size[0]), float(frame_size[1])
     raise InputError("no original_width/original_height; pass the frame size", source=source, where=where)

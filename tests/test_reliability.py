@@ -1,0 +1,121 @@
+"""Defects found by attacking the service (reliability issue): each answered 500 or left a state that lied."""
+
+import asyncio
+import json
+import shutil
+
+import pytest
+
+from shared.api.files import open_file_response
+from shared.atomic import atomic_write_bytes
+from tests.test_api import api, snapshot, stored_run  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def video_in_root(api, scene):  # noqa: F811
+    _, _, settings = api
+    settings.data_root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(scene.video, settings.data_root / "clip.mp4")
+    return "clip.mp4"
+
+
+@pytest.mark.parametrize(
+    "roi",
+    [5, [1, 2], [1, 2, 3], "x,y", [[0, 0], [1, 1], [2]], [0, 0, float("nan"), 5], "[[0, 0], [10, 0], [NaN, 5]]"],
+)
+def test_bad_roi_is_a_422_naming_it(api, video_in_root, roi):  # noqa: F811
+    client, store, _ = api
+    body = json.dumps({"path": video_in_root, "roi": roi}, allow_nan=True)
+    answer = client.post("/detect", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422 and "roi" in answer.json()["detail"], answer.text
+    assert store.list() == []
+
+
+@pytest.mark.parametrize("path", ["a\x00b", "x" * 5000])
+def test_odd_paths_are_refused(api, path):  # noqa: F811
+    client, store, _ = api
+    answer = client.post("/detect", json={"path": path})
+    assert answer.status_code == 422 and "path" in answer.json()["detail"]
+    assert store.list() == []
+
+
+def test_media_types_are_case_insensitive_and_min_area_must_be_finite(api, video_in_root):  # noqa: F811
+    client, _, _ = api
+    headers = {"Content-Type": "Application/JSON"}
+    for bad in ("Infinity", "NaN"):
+        body = f'{{"path": "{video_in_root}", "min_area": {bad}}}'
+        answer = client.post("/detect", content=body, headers=headers)
+        assert answer.status_code == 422 and "min_area" in answer.json()["detail"], answer.text
+    answer = client.post("/detect", content=json.dumps({"path": video_in_root}), headers=headers)
+    assert answer.status_code == 202, answer.text
+
+
+BOX = {"id": "a", "type": "rectanglelabels", "original_width": 640, "original_height": 360,
+       "value": {"x": 1, "y": 1, "width": 5, "height": 9, "rectanglelabels": ["player"]}}  # fmt: skip
+LS_TASK = {"data": {"image": "f_000001.jpg"}, "annotations": [{"result": [BOX]}]}
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        (json.dumps([{**LS_TASK, "annotations": [{"result": [{**BOX, "original_width": "x"}]}]}]), "original_width"),
+        ("{}", "empty"),
+        ("[]", "empty"),
+        (json.dumps([{"data": {"image": "f_000001.jpg"}, "annotations": [{"result": []}]}]), "empty"),
+    ],
+)
+def test_bad_or_empty_label_studio_ground_truth_replaces_nothing(api, stored_run, scene, content, needle):  # noqa: F811
+    client, store, _ = api
+    upload = {"file": ("gt.txt", scene.gt_txt.read_bytes())}
+    assert client.post(f"/runs/{stored_run}/gt", files=upload).status_code == 201
+    before = snapshot(store)
+    answer = client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.json", content.encode())})
+    assert answer.status_code == 400 and needle in answer.json()["detail"], answer.text
+    assert snapshot(store) == before
+    ok = client.post(f"/runs/{stored_run}/gt", files={"file": ("gt.json", json.dumps([LS_TASK]).encode())})
+    assert ok.status_code == 201, ok.text
+
+
+def test_deleted_outputs_become_410_and_a_state_that_says_so(api, stored_run, scene):  # noqa: F811
+    client, store, _ = api
+    folder = store.run_dir(stored_run)
+    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())
+    store.start_stage(stored_run, "track")
+    store.succeed_stage(stored_run, "track", ["tracks.txt"])
+    upload = {"file": ("gt.txt", scene.gt_txt.read_bytes())}
+    assert client.post(f"/runs/{stored_run}/gt", files=upload).status_code == 201
+    (folder / "det_db.json").unlink()
+    answer = client.get(f"/runs/{stored_run}/artifacts/det_db.json")
+    assert answer.status_code == 410 and "det_db.json" in answer.json()["detail"]
+    detect = client.get(f"/runs/{stored_run}").json()["stages"]["detect"]
+    assert detect["state"] == "failed" and "missing" in detect["error"]
+    (folder / "tracks.txt").unlink()
+    answer = client.get(f"/eval/{stored_run}")
+    assert answer.status_code == 410
+    record = client.get(f"/runs/{stored_run}").json()
+    assert record["stages"]["track"]["state"] == "failed" and "tracks.txt" not in record["artifacts"]
+
+
+def test_one_unreadable_run_record_does_not_hide_the_others(api, stored_run):  # noqa: F811
+    client, store, _ = api
+    broken = store.create()
+    (store.run_dir(broken.run) / "run.json").write_text("{not json")
+    answer = client.get("/runs")
+    assert answer.status_code == 200 and [r["run"] for r in answer.json()] == [stored_run]
+    assert answer.headers["X-Motpipe-Skipped-Runs"] == broken.run
+
+
+def test_a_file_replaced_while_it_is_served_comes_out_whole(tmp_path):
+    path = tmp_path / "tracks.txt"
+    old, new = b"1,1,0,0,5,5\n" * 300_000, b"2,2,0,0,5,5\n" * 10
+    path.write_bytes(old)
+    response = open_file_response(path)
+    atomic_write_bytes(path, new)  # the re-track's atomic rename lands after the request opened the file
+
+    async def body() -> bytes:
+        return b"".join([chunk async for chunk in response.body_iterator])
+
+    assert asyncio.run(body()) == old and response.headers["content-length"] == str(len(old))
+    path.unlink()
+    with pytest.raises(FileNotFoundError):
+        open_file_response(path)
