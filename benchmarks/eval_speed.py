@@ -7,6 +7,11 @@ motpipe runs with its compiled kernels (the default when they were built) and, f
 record, with the numpy fallback that runs where no C compiler was available.
 
     .venv/bin/python benchmarks/eval_speed.py [--sizes 5000x40 20000x20] [--repeat 1]
+    .venv/bin/python benchmarks/eval_speed.py --whole-process [--repeat 3]
+
+`--whole-process` times what a user feels, each as a fresh process on the same files: `motpipe eval --gt
+--pred --json` (imports, parsing, TrackEval block, the group's framewise block, JSON), TrackEval's
+Evaluator in a `python -c` of its own, and motrics (Rust, `pip install motrics`) when it is installed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -119,11 +127,76 @@ def timed(fn, repeat: int):
     return best, value
 
 
+TRACKEVAL_PROCESS = """
+import json, sys
+sys.path.insert(0, {bench!r})
+from eval_speed import run_trackeval
+print(run_trackeval(json.loads(sys.argv[1]))["HOTA"]["HOTA"].mean())
+"""
+MOTRICS_PROCESS = """
+import sys, motrics
+gt, pred = motrics.load_motchallenge(sys.argv[1]), motrics.load_motchallenge(sys.argv[2])
+ids, boxes, pids, pboxes = motrics.align_frames(gt, pred)
+print(motrics.evaluate(motrics.Frames(ids, boxes), motrics.Frames(pids, pboxes), iou_threshold=0.5).hota.hota)
+"""
+
+
+def timed_process(command: list[str], repeat: int) -> tuple[float, str]:
+    best, out = float("inf"), ""
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        best = min(best, time.perf_counter() - start)
+        out = done.stdout
+    return best, out
+
+
+def whole_process(sizes: list[str], repeat: int) -> None:
+    try:
+        import motrics  # noqa: F401
+
+        has_motrics = True
+    except ImportError:
+        has_motrics = False
+    table = Table(title=f"whole processes on the same files (best of {repeat}): `motpipe eval --json` vs references")
+    for column in ("frames x objects", "motpipe s", "TrackEval s", "ratio", "motrics s", "vs motrics", "same HOTA"):
+        table.add_column(column, justify="right")
+    motpipe = [str(Path(sys.executable).parent / "motpipe"), "eval"]
+    for size in sizes:
+        frames, objects = (int(v) for v in size.split("x"))
+        gt, pred = make_pair(frames, objects)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = layout_trackeval(Path(tmp), gt, pred, frames)
+            gt_path = Path(config["GT_FOLDER"]) / "BENCH-train" / "SEQ-01" / "gt" / "gt.txt"
+            pred_path = Path(config["TRACKERS_FOLDER"]) / "BENCH-train" / "motpipe" / "data" / "SEQ-01.txt"
+            out = Path(tmp) / "metrics.json"
+            ours_s, _ = timed_process([*motpipe, "--gt", str(gt_path), "--pred", str(pred_path), "--json", str(out)],
+                                      repeat)  # fmt: skip
+            ours = json.loads(out.read_text())["trackeval"]["HOTA"]
+            script = TRACKEVAL_PROCESS.format(bench=str(Path(__file__).parent))
+            theirs_s, theirs = timed_process([sys.executable, "-c", script, json.dumps(config)], repeat)
+            row = [size, f"{ours_s:.3f}", f"{theirs_s:.2f}", f"{theirs_s / ours_s:.1f}x"]
+            same = abs(float(theirs) - ours) < 1e-12
+            if has_motrics:
+                rust_s, rust = timed_process([sys.executable, "-c", MOTRICS_PROCESS, str(gt_path), str(pred_path)],
+                                             repeat)  # fmt: skip
+                row += [f"{rust_s:.3f}", f"{rust_s / ours_s:.1f}x"]
+                same = same and abs(float(rust) - ours) < 1e-4
+            else:
+                row += ["not installed", ""]
+            table.add_row(*row, str(same))
+    Console(width=140).print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["5000x40", "20000x20"])
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--whole-process", action="store_true", help="time fresh processes, as a user runs them")
     args = parser.parse_args()
+    if args.whole_process:
+        whole_process(args.sizes, args.repeat)
+        return
     table = Table(title="evaluation end to end (parse + HOTA + CLEAR + Identity), best of --repeat")
     columns = ("frames x objects", "GT rows", "motpipe s", "TrackEval s", "speed-up", "bit-identical", "numpy path s")
     for column in columns:

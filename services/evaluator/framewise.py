@@ -46,20 +46,11 @@ def _greedy(iou: np.ndarray, threshold: float) -> list[tuple[float, int, int]]:
     return accepted
 
 
-def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5) -> dict:
-    """{'framewise': {...}, 'losses': {...}, 'per_frame': [...]} as the group's script computes them."""
-    common = np.intersect1d(np.unique(gt.frame), np.unique(pred.frame))
-    gt_order, pred_order = np.argsort(gt.frame, kind="stable"), np.argsort(pred.frame, kind="stable")
-    gt_bounds = np.searchsorted(gt.frame[gt_order], np.stack([common, common + 1]))
-    pred_bounds = np.searchsorted(pred.frame[pred_order], np.stack([common, common + 1]))
-    tp_total = fp_total = fn_total = n_gt_total = n_pred_total = id_switches = 0
-    ious: list[float] = []
-    per_frame = []
-    pred_ids: set[int] = set()
+def _matches_numpy(gt: MotTable, pred: MotTable, g_rows_by_frame, p_rows_by_frame, threshold: float):
+    """(tp per frame, accepted IoUs in order, id switches): the group's script, frame by frame."""
+    tps, ious, id_switches = [], [], 0
     previous: dict[int, int] = {}  # gt id -> pred id in the preceding common frame (old version)
-    for k, frame in enumerate(common.tolist()):
-        g_rows = gt_order[gt_bounds[0, k] : gt_bounds[1, k]]
-        p_rows = pred_order[pred_bounds[0, k] : pred_bounds[1, k]]
+    for g_rows, p_rows in zip(g_rows_by_frame, p_rows_by_frame, strict=True):
         accepted = _greedy(_iou_xyxy(gt.boxes[g_rows], pred.boxes[p_rows]), threshold)
         current = {}
         for value, g, p in accepted:
@@ -69,8 +60,48 @@ def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5) -> d
                 id_switches += 1
             current[gid] = pid
         previous = current
-        pred_ids.update(pred.id[p_rows].tolist())
-        n_gt, n_pred, tp = len(g_rows), len(p_rows), len(accepted)
+        tps.append(len(accepted))
+    return tps, ious, id_switches
+
+
+def _matches_compiled(gt, pred, gt_rows, pred_rows, gt_bounds, pred_bounds, threshold):
+    """The same as `_matches_numpy` in one compiled pass (services/evaluator/metrics/_kernels.c)."""
+    from .metrics.compiled import _kernels
+
+    frames = len(gt_bounds) - 1
+    tps = np.zeros(frames, dtype=np.int64)
+    ious = np.empty(max(1, int(np.minimum(np.diff(gt_bounds), np.diff(pred_bounds)).sum())), dtype=np.float64)
+    count, id_switches = _kernels.framewise(
+        np.ascontiguousarray(gt.id[gt_rows], dtype=np.int64), np.ascontiguousarray(gt.boxes[gt_rows]),
+        np.ascontiguousarray(pred.id[pred_rows], dtype=np.int64), np.ascontiguousarray(pred.boxes[pred_rows]),
+        gt_bounds, pred_bounds, float(threshold), tps, ious,
+    )  # fmt: skip
+    return tps.tolist(), ious[:count], int(id_switches)
+
+
+def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5, backend: str | None = None) -> dict:
+    """{'framewise': {...}, 'losses': {...}, 'per_frame': [...]} as the group's script computes them.
+    `backend` "compiled" (the default when the C kernels are built) or "numpy": the same bits."""
+    from .metrics.compiled import available
+
+    common = np.intersect1d(np.unique(gt.frame), np.unique(pred.frame))
+    gt_order, pred_order = np.argsort(gt.frame, kind="stable"), np.argsort(pred.frame, kind="stable")
+    gt_bounds = np.searchsorted(gt.frame[gt_order], np.stack([common, common + 1]))
+    pred_bounds = np.searchsorted(pred.frame[pred_order], np.stack([common, common + 1]))
+    g_rows_by_frame = [gt_order[a:b] for a, b in gt_bounds.T.tolist()]
+    p_rows_by_frame = [pred_order[a:b] for a, b in pred_bounds.T.tolist()]
+    if (backend or ("compiled" if available() else "numpy")) == "compiled" and len(common):
+        gt_rows, pred_rows = np.concatenate(g_rows_by_frame), np.concatenate(p_rows_by_frame)
+        counts = [np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+                  for rows in (g_rows_by_frame, p_rows_by_frame)]  # fmt: skip
+        tps, ious, id_switches = _matches_compiled(gt, pred, gt_rows, pred_rows, *counts, threshold)
+    else:
+        tps, ious, id_switches = _matches_numpy(gt, pred, g_rows_by_frame, p_rows_by_frame, threshold)
+    pred_ids = set(np.unique(pred.id[np.concatenate(p_rows_by_frame)]).tolist()) if len(common) else set()
+    tp_total = fp_total = fn_total = n_gt_total = n_pred_total = 0
+    per_frame = []
+    for frame, g_rows, p_rows, tp in zip(common.tolist(), g_rows_by_frame, p_rows_by_frame, tps, strict=True):
+        n_gt, n_pred = len(g_rows), len(p_rows)
         precision, recall = tp / n_pred, tp / n_gt
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0
         per_frame.append(
@@ -88,7 +119,7 @@ def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5) -> d
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0
     mota = 1 - (fn_total + fp_total) / n_gt_total if n_gt_total > 0 else 0
     mota_idsw = 1 - (fn_total + fp_total + id_switches) / n_gt_total if n_gt_total > 0 else 0
-    avg_iou = float(np.mean(ious)) if ious else 0
+    avg_iou = float(np.mean(ious)) if len(ious) else 0
     avg_pred = n_pred_total / frames if frames else 0
     ratio = len(pred_ids) / avg_pred if avg_pred > 0 else 0
     framewise = {

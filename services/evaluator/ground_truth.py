@@ -6,7 +6,7 @@ import os
 
 from shared.errors import InputError
 from shared.formats.labelstudio import parse_labelstudio
-from shared.formats.mot_txt import MotTable, parse_mot_text
+from shared.formats.mot_txt import MotTable, parse_mot_bytes
 from shared.formats.text_io import decode_json, decode_text, read_bytes
 
 # where a run keeps its ground truth, by format
@@ -15,11 +15,13 @@ GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
 
 def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
     """('labelstudio' | 'mot', table); JSON text is Label Studio, anything else MOT text."""
-    text = decode_text(data, source)
-    if text.lstrip().startswith(("[", "{")):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: decode before looking
+        data = decode_text(data, source).encode("utf-8")
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{"):
+        text = decode_text(data, source)
         kind, table = "labelstudio", parse_labelstudio(decode_json(text, source), source).table
     else:
-        kind, table = "mot", parse_mot_text(text, source)
+        kind, table = "mot", parse_mot_bytes(data, source)  # the compiled fast path for plain decimals
     if len(table) == 0:  # refused before anything is stored: an empty export never replaces a valid one
         raise InputError("ground truth is empty (no tasks or no boxes)", source=source)
     return kind, table

@@ -127,8 +127,10 @@ def cmd_eval(args) -> int:
 
     from services.evaluator.evaluate import evaluate, parse_frame_list, sweep
     from services.evaluator.ground_truth import read_ground_truth
-    from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
     from services.evaluator.table import comparison_table, report_table
+
+    if args.plots:  # matplotlib is imported only when plots are asked for
+        from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
     from shared.atomic import atomic_write_text
     from shared.formats.mot_txt import read_mot
 

@@ -13,6 +13,7 @@
  *     path, Crouse 2016, including its tie-breaking), so ties resolve as TrackEval's do.
  * Build with -ffp-contract=off: a fused multiply-add would change the last bit.
  * Python (compiled.py) lays the data out and turns the returned counts into metrics.
+ * `framewise` does the same for the group's greedy per-frame matching (framewise.py).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -794,6 +795,135 @@ done:
     return result;
 }
 
+
+/* ---- the group's framewise block (framewise.py), compiled ----------------------------------------- */
+
+typedef struct {
+    double iou;
+    Py_ssize_t g, p;
+} Pair;
+
+/* descending (iou, g, p): Python's sorted(tuples, reverse=True) in framewise._greedy */
+static int pair_desc(const void *a, const void *b)
+{
+    const Pair *x = a, *y = b;
+    if (x->iou != y->iou)
+        return x->iou < y->iou ? 1 : -1;
+    if (x->g != y->g)
+        return x->g < y->g ? 1 : -1;
+    return (x->p < y->p) - (x->p > y->p);
+}
+
+/* framewise(gt_ids int64[G], gt_boxes float64[G*4], pred_ids int64[P], pred_boxes float64[P*4],
+ *           gt_bounds int64[F+1], pred_bounds int64[F+1], threshold,
+ *           out_tp int64[F], out_ious float64[...]) -> (number of ious, id switches)
+ * Rows come grouped by common frame (stable order, as framewise.py walks them). Per frame: the IoU of
+ * `_iou_xyxy` with the same operations in the same order (x2 = x + w, area from the corners, union =
+ * area_g + area_p - inter), pairs >= threshold taken greedily in descending (iou, gt row, pred row) order,
+ * and id switches against the preceding common frame's matches (the last match of a gt id wins). */
+static PyObject *framewise(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer gid = {0}, gbox = {0}, pid = {0}, pbox = {0}, gb = {0}, pb = {0}, tp = {0}, ious = {0};
+    double threshold;
+    PyObject *result = NULL;
+    Pair *pairs = NULL;
+    char *used_g = NULL, *used_p = NULL;
+    int64_t *prev = NULL, *cur = NULL; /* (gt id, pred id) pairs of the previous / current frame */
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*dw*w*", &gid, &gbox, &pid, &pbox, &gb, &pb, &threshold, &tp, &ious))
+        return NULL;
+    Py_ssize_t frames = gb.len / 8 - 1, n_ious = 0, capacity = ious.len / 8, n_prev = 0;
+    long long switches = 0;
+    const int64_t *gbounds = gb.buf, *pbounds = pb.buf, *gids = gid.buf, *pids = pid.buf;
+    const double *G = gbox.buf, *P = pbox.buf;
+    Py_ssize_t max_g = 1, max_p = 1;
+    for (Py_ssize_t f = 0; f < frames; f++) {
+        Py_ssize_t ng = gbounds[f + 1] - gbounds[f], np_ = pbounds[f + 1] - pbounds[f];
+        if (ng > max_g) max_g = ng;
+        if (np_ > max_p) max_p = np_;
+    }
+    pairs = malloc(sizeof(Pair) * max_g * max_p);
+    used_g = malloc(max_g);
+    used_p = malloc(max_p);
+    prev = malloc(sizeof(int64_t) * 2 * (max_g < max_p ? max_g : max_p));
+    cur = malloc(sizeof(int64_t) * 2 * (max_g < max_p ? max_g : max_p));
+    if (!pairs || !used_g || !used_p || !prev || !cur) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < frames; f++) {
+        Py_ssize_t g0 = gbounds[f], ng = gbounds[f + 1] - g0, p0 = pbounds[f], np_ = pbounds[f + 1] - p0, n = 0;
+        for (Py_ssize_t i = 0; i < ng; i++) {
+            const double *g = G + 4 * (g0 + i);
+            double gx2 = g[0] + g[2], gy2 = g[1] + g[3];
+            double area_g = (gx2 - g[0]) * (gy2 - g[1]);
+            for (Py_ssize_t j = 0; j < np_; j++) {
+                const double *p = P + 4 * (p0 + j);
+                double px2 = p[0] + p[2], py2 = p[1] + p[3];
+                double dx = (gx2 < px2 ? gx2 : px2) - (g[0] > p[0] ? g[0] : p[0]);
+                double dy = (gy2 < py2 ? gy2 : py2) - (g[1] > p[1] ? g[1] : p[1]);
+                double inter = (dx > 0 ? dx : 0.0) * (dy > 0 ? dy : 0.0);
+                double area_p = (px2 - p[0]) * (py2 - p[1]);
+                double uni = area_g + area_p - inter;
+                double iou = uni > 0 ? inter / uni : 0.0;
+                if (iou >= threshold) {
+                    pairs[n].iou = iou;
+                    pairs[n].g = i;
+                    pairs[n].p = j;
+                    n++;
+                }
+            }
+        }
+        qsort(pairs, n, sizeof(Pair), pair_desc);
+        memset(used_g, 0, ng);
+        memset(used_p, 0, np_);
+        Py_ssize_t n_cur = 0, accepted = 0;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            if (used_g[pairs[k].g] || used_p[pairs[k].p])
+                continue;
+            used_g[pairs[k].g] = used_p[pairs[k].p] = 1;
+            if (n_ious >= capacity) {
+                PyErr_SetString(PyExc_ValueError, "framewise: iou buffer too small");
+                goto done;
+            }
+            ((double *)ious.buf)[n_ious++] = pairs[k].iou;
+            accepted++;
+            int64_t g_id = gids[g0 + pairs[k].g], p_id = pids[p0 + pairs[k].p];
+            for (Py_ssize_t m = n_prev - 1; m >= 0; m--) { /* the last entry for an id is the dict's value */
+                if (prev[2 * m] == g_id) {
+                    if (prev[2 * m + 1] != p_id)
+                        switches++;
+                    break;
+                }
+            }
+            cur[2 * n_cur] = g_id;
+            cur[2 * n_cur + 1] = p_id;
+            n_cur++;
+        }
+        ((int64_t *)tp.buf)[f] = accepted;
+        int64_t *swap = prev;
+        prev = cur;
+        cur = swap;
+        n_prev = n_cur;
+    }
+    result = Py_BuildValue("nL", n_ious, switches);
+done:
+    free(pairs);
+    free(used_g);
+    free(used_p);
+    free(prev);
+    free(cur);
+    PyBuffer_Release(&gid);
+    PyBuffer_Release(&gbox);
+    PyBuffer_Release(&pid);
+    PyBuffer_Release(&pbox);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&pb);
+    PyBuffer_Release(&tp);
+    PyBuffer_Release(&ious);
+    return result;
+}
+
 /* row_sum(values float64[n]) -> float: numpy's pairwise sum, for tests */
 static PyObject *row_sum(PyObject *self, PyObject *args)
 {
@@ -810,6 +940,7 @@ static PyMethodDef methods[] = {
     {"evaluate", evaluate, METH_VARARGS, "HOTA, CLEAR and Identity counts of one sequence."},
     {"assign", assign, METH_VARARGS, "Minimum-cost assignment, as scipy's linear_sum_assignment."},
     {"row_sum", row_sum, METH_VARARGS, "numpy's pairwise sum of a float64 buffer."},
+    {"framewise", framewise, METH_VARARGS, "The group's greedy framewise matching, frame by frame."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .sequence import EPS, Sequence, frame_matching, sequential_row_sums
 
@@ -41,6 +40,8 @@ def _matches(seq: Sequence, threshold: float) -> list[np.ndarray]:
         sim = chunk.sim[c, :g, :p]
         score = 1000 * (chunk.trk_ids[c, None, :p] == prev_step[chunk.gt_ids[c, :g, None]]) + sim
         score[sim < threshold - EPS] = 0
+        from scipy.optimize import linear_sum_assignment  # only the numpy path needs scipy
+
         rows, cols = linear_sum_assignment(-score)
         keep = score[rows, cols] > 0 + EPS
         matches[k][c] = -1

@@ -62,6 +62,15 @@ def kernel_outputs(
     return out
 
 
+def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost assignment with scipy's algorithm and tie rule (`linear_sum_assignment`'s result)."""
+    rows, cols = cost.shape
+    match = np.empty(rows, dtype=np.int64)
+    _kernels.assign(np.ascontiguousarray(cost, dtype=np.float64), rows, cols, match)
+    matched = np.flatnonzero(match >= 0)
+    return matched, match[matched]
+
+
 def kernel_counts(
     seq: Sequence, gt: MotTable, gt_layout: Layout, pred: MotTable, pred_layout: Layout, threshold: float
 ) -> tuple[dict, dict, dict]:
@@ -71,5 +80,5 @@ def kernel_counts(
     return (
         hota_from_matches(seq, out["tp"], out["loc_sums"], out["counts"]),
         clear_from_matches(seq, int(clear_tp), int(idsw), float(motp_sum), out["matched"], out["frag_starts"]),
-        identity_from_potential(seq, out["id_potential"]),
+        identity_from_potential(seq, out["id_potential"], assign),
     )

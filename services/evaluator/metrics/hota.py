@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .sequence import EPS, Chunk, Sequence, frame_matching, sequential_row_sums
 
@@ -57,6 +56,8 @@ def assignment_by_frame(chunk: Chunk, score: np.ndarray) -> np.ndarray:
     match = np.where(positive.any(axis=2), positive.argmax(axis=2), -1)
     for c in np.flatnonzero(~frame_matching(chunk, positive)):
         g, p = int(chunk.n_gt[c]), int(chunk.n_trk[c])
+        from scipy.optimize import linear_sum_assignment  # only the numpy path needs scipy
+
         rows, cols = linear_sum_assignment(-score[c, :g, :p])
         keep = score[c, rows, cols] > 0
         match[c] = -1
