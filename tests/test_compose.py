@@ -78,3 +78,34 @@ def test_commands_and_dockerfiles_exist(compose):
     for name in ("Dockerfile.api", "Dockerfile.worker"):  # the C kernels need setup.py and a compiler
         text = (REPO / "deploy" / name).read_text()
         assert "setup.py" in text and " gcc " in text, name
+
+
+def test_api_image_has_no_torch_and_the_api_runs_without_it(tmp_path):
+    """The base dependencies (what Dockerfile.api installs) hold no torch; the gateway app works with torch,
+    torchvision and trackers made unimportable."""
+    import subprocess
+    import sys
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base = " ".join(project["dependencies"]).lower()
+    assert not any(name in base for name in ("torch", "trackers", "tensorboard"))
+    assert any(d.startswith("torch") for d in project["optional-dependencies"]["models"])
+    assert 'pip install --no-cache-dir ".[models]"' in (REPO / "deploy" / "Dockerfile.worker").read_text()
+    script = """
+import sys
+for name in ("torch", "torchvision", "trackers", "tensorboard"):
+    sys.modules[name] = None  # importing any of them now fails
+from fastapi.testclient import TestClient
+from services.gateway.app import create
+from shared.settings import Settings
+client = TestClient(create(Settings(data_root=sys.argv[1])))
+assert client.get("/healthz").status_code == 200
+assert client.get("/runs").json() == []
+assert client.get("/ui").status_code == 200
+answer = client.post("/track", json={"run": "0123456789abcdef", "tracker": "bytetrack", "options": {"bogus": 1}})
+assert answer.status_code == 422, answer.text
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

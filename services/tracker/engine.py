@@ -23,8 +23,7 @@ def check_tracker(options: TrackOptions) -> None:
     if options.tracker not in AVAILABLE:
         raise InputError(f"unknown tracker {options.tracker!r}; available: {', '.join(AVAILABLE)}", field="tracker")
     if options.tracker == "bytetrack":
-        build_tracker(options)
-        return
+        return  # its knobs were checked by the schema (ByteTrackKnobs); nothing to load here
     from .motrv2.tracker import DEFAULTS
 
     if not options.weights:
