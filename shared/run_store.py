@@ -128,6 +128,8 @@ class RunStore:
                 params=params if params is not None else previous.params,
                 attempts=previous.attempts + 1,
                 started=utcnow(),
+                heartbeat=utcnow(),
+                task=previous.task,
             )
 
         return self.update(run_id, change)
@@ -190,14 +192,22 @@ class RunStore:
 
         return self.update(run_id, change)
 
-    def reset_stage(self, run_id: str, stage: str, params: dict) -> RunRecord:
-        """Queue a stage again: pending, with new parameters, error cleared."""
+    def reset_stage(self, run_id: str, stage: str, params: dict, task: dict | None = None) -> RunRecord:
+        """Queue a stage again: pending, with new parameters (and the task that will run it), error cleared."""
 
         def change(record: RunRecord) -> None:
             previous = record.stages.get(stage) or StageRecord()
-            record.stages[stage] = StageRecord(params=params, attempts=previous.attempts)
+            record.stages[stage] = StageRecord(params=params, attempts=previous.attempts, task=task or previous.task)
 
         return self.update(run_id, change)
+
+    def beat(self, run_id: str, stage: str) -> None:
+        def change(record: RunRecord) -> None:
+            current = record.stages.get(stage)
+            if current is not None and current.state == StageState.running:
+                current.heartbeat = utcnow()
+
+        self.update(run_id, change)
 
 
 class ProgressReporter:

@@ -39,6 +39,8 @@ class StageRecord(BaseModel):
     attempts: int = 0
     started: datetime | None = None
     finished: datetime | None = None
+    heartbeat: datetime | None = None  # refreshed by the worker while the stage runs
+    task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
 
 
 class ArtifactInfo(BaseModel):

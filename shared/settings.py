@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     # is handed to another worker (Redis); the second must exceed the first.
     task_time_limit_s: int = 6 * 3600
     visibility_timeout_s: int = 7 * 3600
+    # A running stage's worker refreshes its heartbeat every `heartbeat_s`; a stage whose heartbeat is older
+    # than `stage_stale_s` lost its worker: a live worker's reaper queues it again (at most `stage_retries`).
+    heartbeat_s: float = 10.0
+    stage_stale_s: float = 60.0
+    stage_retries: int = 2
 
     @property
     def upload_limit_bytes(self) -> int:

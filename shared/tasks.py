@@ -1,26 +1,78 @@
-"""What every task does around its core: stage states in the run store, errors as reasons."""
+"""What every task does around its core: stage states in the run store, errors as reasons, heartbeats,
+and the reaper that notices a stage whose worker is gone.
+
+Life of a stage: the API records the task it queues (`enqueue`: name and arguments in the stage record)
+and the stage is `pending`; the worker marks it `running` and refreshes `heartbeat` every `heartbeat_s`
+while the body runs; the stage ends `succeeded` only after its artifacts exist, else `failed` with the
+reason. A worker killed mid-task stops the heartbeat: any live worker's reaper (`reap`, every few seconds)
+queues the recorded task again, up to `stage_retries` times, then fails the stage saying why, so a run
+never stays `running` for the broker's visibility timeout (hours). A late duplicate of a task whose stage
+already succeeded (Redis redelivering the killed worker's message) does nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from shared.errors import InputError
 from shared.run_store import RunStore
-from shared.schemas import StageState, TaskResult
+from shared.schemas import StageState, TaskResult, utcnow
 
 log = logging.getLogger("motpipe.tasks")
 
 
-def run_stage(store: RunStore, run_id: str, stage: str, body: Callable[[], list[str]]) -> dict:
+class BrokerUnavailable(RuntimeError):
+    """The task could not be queued; the stage has been marked failed with the reason."""
+
+
+def enqueue(store: RunStore, celery, run_id: str, stage: str, name: str, args: list, params: dict) -> None:
+    """Record the task in the stage (pending), then send it; a broker failure fails the stage and raises."""
+    store.reset_stage(run_id, stage, params, {"name": name, "args": args})
+    try:
+        celery.send_task(name, args=args)
+    except Exception as exc:  # broker down: say so instead of leaving the stage pending forever
+        store.fail_stage(run_id, stage, f"could not queue the task: {type(exc).__name__}: {exc}")
+        raise BrokerUnavailable(f"task broker unreachable; stage {stage} of run {run_id} is marked failed") from exc
+
+
+@contextlib.contextmanager
+def heartbeat(store: RunStore, run_id: str, stage: str, interval: float) -> Iterator[None]:
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
+                store.beat(run_id, stage)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}-{stage}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_stage(
+    store: RunStore, run_id: str, stage: str, body: Callable[[], list[str]], heartbeat_s: float = 10.0
+) -> dict:
     """Run `body` (which writes artifacts and returns their names) as `stage` of `run_id`.
 
     The stage ends `succeeded` only after the artifacts exist; any error leaves it `failed`
     with a one-line reason (bad input) or the exception (a bug), never a partial success.
     """
+    current = store.get(run_id).stages.get(stage)
+    if current is not None and current.state == StageState.succeeded:
+        log.info("stage %s of run %s already succeeded: a duplicate delivery, nothing to do", stage, run_id)
+        return TaskResult(run=run_id, stage=stage, state=StageState.succeeded).model_dump()
     try:
-        artifacts = body()
+        with heartbeat(store, run_id, stage, heartbeat_s):
+            artifacts = body()
         store.succeed_stage(run_id, stage, artifacts)
         return TaskResult(run=run_id, stage=stage, state=StageState.succeeded).model_dump()
     except InputError as exc:
@@ -30,3 +82,41 @@ def run_stage(store: RunStore, run_id: str, stage: str, body: Callable[[], list[
         reason = f"internal error: {type(exc).__name__}: {exc}"
     store.fail_stage(run_id, stage, reason)
     return TaskResult(run=run_id, stage=stage, state=StageState.failed, error=reason).model_dump()
+
+
+def reap(store: RunStore, celery, stale_s: float, retries: int) -> list[tuple[str, str, str]]:
+    """Queue again (or fail) every running stage whose heartbeat is older than `stale_s`.
+    Returns (run, stage, what was done) for each."""
+    done = []
+    cutoff = utcnow() - timedelta(seconds=stale_s)
+    for record in store.list():
+        for name, stage in record.stages.items():
+            if stage.state != StageState.running or stage.heartbeat is None or stage.heartbeat > cutoff:
+                continue
+            if stage.task and stage.attempts <= retries:
+                try:
+                    enqueue(store, celery, record.run, name, stage.task["name"], stage.task["args"], stage.params)
+                    done.append((record.run, name, "requeued"))
+                except BrokerUnavailable:
+                    done.append((record.run, name, "failed"))
+            else:
+                reason = f"its worker stopped (no heartbeat since {stage.heartbeat:%H:%M:%S} UTC) after "
+                store.fail_stage(record.run, name, reason + f"{stage.attempts} attempt(s)")
+                done.append((record.run, name, "failed"))
+            log.warning("stage %s of run %s lost its worker: %s", name, record.run, done[-1][2])
+    return done
+
+
+def start_reaper(store: RunStore, celery, stale_s: float, retries: int, every_s: float) -> threading.Event:
+    """Run `reap` every `every_s` seconds in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            try:
+                reap(store, celery, stale_s, retries)
+            except Exception:  # the reaper must outlive a bad record or a broker hiccup
+                log.exception("reaper pass failed")
+
+    threading.Thread(target=loop, name="stage-reaper", daemon=True).start()
+    return stop

@@ -244,6 +244,32 @@ def test_worker_killed_mid_detect_the_task_is_delivered_again(stack, tmp_path):
     assert len(det_db) == long_scene.frames
 
 
+def test_worker_killed_mid_detect_is_requeued_by_the_reaper_within_90s(stack, tmp_path):
+    """No wait for Redis' visibility timeout (an hour here): the stage's heartbeat stops, a live worker's
+    reaper queues the recorded task again, and the run ends with the det_db an undisturbed run writes."""
+    long_scene = render_scene(tmp_path / "long", frames=400, seed=6, size=(640, 360))
+    stack.env |= {"MOTPIPE_VISIBILITY_TIMEOUT_S": "3600", "MOTPIPE_HEARTBEAT_S": "1", "MOTPIPE_STAGE_STALE_S": "6"}
+    stack.start_gateway()
+    first = stack.start_worker("w1")
+    run = _upload(stack, long_scene.video, "long")
+    deadline = time.monotonic() + 60
+    while stack.run(run)["stages"]["detect"]["progress"]["done"] == 0:
+        assert time.monotonic() < deadline, stack.run(run)
+        time.sleep(0.1)
+    Stack.kill(first)
+    killed_at = time.monotonic()
+    stack.start_worker("w2")
+    record = stack.wait_stage(run, "detect", timeout=90)
+    assert time.monotonic() - killed_at < 90
+    detect = record["stages"]["detect"]
+    assert detect["state"] == "succeeded" and detect["attempts"] == 2, record
+    assert "requeued" in (stack.logs / "w2.log").read_text()
+    undisturbed = _upload(stack, long_scene.video, "long")
+    assert stack.wait_stage(undisturbed, "detect", timeout=120)["stages"]["detect"]["state"] == "succeeded"
+    runs = stack.root / "runs"
+    assert (runs / run / "det_db.json").read_bytes() == (runs / undisturbed / "det_db.json").read_bytes()
+
+
 def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
     """`motpipe serve`: API and one worker from one command, broker and results as files."""
     stack = Stack(tmp_path / "data")

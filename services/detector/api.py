@@ -17,6 +17,7 @@ from shared.frames import open_frames
 from shared.run_store import RunStore
 from shared.schemas import DetectOptions, DetectRequest
 from shared.settings import Settings
+from shared.tasks import BrokerUnavailable, enqueue
 from shared.video import probe_video
 
 from .registry import check_detector, resolve_classes
@@ -81,10 +82,8 @@ async def detect(
         raise
     params = options.model_dump(mode="json")
     store.update(run_id, lambda r: r.inputs.update(frames=input_path))  # the tracker reads the same frames
-    store.reset_stage(run_id, "detect", params)
     try:
-        celery.send_task("detector.detect", args=[run_id, input_path, params])
-    except Exception as exc:  # broker down: say so instead of leaving the stage pending forever
-        store.fail_stage(run_id, "detect", f"could not queue the task: {type(exc).__name__}: {exc}")
-        raise HTTPException(503, "task broker unreachable; the run is marked failed") from None
+        enqueue(store, celery, run_id, "detect", "detector.detect", [run_id, input_path, params], params)
+    except BrokerUnavailable as exc:  # the run exists and says why: give its id with the error
+        raise HTTPException(503, {"message": str(exc), "run": run_id, "status_url": f"/runs/{run_id}"}) from None
     return {"run": run_id, "status_url": f"/runs/{run_id}"}

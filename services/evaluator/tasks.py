@@ -20,7 +20,7 @@ def evaluate(self, run_id: str, iou: float = 0.5) -> dict:
         evaluate_run(store, run_id, iou)
         return [metrics_name(iou)]
 
-    return run_stage(store, run_id, "eval", body)
+    return run_stage(store, run_id, "eval", body, get_settings().heartbeat_s)
 
 
 @app.task(name="evaluator.doctor", bind=True)

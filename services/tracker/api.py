@@ -12,6 +12,7 @@ from shared.errors import ConflictError, InputError
 from shared.run_store import RunStore
 from shared.schemas import StageState, TrackOptions, TrackRequest
 from shared.settings import Settings
+from shared.tasks import BrokerUnavailable, enqueue
 
 from .engine import check_tracker
 
@@ -38,10 +39,9 @@ def track(
             raise InputError(f"weights {req.weights!r} not found under the data root", field="weights")
     info = detect.params.get("det_db", {})
     params = options.model_dump(mode="json")
-    store.reset_stage(req.run, "track", params)
+    args = [req.run, params, info.get("sequence"), info.get("frames")]
     try:
-        celery.send_task("tracker.track", args=[req.run, params, info.get("sequence"), info.get("frames")])
-    except Exception as exc:
-        store.fail_stage(req.run, "track", f"could not queue the task: {type(exc).__name__}: {exc}")
-        raise HTTPException(503, "task broker unreachable; the stage is marked failed") from None
+        enqueue(store, celery, req.run, "track", "tracker.track", args, params)
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, {"message": str(exc), "run": req.run, "status_url": f"/runs/{req.run}"}) from None
     return {"run": req.run, "status_url": f"/runs/{req.run}"}

@@ -47,4 +47,4 @@ def track(self, run_id: str, options: dict, sequence: str | None = None, num_fra
         store.update(run_id, lambda r: store.forget_derived(r, folder))  # metrics of the old tracks are stale
         return ["tracks.txt"]
 
-    return run_stage(store, run_id, "track", body)
+    return run_stage(store, run_id, "track", body, get_settings().heartbeat_s)
