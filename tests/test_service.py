@@ -291,6 +291,41 @@ def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
     assert list(workdir.iterdir()) == []
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def test_serve_restarts_a_killed_worker_and_finishes_the_run_in_flight(tmp_path):
+    """Embedded mode: SIGKILL the worker behind `motpipe serve` mid-detect; within two minutes the run in
+    flight is finished by the restarted worker (its reaper queues it again) and new runs work."""
+    long_scene = render_scene(tmp_path / "long", frames=400, seed=7, size=(640, 360))
+    stack = Stack(tmp_path / "data")
+    for name in ("MOTPIPE_BROKER_URL", "MOTPIPE_RESULT_BACKEND"):
+        stack.env.pop(name)
+    stack.env |= {"MOTPIPE_HEARTBEAT_S": "1", "MOTPIPE_STAGE_STALE_S": "6"}
+    serve = stack._spawn("serve", ["-m", "services.gateway.cli", "serve", "--port", str(stack.port)])
+    try:
+        stack.wait_healthy()
+        run = _upload(stack, long_scene.video, "long")
+        deadline = time.monotonic() + 60
+        while stack.run(run)["stages"]["detect"]["progress"]["done"] == 0:
+            assert time.monotonic() < deadline, stack.run(run)
+            time.sleep(0.1)
+        workers = [pid for pid in _children(serve.pid) if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 1
+        for pid in [*_children(workers[0]), workers[0]]:  # the worker and its pool process
+            os.kill(pid, signal.SIGKILL)
+        record = stack.wait_stage(run, "detect", timeout=120)
+        assert record["stages"]["detect"]["state"] == "succeeded" and record["stages"]["detect"]["attempts"] == 2
+        later = _upload(stack, long_scene.video, "again")
+        assert stack.wait_stage(later, "detect", timeout=120)["stages"]["detect"]["state"] == "succeeded"
+    finally:
+        stack.stop()
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):

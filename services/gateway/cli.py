@@ -282,16 +282,16 @@ def cmd_render(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import subprocess
-
     import uvicorn
 
-    worker = subprocess.Popen([sys.executable, "-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu"])
+    from services.gateway.supervisor import WorkerSupervisor
+
+    supervisor = WorkerSupervisor([sys.executable, "-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu"])
+    supervisor.start()
     try:
         uvicorn.run("services.gateway.app:create", factory=True, host=args.host, port=args.port)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        supervisor.stop()
     return 0
 
 
