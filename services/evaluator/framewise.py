@@ -83,9 +83,10 @@ def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5, back
     """{'framewise': {...}, 'losses': {...}, 'per_frame': [...]} as the group's script computes them.
     `backend` "compiled" (the default when the C kernels are built) or "numpy": the same bits."""
     from .metrics.compiled import available
+    from .metrics.sequence import frame_order
 
     common = np.intersect1d(np.unique(gt.frame), np.unique(pred.frame))
-    gt_order, pred_order = np.argsort(gt.frame, kind="stable"), np.argsort(pred.frame, kind="stable")
+    gt_order, pred_order = frame_order(gt.frame), frame_order(pred.frame)
     gt_bounds = np.searchsorted(gt.frame[gt_order], np.stack([common, common + 1]))
     pred_bounds = np.searchsorted(pred.frame[pred_order], np.stack([common, common + 1]))
     g_rows_by_frame = [gt_order[a:b] for a, b in gt_bounds.T.tolist()]

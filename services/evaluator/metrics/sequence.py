@@ -88,21 +88,30 @@ def sequential_row_sums(values: np.ndarray) -> np.ndarray:
     return total
 
 
+def frame_order(frames: np.ndarray) -> np.ndarray:
+    """Row order by frame, file order kept inside a frame (a stable argsort); files written frame by frame are
+    already in that order, which one pass checks instead of sorting."""
+    if len(frames) < 2 or bool((frames[1:] >= frames[:-1]).all()):
+        return np.arange(len(frames))
+    return np.argsort(frames, kind="stable")
+
+
 def _layout(table: MotTable, num_timesteps: int, source: str):
     """Relabelled ids, per-frame counts and each row's (frame index, position in frame)."""
     if len(table) and (table.id < 0).any():
         row = int(np.flatnonzero(table.id < 0)[0])
         raise InputError(f"negative id {int(table.id[row])} in frame {int(table.frame[row])}", source=source)
     unique_ids, relabelled = np.unique(table.id, return_inverse=True)
-    order = np.argsort(table.frame, kind="stable")  # file order kept inside a frame
+    order = frame_order(table.frame)
     frame_index = table.frame[order] - 1
     counts = np.bincount(frame_index, minlength=num_timesteps)[:num_timesteps]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.arange(len(order)) - starts[frame_index]
     keys = frame_index * max(1, len(unique_ids)) + relabelled[order]
-    dup = np.flatnonzero(np.diff(np.sort(keys)) == 0)
+    sorted_keys = np.sort(keys)
+    dup = np.flatnonzero(np.diff(sorted_keys) == 0)
     if dup.size:
-        key = np.sort(keys)[dup[0]]
+        key = sorted_keys[dup[0]]
         frame, local = divmod(int(key), max(1, len(unique_ids)))
         raise InputError(f"id {int(unique_ids[local])} appears more than once in frame {frame + 1}", source=source)
     return order, relabelled[order], frame_index, position, counts, len(unique_ids)
