@@ -119,3 +119,20 @@ def test_a_file_replaced_while_it_is_served_comes_out_whole(tmp_path):
     path.unlink()
     with pytest.raises(FileNotFoundError):
         open_file_response(path)
+
+
+def test_a_re_track_drops_the_old_metrics_first(api, stored_run, scene):  # noqa: F811
+    client, store, _ = api
+    folder = store.run_dir(stored_run)
+    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())
+    store.start_stage(stored_run, "track")
+    store.succeed_stage(stored_run, "track", ["tracks.txt"])
+    upload = {"file": ("gt.txt", scene.gt_txt.read_bytes())}
+    assert client.post(f"/runs/{stored_run}/gt", files=upload).status_code == 201
+    assert client.get(f"/eval/{stored_run}").status_code == 200 and (folder / "metrics.json").is_file()
+    assert client.post("/track", json={"run": stored_run, "tracker": "bytetrack"}).status_code == 202
+    assert not (folder / "metrics.json").exists()
+    record = client.get(f"/runs/{stored_run}").json()
+    assert not [name for name in record["artifacts"] if name.startswith(("metrics", "plots/"))]
+    # the re-track has not finished (here: no worker), so there is nothing current to serve
+    assert client.get(f"/eval/{stored_run}").status_code == 409

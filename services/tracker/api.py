@@ -40,6 +40,8 @@ def track(
     info = detect.params.get("det_db", {})
     params = options.model_dump(mode="json")
     args = [req.run, params, info.get("sequence"), info.get("frames")]
+    folder = store.run_dir(req.run)
+    store.update(req.run, lambda r: store.forget_derived(r, folder))  # old metrics must not outlive a re-track
     try:
         enqueue(store, celery, req.run, "track", "tracker.track", args, params)
     except BrokerUnavailable as exc:
