@@ -4,6 +4,7 @@ import asyncio
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from shared.api.files import open_file_response
@@ -136,3 +137,60 @@ def test_a_re_track_drops_the_old_metrics_first(api, stored_run, scene):  # noqa
     assert not [name for name in record["artifacts"] if name.startswith(("metrics", "plots/"))]
     # the re-track has not finished (here: no worker), so there is nothing current to serve
     assert client.get(f"/eval/{stored_run}").status_code == 409
+
+
+def test_the_413_message_names_the_limit_that_applies(api, stored_run):  # noqa: F811
+    client, _, settings = api
+    big = b"\0" * (settings.upload_limit_bytes + 1)
+    answer = client.post("/detect", files={"file": ("big.mp4", big, "video/mp4")})
+    assert answer.status_code == 413 and "2 MB (MOTPIPE_UPLOAD_LIMIT_MB)" in answer.json()["detail"]
+
+
+def test_a_deeply_nested_json_body_is_a_400_and_the_server_stays_up(api):  # noqa: F811
+    client, _, _ = api
+    body = "[" * 100_000 + "]" * 100_000
+    answer = client.post("/track", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code in (400, 413, 422), answer.text
+    assert client.get("/healthz").status_code == 200
+
+
+def test_absurd_frame_numbers_are_refused_with_the_line():
+    from shared.errors import InputError
+    from shared.formats.mot_txt import parse_mot_bytes
+
+    with pytest.raises(InputError, match=r"line 2.*frame number above 10,000,000"):
+        parse_mot_bytes(b"1,1,0,0,5,5\n200000000,1,0,0,5,5\n", "gt.txt")
+
+
+def test_a_glob_through_a_symlinked_folder_cannot_leave_the_data_root(api, scene, tmp_path):  # noqa: F811
+    import cv2
+
+    client, store, settings = api
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    cv2.imwrite(str(outside / "000001.png"), np.zeros((32, 32, 3), np.uint8))
+    settings.data_root.mkdir(parents=True, exist_ok=True)
+    (settings.data_root / "frames").symlink_to(outside)
+    answer = client.post("/detect", json={"path": "frames/*.png"})
+    assert answer.status_code == 400 and "outside the data root" in answer.json()["detail"]
+    assert store.list() == []
+
+
+def test_two_file_fields_and_killed_uploads_leave_no_temporary_files(api, scene):  # noqa: F811
+    import os
+    import time
+
+    client, store, settings = api
+    video = scene.video.read_bytes()
+    files = [("file", ("a.mp4", video, "video/mp4")), ("file", ("b.mp4", video, "video/mp4"))]
+    answer = client.post("/detect", files=files, data={"sequence": "s"})
+    assert answer.status_code == 202, answer.text
+    uploads = settings.data_root / "uploads"
+    assert not list(uploads.glob("*.part"))
+    stale = uploads / "left-by-a-killed-api.part"
+    stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    from services.gateway.app import create
+
+    create(settings)  # an API starting up cleans what a killed one left
+    assert not stale.exists()

@@ -54,6 +54,10 @@ async def _from_path(request: Request, settings: Settings, store: RunStore) -> t
     req = DetectRequest.model_validate(body)
     path = confine(settings, req.path)
     source = await run_in_threadpool(open_frames, str(path))
+    root = settings.data_root.resolve()
+    escaped = [p for p in source.images or [] if not p.resolve().is_relative_to(root)]
+    if escaped:  # a glob through a symlinked folder: every matched file must lie under the data root
+        raise InputError(f"path {req.path!r} matches files outside the data root", field="path")
     record = store.create(inputs={"path": req.path, "frames": source.count, "size": source.size})
     return record.run, str(path), DetectOptions.model_validate(req.model_dump(exclude={"path"}))
 

@@ -18,6 +18,7 @@ from shared.settings import Settings, get_settings
 from .deps import require_token
 from .health import router as health_router
 from .runs import router as runs_router
+from .uploads import remove_stale_parts
 
 REQUESTS = Counter("motpipe_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("motpipe_http_request_seconds", "HTTP request latency", ["route"])
@@ -38,6 +39,10 @@ def _error_handlers(app: FastAPI) -> None:
     for exc_type, status in STATUS:
         app.add_exception_handler(exc_type, _json_error(status))
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, __: RecursionError):  # e.g. a JSON body nested 100,000 levels deep
+        return JSONResponse({"detail": "request body nested too deeply"}, status_code=400)
+
     @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError | ValidationError):
@@ -53,6 +58,7 @@ def create_app(routers: list[APIRouter], settings: Settings | None = None, title
     app.state.settings = settings
     app.state.store = RunStore(settings.data_root)
     app.state.celery = make_celery(settings)
+    remove_stale_parts(settings.data_root / "uploads")
     _error_handlers(app)
 
     @app.middleware("http")

@@ -87,6 +87,9 @@ async def receive_multipart(request: Request, folder: Path, limit: int) -> Uploa
             os.fsync(state["handle"].fileno())
             state["handle"].close()
             state["handle"] = None
+            earlier = upload.files.get(state["name"])
+            if earlier is not None:  # a repeated field: keep the last, never leak the earlier temp file
+                earlier[1].unlink(missing_ok=True)
             upload.files[state["name"]] = (state["filename"], state["path"], state["size"])
         else:
             upload.fields[state["name"]] = state["buffer"].decode("utf-8", "replace")
@@ -109,7 +112,9 @@ async def receive_multipart(request: Request, folder: Path, limit: int) -> Uploa
         parser.finalize()
     except _TooLarge:
         _cleanup(state, upload)
-        raise HTTPException(413, f"upload is over the limit of {limit} bytes") from None
+        raise HTTPException(
+            413, f"upload is over the limit of {limit / 2**20:g} MB (MOTPIPE_UPLOAD_LIMIT_MB)"
+        ) from None
     except HTTPException:
         _cleanup(state, upload)
         raise
@@ -128,3 +133,18 @@ def _cleanup(state: dict, upload: Upload) -> None:
         handle.close()
         Path(state["path"]).unlink(missing_ok=True)
     upload.discard()
+
+
+def remove_stale_parts(folder: Path, older_than_s: float = 3600.0) -> int:
+    """Delete `*.part` files a killed API left behind (called at start; live uploads are younger)."""
+    import time
+
+    removed = 0
+    for path in folder.glob("*.part") if folder.is_dir() else []:
+        try:
+            if time.time() - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

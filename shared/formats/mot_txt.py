@@ -21,6 +21,7 @@ from shared.errors import InputError
 from shared.formats.decimal_text import parse_decimal_table
 from shared.formats.text_io import decode_text, read_bytes
 
+MAX_FRAME = 10_000_000  # evaluation allocates per frame number: absurd ones are refused, not allocated
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
 # Values given to columns a file leaves out (MOT ground truth without conf counts as "use it").
 _DEFAULTS = np.array([0, 0, 0, 0, 0, 0, 1, -1, -1, -1], dtype=np.float64)
@@ -148,6 +149,7 @@ def _validate(matrix: np.ndarray, get_lines: Callable[[], list[str]], source: st
             "frame",
             "frame must be an integer >= 1",
         ),
+        (matrix[:, 0] > MAX_FRAME, "frame", f"frame number above {MAX_FRAME:,} (over 4 days at 25 fps)"),
         ((matrix[:, 4] < 0) | (matrix[:, 5] < 0), "w/h", "negative box size"),
     )
     fractional = np.flatnonzero(matrix[:, 1] != np.trunc(matrix[:, 1]))
