@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     stage_retries: int = 2
 
     @property
+    def auth(self) -> str:
+        """What /healthz says about authentication (an empty token disables it: say so loudly)."""
+        if self.api_token and self.api_token.strip():
+            return "on"
+        if self.api_token is not None:
+            return "OFF: MOTPIPE_API_TOKEN is set but empty, so every request is accepted"
+        return "off"
+
+    @property
     def upload_limit_bytes(self) -> int:
         return int(self.upload_limit_mb * 1024 * 1024)
 

@@ -194,3 +194,19 @@ def test_two_file_fields_and_killed_uploads_leave_no_temporary_files(api, scene)
 
     create(settings)  # an API starting up cleans what a killed one left
     assert not stale.exists()
+
+
+def test_an_empty_token_is_said_loudly_and_errors_name_paths_relative_to_the_data_root(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from services.gateway.app import create
+    from shared.settings import Settings
+
+    client = TestClient(create(Settings(data_root=tmp_path / "data", api_token="")))
+    health = client.get("/healthz").json()
+    assert health["auth"].startswith("OFF") and "empty" in health["auth"]
+    assert TestClient(create(Settings(data_root=tmp_path / "d2", api_token="t"))).get("/healthz").json()["auth"] == "on"
+    (tmp_path / "data" / "notes.mp4").write_bytes(b"not a video at all" * 10)
+    answer = client.post("/detect", json={"path": "notes.mp4"})
+    assert answer.status_code == 400 and "notes.mp4" in answer.json()["detail"]
+    assert str(tmp_path) not in answer.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -20,6 +21,7 @@ from .health import router as health_router
 from .runs import router as runs_router
 from .uploads import remove_stale_parts
 
+log = logging.getLogger("motpipe.api")
 REQUESTS = Counter("motpipe_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("motpipe_http_request_seconds", "HTTP request latency", ["route"])
 
@@ -29,10 +31,16 @@ STATUS = ((MissingInputError, 422), (InputError, 400), (NotFoundError, 404), (Co
 
 
 def _json_error(status: int):
-    async def handler(_: Request, exc: Exception):
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+    async def handler(request: Request, exc: Exception):
+        return JSONResponse({"detail": _relative(request, str(exc))}, status_code=status)
 
     return handler
+
+
+def _relative(request: Request, text: str) -> str:
+    """Messages name files relative to the data root: the server's own layout is not the caller's business."""
+    root = str(request.app.state.settings.data_root.resolve())
+    return text.replace(root + "/", "").replace(root, ".")
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -58,6 +66,8 @@ def create_app(routers: list[APIRouter], settings: Settings | None = None, title
     app.state.settings = settings
     app.state.store = RunStore(settings.data_root)
     app.state.celery = make_celery(settings)
+    if settings.auth.startswith("OFF"):
+        log.warning("%s (see /healthz)", settings.auth)
     remove_stale_parts(settings.data_root / "uploads")
     _error_handlers(app)
 

@@ -30,7 +30,7 @@ TOKEN_COOKIE = "motpipe_token"  # set by the dashboard's login (HttpOnly, SameSi
 
 def token_ok(request: Request) -> bool:
     """No token configured, or the bearer header / the dashboard's login cookie carries it."""
-    token = request.app.state.settings.api_token
+    token = (request.app.state.settings.api_token or "").strip()
     if not token:
         return True
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

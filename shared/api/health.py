@@ -29,7 +29,8 @@ def healthz(request: Request):
     except Exception as exc:  # any broker failure means not ready
         checks["broker"] = f"unreachable: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+    body = {"status": "ok" if ok else "degraded", "checks": checks, "auth": settings.auth}
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")
