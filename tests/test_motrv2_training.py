@@ -300,3 +300,13 @@ def test_grid_runs_every_combination_and_a_failed_one_fails_alone(dataset, tmp_p
     assert "no clip of 40 frames" in rows[2]["error"]
     assert (out / "grid.csv").read_text().splitlines()[0].startswith("job,sampler_length,lr,state")
     assert read_job(out / rows[0]["job"]).state == "succeeded"
+
+
+def test_bf16_autocast_path_trains_and_saves(dataset, tmp_path):
+    """The GPU's bf16 autocast code path (run here with CPU autocast): matching in float32, finite losses."""
+    out = tmp_path / "bf16"
+    assert main(train_args(dataset, out, "--max-steps", "2", "--autocast")) == 0
+    losses = [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    state = torch.load(out / "checkpoint.pth", weights_only=True)
+    assert state["model"]["class_embed.0.weight"].dtype == torch.float32

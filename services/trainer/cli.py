@@ -151,7 +151,7 @@ def register(sub: argparse._SubParsersAction, console) -> None:
     p.add_argument("--seed", type=int, default=_d("seed"))
     p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs")
     p.add_argument("--activation-checkpoint", action="store_true", help="recompute activations (less memory)")
-    p.add_argument("--autocast", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--autocast", action="store_true", help="bf16 autocast (for GPUs)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")
     p.add_argument("--log-json", help="JSON Lines of every step's loss terms, loss and grad_norm")

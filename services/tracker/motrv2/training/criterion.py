@@ -111,13 +111,16 @@ def hungarian_match(logits, boxes, targets: FrameTargets, costs: MatcherCosts) -
     if len(logits) == 0 or len(targets) == 0:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16 under autocast: numpy has no bf16
+    logits, boxes = logits.to(dtype), boxes.to(dtype)
     prob = logits.sigmoid()
     alpha, gamma = costs.focal_alpha, costs.focal_gamma
     neg = (1 - alpha) * (prob**gamma) * (-(1 - prob + 1e-8).log())
     pos = alpha * ((1 - prob) ** gamma) * (-(prob + 1e-8).log())
     cost_class = pos[:, targets.labels] - neg[:, targets.labels]
-    cost_bbox = torch.cdist(boxes, targets.boxes, p=1)
-    cost_giou = -generalized_box_iou(cxcywh_to_xyxy(boxes), cxcywh_to_xyxy(targets.boxes))
+    target_boxes = targets.boxes.to(dtype)
+    cost_bbox = torch.cdist(boxes, target_boxes, p=1)
+    cost_giou = -generalized_box_iou(cxcywh_to_xyxy(boxes), cxcywh_to_xyxy(target_boxes))
     cost = costs.cost_bbox * cost_bbox + costs.cost_class * cost_class + costs.cost_giou * cost_giou
     rows, cols = linear_sum_assignment(cost.cpu().numpy())
     return torch.as_tensor(rows, dtype=torch.long, device=device), torch.as_tensor(
