@@ -227,3 +227,21 @@ def test_one_step_through_the_cli(shared_dir, param_fill, tmp_path):
     record = json.loads((out / "job.json").read_text())
     assert record["state"] == "succeeded" and record["progress"]["done"] == 1
     assert record["trainable_params"] == 41_653_318
+
+
+def test_the_real_model_trains_a_few_steps_at_192x352(shared_dir, param_fill, tmp_path):
+    """Official architecture (ResNet-50, 6+6 layers, filled weights), three steps with denoise queries on:
+    finite losses, three log lines, the checkpoint loads strictly through the tracker's loader."""
+    from services.tracker.motrv2.checkpoint import load_model
+
+    vectors, info = load_vector(shared_dir, "vectors_train")
+    root = write_reference_files(tmp_path, param_fill, vectors, info)
+    out = tmp_path / "job"
+    code = main(["train", "motrv2", "--data", str(root), "--det-db", str(tmp_path / "det_db.json"),
+                 "--weights", str(tmp_path / "init.pth"), "--out", str(out), "--sampler-length", "3",
+                 "--sample-interval", "0", "--no-augment", "--epochs", "3", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    steps = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(steps) == 3 and all(np.isfinite(s["loss"]) for s in steps)
+    assert any(name.startswith("frame_0_ps") for name in steps[0])  # denoise queries on by default
+    assert load_model(out / "checkpoint.pth").cfg.num_classes == 1
