@@ -6,9 +6,9 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RUN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 SEQUENCE_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
@@ -208,15 +208,17 @@ class TrackOptions(BaseModel):
         return self
 
 
-class TrackRequest(TrackOptions):
-    run: str
+def _run_id(value: str) -> str:
+    if not RUN_ID_RE.match(value):
+        raise ValueError("not a run id")
+    return value
 
-    @field_validator("run")
-    @classmethod
-    def _run_id(cls, value: str) -> str:
-        if not RUN_ID_RE.match(value):
-            raise ValueError("not a run id")
-        return value
+
+RunId = Annotated[str, AfterValidator(_run_id)]
+
+
+class TrackRequest(TrackOptions):
+    run: RunId
 
 
 class Detection(BaseModel):
@@ -421,18 +423,11 @@ class SweepRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    run: str
+    run: RunId
     tracker: Literal["bytetrack", "motrv2"] = "bytetrack"
     weights: list[str] | None = None
     grid: dict[str, list[float | int | str | bool]] = Field(min_length=1)
     search: SweepSearch | None = None
-
-    @field_validator("run")
-    @classmethod
-    def _run_id(cls, value: str) -> str:
-        if not RUN_ID_RE.match(value):
-            raise ValueError("not a run id")
-        return value
 
     @field_validator("grid")
     @classmethod

@@ -12,14 +12,14 @@ already succeeded (Redis redelivering the killed worker's message) does nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 from shared.errors import InputError
+from shared.periodic import every
 from shared.run_store import RunStore
 from shared.schemas import StageState, TaskResult, utcnow
 
@@ -40,24 +40,6 @@ def enqueue(store: RunStore, celery, run_id: str, stage: str, name: str, args: l
         raise BrokerUnavailable(f"task broker unreachable; stage {stage} of run {run_id} is marked failed") from exc
 
 
-@contextlib.contextmanager
-def heartbeat(store: RunStore, run_id: str, stage: str, interval: float) -> Iterator[None]:
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            with contextlib.suppress(Exception):  # a missed beat is retried at the next interval
-                store.beat(run_id, stage)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id}-{stage}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
 def run_stage(
     store: RunStore, run_id: str, stage: str, body: Callable[[], list[str]], heartbeat_s: float = 10.0
 ) -> dict:
@@ -71,7 +53,7 @@ def run_stage(
         log.info("stage %s of run %s already succeeded: a duplicate delivery, nothing to do", stage, run_id)
         return TaskResult(run=run_id, stage=stage, state=StageState.succeeded).model_dump()
     try:
-        with heartbeat(store, run_id, stage, heartbeat_s):
+        with every(heartbeat_s, lambda: store.beat(run_id, stage), f"heartbeat-{run_id}-{stage}"):
             artifacts = body()
         store.succeed_stage(run_id, stage, artifacts)
         return TaskResult(run=run_id, stage=stage, state=StageState.succeeded).model_dump()

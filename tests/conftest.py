@@ -81,3 +81,14 @@ def pytest_sessionfinish(session, exitstatus):
     if new:
         print(f"\nthe test suite left files in the repository: {new[:10]}")
         session.exitstatus = 1
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """A gateway + workers stack on the real Redis (tests/stack.py); skips, saying why, without Redis."""
+    from tests.stack import Stack, redis_or_skip
+
+    redis_or_skip()
+    stack = Stack(tmp_path / "data")
+    yield stack
+    stack.stop()

@@ -77,14 +77,19 @@ def test_bad_or_empty_label_studio_ground_truth_replaces_nothing(api, stored_run
     assert ok.status_code == 201, ok.text
 
 
+def tracked_with_ground_truth(client, store, run: str, scene):
+    """The run as if tracking finished with perfect tracks, and its ground truth uploaded."""
+    folder = store.run_dir(run)
+    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())
+    store.start_stage(run, "track")
+    store.succeed_stage(run, "track", ["tracks.txt"])
+    assert client.post(f"/runs/{run}/gt", files={"file": ("gt.txt", scene.gt_txt.read_bytes())}).status_code == 201
+    return folder
+
+
 def test_deleted_outputs_become_410_and_a_state_that_says_so(api, stored_run, scene):  # noqa: F811
     client, store, _ = api
-    folder = store.run_dir(stored_run)
-    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())
-    store.start_stage(stored_run, "track")
-    store.succeed_stage(stored_run, "track", ["tracks.txt"])
-    upload = {"file": ("gt.txt", scene.gt_txt.read_bytes())}
-    assert client.post(f"/runs/{stored_run}/gt", files=upload).status_code == 201
+    folder = tracked_with_ground_truth(client, store, stored_run, scene)
     (folder / "det_db.json").unlink()
     answer = client.get(f"/runs/{stored_run}/artifacts/det_db.json")
     assert answer.status_code == 410 and "det_db.json" in answer.json()["detail"]
@@ -124,12 +129,7 @@ def test_a_file_replaced_while_it_is_served_comes_out_whole(tmp_path):
 
 def test_a_re_track_drops_the_old_metrics_first(api, stored_run, scene):  # noqa: F811
     client, store, _ = api
-    folder = store.run_dir(stored_run)
-    (folder / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())
-    store.start_stage(stored_run, "track")
-    store.succeed_stage(stored_run, "track", ["tracks.txt"])
-    upload = {"file": ("gt.txt", scene.gt_txt.read_bytes())}
-    assert client.post(f"/runs/{stored_run}/gt", files=upload).status_code == 201
+    folder = tracked_with_ground_truth(client, store, stored_run, scene)
     assert client.get(f"/eval/{stored_run}").status_code == 200 and (folder / "metrics.json").is_file()
     assert client.post("/track", json={"run": stored_run, "tracker": "bytetrack"}).status_code == 202
     assert not (folder / "metrics.json").exists()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,146 +14,17 @@ import pytest
 from shared.formats.det_db import read_det_db
 from shared.formats.mot_txt import read_mot
 from shared.synth import render_scene
-from tests.conftest import REPO, recall
+from tests.conftest import recall
+from tests.stack import REDIS_URL, VISIBILITY_TIMEOUT_S, Stack, upload
 from tests.test_pipeline import PLAYER_RECALL_BAR
 
 pytestmark = pytest.mark.service
-REDIS_DB = 14  # a database of its own, flushed before each test
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-VISIBILITY_TIMEOUT_S = 6
-
-
-def _redis_or_skip():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379 (CI starts one; run `redis-server` locally)")
-    client.flushdb()
-    return client
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Stack:
-    """A gateway and workers as real processes sharing one data root and one Redis database."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.env = {
-            **os.environ,
-            "MOTPIPE_DATA_ROOT": str(root),
-            "MOTPIPE_BROKER_URL": REDIS_URL,
-            "MOTPIPE_RESULT_BACKEND": REDIS_URL,
-            "MOTPIPE_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
-            "MOTPIPE_TASK_TIME_LIMIT_S": "300",
-            "MOTPIPE_DEVICE": "cpu",
-        }
-        self.env.pop("MOTPIPE_API_TOKEN", None)
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.procs: list[subprocess.Popen] = []
-        self.logs = root / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-
-    def _spawn(self, name: str, args: list[str], cwd: Path = REPO) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=cwd,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def start_gateway(self) -> None:
-        self._spawn("gateway", ["-m", "uvicorn", "--factory", "services.gateway.app:create", "--port", str(self.port)])
-        self.wait_healthy()
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        logs = "\n".join(p.read_text()[-3000:] for p in self.logs.glob("*.log"))
-        raise AssertionError("gateway did not become healthy:\n" + logs)
-
-    def start_worker(self, name: str) -> subprocess.Popen:
-        return self._spawn(
-            name, ["-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu", "--hostname", f"{name}@%h"]
-        )
-
-    @staticmethod
-    def kill(proc: subprocess.Popen) -> None:
-        """SIGKILL the worker and its pool children (their own process group)."""
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill(proc)
-
-    def run(self, run_id: str) -> dict:
-        return httpx.get(f"{self.url}/runs/{run_id}", timeout=10).json()
-
-    def wait_stage(self, run_id: str, stage: str, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            record = self.run(run_id)
-            if record["stages"][stage]["state"] in ("succeeded", "failed"):
-                return record
-            time.sleep(0.3)
-        logs = "\n".join(p.read_text()[-2000:] for p in self.logs.glob("*.log"))
-        raise AssertionError(f"{stage} of {run_id} did not finish: {self.run(run_id)}\n{logs}")
-
-
-@pytest.fixture
-def stack(tmp_path):
-    _redis_or_skip()
-    stack = Stack(tmp_path / "data")
-    yield stack
-    stack.stop()
-
-
-def _upload(stack: Stack, video: Path, sequence: str) -> str:
-    with open(video, "rb") as handle:
-        answer = httpx.post(
-            f"{stack.url}/detect",
-            files={"file": (video.name, handle, "video/mp4")},
-            data={"detector": "motion", "sequence": sequence},
-            timeout=60,
-        )
-    assert answer.status_code == 202, answer.text
-    assert answer.json()["status_url"] == f"/runs/{answer.json()['run']}"
-    return answer.json()["run"]
 
 
 def test_upload_detect_track_through_gateway_and_worker(stack, scene):
     stack.start_gateway()
     stack.start_worker("w1")
-    run = _upload(stack, scene.video, "beach")
+    run = upload(stack, scene.video, "beach")
 
     record = stack.wait_stage(run, "detect")
     assert record["stages"]["detect"]["state"] == "succeeded", record
@@ -203,7 +71,7 @@ def test_upload_detect_track_through_gateway_and_worker(stack, scene):
 def test_stage_fails_with_reason_when_the_input_breaks(stack, scene):
     stack.start_gateway()
     stack.start_worker("w1")
-    run = _upload(stack, scene.video, "beach")
+    run = upload(stack, scene.video, "beach")
     assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
     (stack.root / "runs" / run / "det_db.json").write_text('{"beach/img1/000001": ["1,2,3"]}')  # damaged on disk
     answer = httpx.post(f"{stack.url}/track", json={"run": run}, timeout=10)
@@ -218,7 +86,7 @@ def test_worker_killed_mid_detect_the_task_is_delivered_again(stack, tmp_path):
     long_scene = render_scene(tmp_path / "long", frames=400, seed=5, size=(640, 360))
     stack.start_gateway()
     first = stack.start_worker("w1")
-    run = _upload(stack, long_scene.video, "long")
+    run = upload(stack, long_scene.video, "long")
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -251,7 +119,7 @@ def test_worker_killed_mid_detect_is_requeued_by_the_reaper_within_90s(stack, tm
     stack.env |= {"MOTPIPE_VISIBILITY_TIMEOUT_S": "3600", "MOTPIPE_HEARTBEAT_S": "1", "MOTPIPE_STAGE_STALE_S": "6"}
     stack.start_gateway()
     first = stack.start_worker("w1")
-    run = _upload(stack, long_scene.video, "long")
+    run = upload(stack, long_scene.video, "long")
     deadline = time.monotonic() + 60
     while stack.run(run)["stages"]["detect"]["progress"]["done"] == 0:
         assert time.monotonic() < deadline, stack.run(run)
@@ -264,7 +132,7 @@ def test_worker_killed_mid_detect_is_requeued_by_the_reaper_within_90s(stack, tm
     detect = record["stages"]["detect"]
     assert detect["state"] == "succeeded" and detect["attempts"] == 2, record
     assert "requeued" in (stack.logs / "w2.log").read_text()
-    undisturbed = _upload(stack, long_scene.video, "long")
+    undisturbed = upload(stack, long_scene.video, "long")
     assert stack.wait_stage(undisturbed, "detect", timeout=120)["stages"]["detect"]["state"] == "succeeded"
     runs = stack.root / "runs"
     assert (runs / run / "det_db.json").read_bytes() == (runs / undisturbed / "det_db.json").read_bytes()
@@ -280,7 +148,7 @@ def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
     stack._spawn("serve", ["-m", "services.gateway.cli", "serve", "--port", str(stack.port)], cwd=workdir)
     try:
         stack.wait_healthy()
-        run = _upload(stack, scene.video, "beach")
+        run = upload(stack, scene.video, "beach")
         record = stack.wait_stage(run, "detect")
         assert record["stages"]["detect"]["state"] == "succeeded", record
         assert httpx.post(f"{stack.url}/track", json={"run": run}, timeout=10).status_code == 202
@@ -309,7 +177,7 @@ def test_serve_restarts_a_killed_worker_and_finishes_the_run_in_flight(tmp_path)
     serve = stack._spawn("serve", ["-m", "services.gateway.cli", "serve", "--port", str(stack.port)])
     try:
         stack.wait_healthy()
-        run = _upload(stack, long_scene.video, "long")
+        run = upload(stack, long_scene.video, "long")
         deadline = time.monotonic() + 60
         while stack.run(run)["stages"]["detect"]["progress"]["done"] == 0:
             assert time.monotonic() < deadline, stack.run(run)
@@ -320,7 +188,7 @@ def test_serve_restarts_a_killed_worker_and_finishes_the_run_in_flight(tmp_path)
             os.kill(pid, signal.SIGKILL)
         record = stack.wait_stage(run, "detect", timeout=120)
         assert record["stages"]["detect"]["state"] == "succeeded" and record["stages"]["detect"]["attempts"] == 2
-        later = _upload(stack, long_scene.video, "again")
+        later = upload(stack, long_scene.video, "again")
         assert stack.wait_stage(later, "detect", timeout=120)["stages"]["detect"]["state"] == "succeeded"
     finally:
         stack.stop()
@@ -397,7 +265,7 @@ def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_pat
     stack.env["MOTPIPE_VISIBILITY_TIMEOUT_S"] = "900"
     stack.start_gateway()
     stack.start_worker("w1")
-    run = _upload(stack, scene.video, "clip")
+    run = upload(stack, scene.video, "clip")
     assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
     body = {"run": run, "tracker": "motrv2", "weights": "weights/motrv2.pth", "score_threshold": 0.1,
             "options": {"update_score_threshold": 0.1, "area_threshold": 0}}  # fmt: skip

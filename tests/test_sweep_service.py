@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 
 import httpx
 import pytest
@@ -14,21 +13,13 @@ import torch
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.training.weights import fresh_model
 from shared.synth import render_scene
-from tests.test_service import Stack, _redis_or_skip, _upload
+from tests.stack import Stack, upload
 
 pytestmark = pytest.mark.service
 
 
-@pytest.fixture
-def stack(tmp_path):
-    _redis_or_skip()
-    stack = Stack(tmp_path / "data")
-    yield stack
-    stack.stop()
-
-
 def parent_run(stack: Stack, scene) -> str:
-    run = _upload(stack, scene.video, "court")
+    run = upload(stack, scene.video, "court")
     assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
     with open(scene.gt_txt, "rb") as handle:
         assert httpx.post(f"{stack.url}/runs/{run}/gt", files={"file": ("gt.txt", handle)}).status_code == 201
@@ -36,14 +27,7 @@ def parent_run(stack: Stack, scene) -> str:
 
 
 def wait_sweep(stack: Stack, sweep: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{stack.url}/sweeps/{sweep}", timeout=10).json()
-        if body["state"] in ("succeeded", "failed"):
-            return body
-        time.sleep(0.5)
-    logs = "\n".join(p.read_text()[-3000:] for p in stack.logs.glob("*.log"))
-    raise AssertionError(f"sweep {sweep} did not finish: {body}\n{logs}")
+    return stack.poll(f"/sweeps/{sweep}", lambda body: body["state"] in ("succeeded", "failed"), timeout)
 
 
 def test_three_by_three_sweep_shares_workers_and_reads_the_det_db(stack, tmp_path):

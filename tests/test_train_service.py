@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 import torch
@@ -12,30 +10,15 @@ import torch
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.training.weights import fresh_model
 from shared.synth import render_scene
-from tests.test_service import Stack, _redis_or_skip, _upload
+from tests.stack import Stack, upload
 
 pytestmark = pytest.mark.service
 SMALL = MOTRv2Config(num_classes=1, enc_layers=1, dec_layers=2, dim_feedforward=256)
 FAST = {"lr_backbone": 0, "sampler_length": 2, "sample_interval": 1, "augment": False, "epochs": 1}
 
 
-@pytest.fixture
-def stack(tmp_path):
-    _redis_or_skip()
-    stack = Stack(tmp_path / "data")
-    yield stack
-    stack.stop()
-
-
 def wait_job(stack: Stack, job: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = httpx.get(f"{stack.url}/train/{job}", timeout=10).json()
-        if record["state"] in ("succeeded", "failed"):
-            return record
-        time.sleep(0.5)
-    logs = "\n".join(p.read_text()[-3000:] for p in stack.logs.glob("*.log"))
-    raise AssertionError(f"job {job} did not finish: {record}\n{logs}")
+    return stack.poll(f"/train/{job}", lambda body: body["state"] in ("succeeded", "failed"), timeout)
 
 
 def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
@@ -44,7 +27,7 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     torch.save({"model": fresh_model(SMALL).state_dict()}, stack.root / "init.pth")
     stack.start_gateway()
     stack.start_worker("w1")
-    run = _upload(stack, scene.video, "court")
+    run = upload(stack, scene.video, "court")
     assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
     with open(scene.gt_txt, "rb") as handle:
         assert httpx.post(f"{stack.url}/runs/{run}/gt", files={"file": ("gt.txt", handle)}).status_code == 201

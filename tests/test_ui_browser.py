@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from shared.synth import render_scene
-from tests.test_service import Stack, _redis_or_skip
 
 pytestmark = pytest.mark.service
 
@@ -42,14 +41,6 @@ def console_errors(driver) -> list[str]:
 
 def no_page_overflow(driver) -> bool:
     return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
-
-
-@pytest.fixture
-def stack(tmp_path):
-    _redis_or_skip()
-    stack = Stack(tmp_path / "data")
-    yield stack
-    stack.stop()
 
 
 def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):

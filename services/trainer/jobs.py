@@ -14,13 +14,13 @@ import fcntl
 import os
 import secrets
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from shared.atomic import atomic_write_text
 from shared.errors import InputError
+from shared.periodic import every
 from shared.schemas import JobRecord, StageState, utcnow
 
 JOB_FILE = "job.json"
@@ -71,23 +71,10 @@ def _why_dead(worker: dict) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def heartbeat(folder: Path, interval: float = HEARTBEAT_S) -> Iterator[None]:
+def heartbeat(folder: Path, interval: float = HEARTBEAT_S):
     """Refresh `worker.heartbeat` in job.json every `interval` seconds while the block runs."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(interval):
-            with contextlib.suppress(Exception):  # a missed beat is harmless; the next one retries
-                update_job(folder, lambda r: r.worker.update(heartbeat=utcnow().isoformat()))
-
-    thread = threading.Thread(target=beat, name="job-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    beat = lambda: update_job(folder, lambda r: r.worker.update(heartbeat=utcnow().isoformat()))  # noqa: E731
+    return every(interval, beat, "job-heartbeat")
 
 
 @contextlib.contextmanager
