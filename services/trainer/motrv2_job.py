@@ -24,7 +24,7 @@ from services.evaluator.evaluate import evaluate
 from services.tracker.motrv2.runtime import MOTRv2Runtime, proposals_from_rows
 from services.tracker.motrv2.training.clip import ClipModel, ClipOptions
 from services.tracker.motrv2.training.criterion import ClipCriterion
-from services.tracker.motrv2.training.data import ClipDataset, DataConfig, SequenceData, select_gt
+from services.tracker.motrv2.training.data import ClipDataset, DataConfig, SequenceData
 from services.tracker.motrv2.training.loop import EpochResult, LoopConfig, StepLog, Trainer, set_threads
 from services.tracker.motrv2.training.optim import OptimConfig, apply_trainable
 from services.tracker.motrv2.training.transforms import AugmentConfig
@@ -241,8 +241,6 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
     model.to(torch_device)
     augment = AugmentConfig() if options.augment else None
     dataset = ClipDataset(train_seqs, DataConfig(options.sampler_length, options.sample_interval, num_classes, augment))
-    for seq in train_seqs:  # labels out of range are refused before the first step
-        select_gt(seq.gt, num_classes, seq.source)
     clip_model = ClipModel(
         model,
         ClipCriterion(num_classes),
