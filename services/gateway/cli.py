@@ -1,114 +1,17 @@
-"""`motpipe` commands (train registers its own). One line of reason and exit != 0 on failure."""
+"""`motpipe`: the entry point. Each service registers its own commands (detect, track, eval/doctor/render,
+train/sweep); the gateway keeps synth, convert, serve, worker and demo. One line of reason, exit != 0 on failure."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from shared.cli import console
 from shared.errors import InputError
-
-console = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def progress_bar(label: str) -> Iterator:
-    """A callback `(done, total)` that drives a rich progress bar."""
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int | None = None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
-def _parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"--option needs KEY=VALUE, got {pair!r}")
-        for cast in (int, float):
-            try:
-                options[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            options[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return options
-
-
-def cmd_detect(args) -> int:
-    from services.detector.engine import run_detection, write_detections
-    from services.detector.registry import build_detector
-    from shared.frames import open_frames
-    from shared.schemas import DetectOptions
-    from shared.settings import get_settings, pick_device
-
-    options = DetectOptions(
-        detector=args.detector,
-        weights=args.weights,
-        size=args.size,
-        dataset=args.dataset,
-        score_threshold=args.score_threshold,
-        classes=args.classes,
-        roi=args.roi,
-        min_area=args.min_area,
-        sequence=args.sequence,
-    )
-    source = open_frames(args.input)
-    detector = build_detector(options, pick_device(args.device or get_settings().device))
-    with progress_bar("detect") as update:
-        result = run_detection(source, detector, options, update)
-    write_detections(result, args.out, args.format)
-    console.print(
-        f"{result.info.detections} detections in {result.info.keys_with_detections}/{result.info.frames} frames "
-        f"-> {args.out}"
-    )
-    return 0
-
-
-def cmd_track(args) -> int:
-    from services.tracker.engine import build_tracker, run_tracking
-    from shared.formats.det_db import read_det_db
-    from shared.formats.mot_txt import write_mot
-    from shared.frames import open_frames
-    from shared.schemas import TrackOptions
-    from shared.settings import get_settings, pick_device
-
-    det_db = read_det_db(args.det_db)
-    frames = open_frames(args.frames) if args.frames else None
-    extra = _parse_options(args.option)
-    for name in ("update_score_threshold", "miss_tolerance", "area_threshold"):
-        if getattr(args, name) is not None:
-            extra[name] = getattr(args, name)
-    options = TrackOptions(
-        tracker=args.tracker, weights=args.weights, score_threshold=args.score_threshold, options=extra
-    )
-    if options.tracker == "motrv2" and not options.weights:
-        raise InputError("motrv2 needs --weights CHECKPOINT")
-    tracker = build_tracker(options, pick_device(args.device or get_settings().device))
-    with progress_bar("track") as update:
-        tracks = run_tracking(det_db, options, args.sequence, None, update, str(args.det_db), frames, tracker)
-    write_mot(args.out, tracks)
-    console.print(f"{len(tracks)} track boxes, {len(set(tracks.id.tolist()))} ids -> {args.out}")
-    return 0
 
 
 def cmd_synth(args) -> int:
@@ -120,90 +23,6 @@ def cmd_synth(args) -> int:
         f"{scene.video}, {scene.gt_txt}, {scene.gt_labelstudio}"
     )
     return 0
-
-
-def cmd_eval(args) -> int:
-    from rich.console import Console
-
-    from services.evaluator.evaluate import evaluate, parse_frame_list, sweep
-    from services.evaluator.ground_truth import read_ground_truth
-    from services.evaluator.table import comparison_table, report_table
-
-    if args.plots:  # matplotlib is imported only when plots are asked for
-        from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
-    from shared.atomic import atomic_write_text
-    from shared.formats.mot_txt import read_mot
-
-    out = Console(stderr=args.json == "-")  # keep stdout clean for the JSON
-    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
-    _, gt = read_ground_truth(args.gt)
-    preds = args.compare or ([args.pred] if args.pred else [])
-    if not preds:
-        raise InputError("give --pred PRED or --compare A B ...")
-    if args.sweep:
-        reports = sweep(gt, read_mot(preds[0]), classes=classes)
-        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
-        out.print(comparison_table(reports, [f"IoU {r.iou_threshold:g}" for r in reports], "IoU sweep"))
-        if args.plots:
-            Path(args.plots).mkdir(parents=True, exist_ok=True)
-            plot_sweep(reports, Path(args.plots) / "iou_sweep.png")
-    elif args.compare:
-        labels = args.labels.split(",") if args.labels else [Path(p).stem for p in preds]
-        if len(labels) != len(preds):
-            raise InputError(f"--labels has {len(labels)} names for {len(preds)} files")
-        reports = [evaluate(gt, read_mot(p), args.iou, classes) for p in preds]
-        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
-        out.print(comparison_table(reports, labels))
-        if args.plots:
-            Path(args.plots).mkdir(parents=True, exist_ok=True)
-            plot_comparison(reports, labels, Path(args.plots) / "comparison.png")
-    else:
-        frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
-        report = evaluate(gt, read_mot(preds[0]), args.iou, classes, args.annotated_only, frames)
-        payload = report.model_dump_json(indent=1)
-        out.print(report_table(report, Path(preds[0]).name))
-        for name, block in (report.per_class or {}).items():
-            out.print(report_table(report.model_copy(update=block), f"{Path(preds[0]).name}: {name}"))
-        for note in report.notes:
-            out.print(f"note: {note}")
-        if args.plots:
-            write_plots(report, args.plots)
-    if args.json == "-":
-        print(payload)
-    elif args.json:
-        atomic_write_text(args.json, payload)
-    return 0
-
-
-def cmd_doctor(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from services.evaluator.doctor import run_doctor
-    from shared.frames import open_frames
-
-    num_frames, frame_size = args.num_frames, None
-    if args.frames:
-        source = open_frames(args.frames)
-        num_frames, frame_size = source.count, source.size
-    if not (args.det_db or args.gt or args.tracks):
-        raise InputError("give at least one of --det-db, --gt, --tracks")
-    report = run_doctor(args.det_db, args.gt, args.tracks, args.sequence, num_frames, frame_size)
-    if args.json == "-":
-        print(report.model_dump_json(indent=1))
-    else:
-        if args.json:
-            from shared.atomic import atomic_write_text
-
-            atomic_write_text(args.json, report.model_dump_json(indent=1))
-        table = Table(title=f"motpipe doctor: {len(report.findings)} finding(s)")
-        for column in ("severity", "code", "message", "fix"):
-            table.add_column(column)
-        for f in report.findings:
-            colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
-            table.add_row(f"[{colour}]{f.severity}[/]", f.code, f.message, f.fix)
-        Console().print(table if report.findings else "no findings: the inputs look consistent")
-    return 1 if report.has_errors else 0
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -260,27 +79,6 @@ def _need(sequence: str | None) -> str:
     return sequence
 
 
-def cmd_render(args) -> int:
-    from services.evaluator.ground_truth import read_ground_truth
-    from services.evaluator.overlay import render_overlay
-    from shared.formats.conversions import det_db_to_mot
-    from shared.formats.det_db import read_det_db, resolve_sequence
-    from shared.formats.mot_txt import read_mot
-
-    if not (args.gt or args.det_db or args.tracks):
-        raise InputError("give at least one layer: --gt, --det-db or --tracks")
-    gt = read_ground_truth(args.gt)[1] if args.gt else None
-    dets = None
-    if args.det_db:
-        det_db = read_det_db(args.det_db)
-        dets = det_db_to_mot(det_db, resolve_sequence(det_db, args.sequence, args.det_db))
-    tracks = read_mot(args.tracks) if args.tracks else None
-    with progress_bar("render") as update:
-        count = render_overlay(args.frames, args.out, gt, dets, tracks, update)
-    console.print(f"{count} frames -> {args.out}")
-    return 0
-
-
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -311,37 +109,13 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motpipe", description="video -> detections -> tracks -> metrics")
     sub = parser.add_subparsers(dest="command", required=True)
+    from services.detector.cli import register as register_detect
+    from services.evaluator.cli import register as register_evaluator
+    from services.tracker.cli import register as register_track
 
-    p = sub.add_parser("detect", help="detect objects in a video, image folder/glob or image")
-    p.add_argument("input")
-    p.add_argument("--detector", default="motion")
-    p.add_argument("--weights")
-    p.add_argument("--size")
-    p.add_argument("--dataset")
-    p.add_argument("--out", required=True)
-    p.add_argument("--format", choices=["detdb", "mot", "json"], default="detdb")
-    p.add_argument("--sequence", default="video", help="det_db keys are SEQUENCE/img1/NNNNNN")
-    p.add_argument("--score-threshold", type=float, default=0.3)
-    p.add_argument("--classes", help="comma-separated class ids or names")
-    p.add_argument("--roi", help="x1,y1,x2,y2 or a JSON polygon [[x,y],...]")
-    p.add_argument("--min-area", type=float, default=0.0)
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
-    p.set_defaults(func=cmd_detect)
-
-    p = sub.add_parser("track", help="turn a det_db into MOT tracks")
-    p.add_argument("--det-db", required=True)
-    p.add_argument("--frames", help="video or image folder/glob (gives the frame count)")
-    p.add_argument("--tracker", default="bytetrack")
-    p.add_argument("--weights")
-    p.add_argument("--sequence")
-    p.add_argument("--score-threshold", type=float)
-    p.add_argument("--update-score-threshold", type=float, help="motrv2: QIM update threshold (default 0.5)")
-    p.add_argument("--miss-tolerance", type=int, help="motrv2: frames a track may be missed (default 20)")
-    p.add_argument("--area-threshold", type=float, help="motrv2: minimum box area in pixels (default 100)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
-    p.add_argument("--option", action="append", default=[], help="tracker option KEY=VALUE (repeatable)")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_track)
+    register_detect(sub)
+    register_track(sub)
+    register_evaluator(sub)
 
     p = sub.add_parser("synth", help="render a synthetic beach-volleyball clip with exact ground truth")
     p.add_argument("out")
@@ -351,30 +125,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=float, default=25.0)
     p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("eval", help="score tracks against ground truth (MOT txt or Label Studio JSON)")
-    p.add_argument("--gt", required=True)
-    p.add_argument("--pred")
-    p.add_argument("--compare", nargs="+", help="several tracker outputs side by side")
-    p.add_argument("--labels", help="comma-separated names for --compare")
-    p.add_argument("--sweep", action="store_true", help="IoU thresholds 0.3 .. 0.9")
-    p.add_argument("--iou", type=float, default=0.5)
-    p.add_argument("--classes", help="comma-separated class ids (1 players, 2 ball)")
-    p.add_argument("--annotated-only", action="store_true", help="score only frames that carry ground truth")
-    p.add_argument("--annotated-frames", help="score only these frames, e.g. 1-300,512")
-    p.add_argument("--json", help="write the metrics JSON here ('-' for stdout)")
-    p.add_argument("--plots", help="folder for PNG plots")
-    p.set_defaults(func=cmd_eval)
-
-    p = sub.add_parser("doctor", help="find data mistakes in a det_db, ground truth and tracker output")
-    p.add_argument("--det-db")
-    p.add_argument("--gt", help="MOT gt.txt or Label Studio JSON")
-    p.add_argument("--tracks")
-    p.add_argument("--frames", help="video or image folder/glob (gives frame count and size)")
-    p.add_argument("--sequence", help="the sequence the det_db should be keyed for")
-    p.add_argument("--num-frames", type=int, help="frame count when the frames are not at hand")
-    p.add_argument("--json", help="write findings as JSON here ('-' for stdout)")
-    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("convert", help="convert between Label Studio, MOT, det_db, COCO and TrackEval layouts")
     p.add_argument("kind", choices=["ls2mot", "mot2ls", "detdb2mot", "mot2detdb", "coco2detdb", "mot2trackeval"])
@@ -391,15 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", default="motpipe")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("render", help="overlay video of ground truth, detections and/or tracks (H.264 mp4)")
-    p.add_argument("frames", help="video or image folder/glob")
-    p.add_argument("--out", required=True)
-    p.add_argument("--gt")
-    p.add_argument("--det-db")
-    p.add_argument("--tracks")
-    p.add_argument("--sequence", help="det_db sequence (when it holds several)")
-    p.set_defaults(func=cmd_render)
-
     p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -415,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     from services.trainer.cli import register as register_train
     from services.trainer.cli import register_sweep
 
-    register_train(sub, console)
-    register_sweep(sub, console)
+    register_train(sub)
+    register_sweep(sub)
 
     p = sub.add_parser("demo", help="synthetic clip -> motion detector -> det_db -> bytetrack -> tracks")
     p.add_argument("--out", default="demo-output")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shared.cli import console, progress_bar
 from shared.errors import InputError
 
 
@@ -36,7 +37,7 @@ def _options(args) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def cmd_train_motrv2(args, console) -> int:
+def cmd_train_motrv2(args) -> int:
     from shared.schemas import StageState, TrainOptions
     from shared.settings import get_settings, pick_device
 
@@ -44,7 +45,7 @@ def cmd_train_motrv2(args, console) -> int:
     from .motrv2_job import DataSpec, run_motrv2_job
 
     if args.list_strategies:
-        return _list_strategies(args, console)
+        return _list_strategies(args)
     for flag in ("data", "det_db", "weights", "out"):
         if not getattr(args, flag):
             raise InputError(f"--{flag.replace('_', '-')} is required")
@@ -56,8 +57,6 @@ def cmd_train_motrv2(args, console) -> int:
         table = run_grid(out, options, parse_grid(args.grid), data, device, args.threads, console.print)
         failed = [row for row in table if row["state"] != "succeeded"]
         return 1 if failed else 0
-
-    from services.gateway.cli import progress_bar
 
     with progress_bar("train") as update:
         record = run_motrv2_job(
@@ -78,7 +77,7 @@ def cmd_train_motrv2(args, console) -> int:
     return 0
 
 
-def _list_strategies(args, console) -> int:
+def _list_strategies(args) -> int:
     from services.tracker.motrv2.config import MOTRv2Config
     from services.tracker.motrv2.model import MOTRv2
     from services.tracker.motrv2.training.optim import list_strategies
@@ -102,7 +101,7 @@ def _d(name: str):
     return TrainOptions.model_fields[name].default
 
 
-def register(sub: argparse._SubParsersAction, console) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="fine-tune a model on your own data")
     models = train.add_subparsers(dest="model", required=True)
     p = models.add_parser(
@@ -155,10 +154,10 @@ def register(sub: argparse._SubParsersAction, console) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")
     p.add_argument("--log-json", help="JSON Lines of every step's loss terms, loss and grad_norm")
-    p.set_defaults(func=lambda args: cmd_train_motrv2(args, console))
+    p.set_defaults(func=cmd_train_motrv2)
 
 
-def cmd_sweep(args, console) -> int:
+def cmd_sweep(args) -> int:
     from shared.settings import get_settings, pick_device
 
     from .grid import parse_grid
@@ -186,7 +185,7 @@ def cmd_sweep(args, console) -> int:
     return 0 if any(row["state"] == "succeeded" for row in board) else 1
 
 
-def register_sweep(sub: argparse._SubParsersAction, console) -> None:
+def register_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="track one det_db with every combination of thresholds/knobs, ranked by HOTA")
     p.add_argument("--det-db", required=True)
     p.add_argument("--gt", required=True, help="ground truth (MOT txt or Label Studio JSON)")
@@ -199,4 +198,4 @@ def register_sweep(sub: argparse._SubParsersAction, console) -> None:
     p.add_argument("--trials", type=int, help="number of Optuna trials")
     p.add_argument("--out", required=True, help="folder: leaderboard.csv/json, plots/, one folder per combination")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
-    p.set_defaults(func=lambda args: cmd_sweep(args, console))
+    p.set_defaults(func=cmd_sweep)

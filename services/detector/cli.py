@@ -1,0 +1,55 @@
+"""`motpipe detect`: registers its subcommand on the gateway's parser."""
+
+from __future__ import annotations
+
+import argparse
+
+from shared.cli import console, progress_bar
+
+
+def cmd_detect(args) -> int:
+    from services.detector.engine import run_detection, write_detections
+    from services.detector.registry import build_detector
+    from shared.frames import open_frames
+    from shared.schemas import DetectOptions
+    from shared.settings import get_settings, pick_device
+
+    options = DetectOptions(
+        detector=args.detector,
+        weights=args.weights,
+        size=args.size,
+        dataset=args.dataset,
+        score_threshold=args.score_threshold,
+        classes=args.classes,
+        roi=args.roi,
+        min_area=args.min_area,
+        sequence=args.sequence,
+    )
+    source = open_frames(args.input)
+    detector = build_detector(options, pick_device(args.device or get_settings().device))
+    with progress_bar("detect") as update:
+        result = run_detection(source, detector, options, update)
+    write_detections(result, args.out, args.format)
+    console.print(
+        f"{result.info.detections} detections in {result.info.keys_with_detections}/{result.info.frames} frames "
+        f"-> {args.out}"
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="detect objects in a video, image folder/glob or image")
+    p.add_argument("input")
+    p.add_argument("--detector", default="motion")
+    p.add_argument("--weights")
+    p.add_argument("--size")
+    p.add_argument("--dataset")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=["detdb", "mot", "json"], default="detdb")
+    p.add_argument("--sequence", default="video", help="det_db keys are SEQUENCE/img1/NNNNNN")
+    p.add_argument("--score-threshold", type=float, default=0.3)
+    p.add_argument("--classes", help="comma-separated class ids or names")
+    p.add_argument("--roi", help="x1,y1,x2,y2 or a JSON polygon [[x,y],...]")
+    p.add_argument("--min-area", type=float, default=0.0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
+    p.set_defaults(func=cmd_detect)

@@ -1,0 +1,149 @@
+"""`motpipe eval`, `doctor`, `render`: register their subcommands on the gateway's parser."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shared.cli import console, progress_bar
+from shared.errors import InputError
+
+
+def cmd_eval(args) -> int:
+    from rich.console import Console
+
+    from services.evaluator.evaluate import evaluate, parse_frame_list, sweep
+    from services.evaluator.ground_truth import read_ground_truth
+    from services.evaluator.table import comparison_table, report_table
+
+    if args.plots:  # matplotlib is imported only when plots are asked for
+        from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
+    from shared.atomic import atomic_write_text
+    from shared.formats.mot_txt import read_mot
+
+    out = Console(stderr=args.json == "-")  # keep stdout clean for the JSON
+    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+    _, gt = read_ground_truth(args.gt)
+    preds = args.compare or ([args.pred] if args.pred else [])
+    if not preds:
+        raise InputError("give --pred PRED or --compare A B ...")
+    if args.sweep:
+        reports = sweep(gt, read_mot(preds[0]), classes=classes)
+        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
+        out.print(comparison_table(reports, [f"IoU {r.iou_threshold:g}" for r in reports], "IoU sweep"))
+        if args.plots:
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
+            plot_sweep(reports, Path(args.plots) / "iou_sweep.png")
+    elif args.compare:
+        labels = args.labels.split(",") if args.labels else [Path(p).stem for p in preds]
+        if len(labels) != len(preds):
+            raise InputError(f"--labels has {len(labels)} names for {len(preds)} files")
+        reports = [evaluate(gt, read_mot(p), args.iou, classes) for p in preds]
+        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
+        out.print(comparison_table(reports, labels))
+        if args.plots:
+            Path(args.plots).mkdir(parents=True, exist_ok=True)
+            plot_comparison(reports, labels, Path(args.plots) / "comparison.png")
+    else:
+        frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
+        report = evaluate(gt, read_mot(preds[0]), args.iou, classes, args.annotated_only, frames)
+        payload = report.model_dump_json(indent=1)
+        out.print(report_table(report, Path(preds[0]).name))
+        for name, block in (report.per_class or {}).items():
+            out.print(report_table(report.model_copy(update=block), f"{Path(preds[0]).name}: {name}"))
+        for note in report.notes:
+            out.print(f"note: {note}")
+        if args.plots:
+            write_plots(report, args.plots)
+    if args.json == "-":
+        print(payload)
+    elif args.json:
+        atomic_write_text(args.json, payload)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from services.evaluator.doctor import run_doctor
+    from shared.frames import open_frames
+
+    num_frames, frame_size = args.num_frames, None
+    if args.frames:
+        source = open_frames(args.frames)
+        num_frames, frame_size = source.count, source.size
+    if not (args.det_db or args.gt or args.tracks):
+        raise InputError("give at least one of --det-db, --gt, --tracks")
+    report = run_doctor(args.det_db, args.gt, args.tracks, args.sequence, num_frames, frame_size)
+    if args.json == "-":
+        print(report.model_dump_json(indent=1))
+    else:
+        if args.json:
+            from shared.atomic import atomic_write_text
+
+            atomic_write_text(args.json, report.model_dump_json(indent=1))
+        table = Table(title=f"motpipe doctor: {len(report.findings)} finding(s)")
+        for column in ("severity", "code", "message", "fix"):
+            table.add_column(column)
+        for f in report.findings:
+            colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
+            table.add_row(f"[{colour}]{f.severity}[/]", f.code, f.message, f.fix)
+        Console().print(table if report.findings else "no findings: the inputs look consistent")
+    return 1 if report.has_errors else 0
+
+
+def cmd_render(args) -> int:
+    from services.evaluator.ground_truth import read_ground_truth
+    from services.evaluator.overlay import render_overlay
+    from shared.formats.conversions import det_db_to_mot
+    from shared.formats.det_db import read_det_db, resolve_sequence
+    from shared.formats.mot_txt import read_mot
+
+    if not (args.gt or args.det_db or args.tracks):
+        raise InputError("give at least one layer: --gt, --det-db or --tracks")
+    gt = read_ground_truth(args.gt)[1] if args.gt else None
+    dets = None
+    if args.det_db:
+        det_db = read_det_db(args.det_db)
+        dets = det_db_to_mot(det_db, resolve_sequence(det_db, args.sequence, args.det_db))
+    tracks = read_mot(args.tracks) if args.tracks else None
+    with progress_bar("render") as update:
+        count = render_overlay(args.frames, args.out, gt, dets, tracks, update)
+    console.print(f"{count} frames -> {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score tracks against ground truth (MOT txt or Label Studio JSON)")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--pred")
+    p.add_argument("--compare", nargs="+", help="several tracker outputs side by side")
+    p.add_argument("--labels", help="comma-separated names for --compare")
+    p.add_argument("--sweep", action="store_true", help="IoU thresholds 0.3 .. 0.9")
+    p.add_argument("--iou", type=float, default=0.5)
+    p.add_argument("--classes", help="comma-separated class ids (1 players, 2 ball)")
+    p.add_argument("--annotated-only", action="store_true", help="score only frames that carry ground truth")
+    p.add_argument("--annotated-frames", help="score only these frames, e.g. 1-300,512")
+    p.add_argument("--json", help="write the metrics JSON here ('-' for stdout)")
+    p.add_argument("--plots", help="folder for PNG plots")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("doctor", help="find data mistakes in a det_db, ground truth and tracker output")
+    p.add_argument("--det-db")
+    p.add_argument("--gt", help="MOT gt.txt or Label Studio JSON")
+    p.add_argument("--tracks")
+    p.add_argument("--frames", help="video or image folder/glob (gives frame count and size)")
+    p.add_argument("--sequence", help="the sequence the det_db should be keyed for")
+    p.add_argument("--num-frames", type=int, help="frame count when the frames are not at hand")
+    p.add_argument("--json", help="write findings as JSON here ('-' for stdout)")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("render", help="overlay video of ground truth, detections and/or tracks (H.264 mp4)")
+    p.add_argument("frames", help="video or image folder/glob")
+    p.add_argument("--out", required=True)
+    p.add_argument("--gt")
+    p.add_argument("--det-db")
+    p.add_argument("--tracks")
+    p.add_argument("--sequence", help="det_db sequence (when it holds several)")
+    p.set_defaults(func=cmd_render)
