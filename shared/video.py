@@ -6,6 +6,7 @@ PyAV rather than OpenCV's VideoCapture because it raises clear errors on broken 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,15 +49,23 @@ def probe_video(path: str | os.PathLike, check_end: bool = True) -> VideoInfo:
                 raise InputError("no decodable frame (truncated or corrupt video)", source=source)
             frames = int(stream.frames or 0)
             fps = float(stream.average_rate or stream.guessed_rate or 25)
-            if frames == 0 and stream.duration and stream.time_base:
-                frames = round(float(stream.duration * stream.time_base) * fps)
             if check_end and frames > 1:
                 _check_tail(container, stream, source)
-            return VideoInfo(frames, first.width, first.height, fps, stream.codec_context.name)
+            info = VideoInfo(frames, first.width, first.height, fps, stream.codec_context.name)
+        if frames == 0:  # MKV/WebM often store no frame count: count packets (no decoding, no frames kept)
+            info = dataclasses.replace(info, frames=_count_packets(source))
+        return info
     except InputError:
         raise
     except (av.FFmpegError, OSError, StopIteration, ValueError) as exc:
         raise InputError(f"not a readable video ({type(exc).__name__}: {exc})", source=source) from None
+
+
+def _count_packets(source: str) -> int:
+    """Frames of the first video stream, counted from its packets (exact for the codecs we decode)."""
+    with av.open(source) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size > 0)
 
 
 def _check_tail(container, stream, source: str) -> None:

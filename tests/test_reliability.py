@@ -210,3 +210,31 @@ def test_an_empty_token_is_said_loudly_and_errors_name_paths_relative_to_the_dat
     answer = client.post("/detect", json={"path": "notes.mp4"})
     assert answer.status_code == 400 and "notes.mp4" in answer.json()["detail"]
     assert str(tmp_path) not in answer.json()["detail"]
+
+
+def test_a_video_without_frame_count_detects_like_its_mp4(scene, tmp_path):
+    """MKV stores no frame count: it is counted from packets, so sampling, progress and the det_db match."""
+    import av
+
+    from services.detector.engine import run_detection
+    from services.detector.registry import build_detector
+    from shared.frames import open_frames
+    from shared.schemas import DetectOptions
+
+    mkv = tmp_path / "clip.mkv"
+    with av.open(str(scene.video)) as src, av.open(str(mkv), "w") as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    with av.open(str(mkv)) as container:
+        assert container.streams.video[0].frames == 0  # the container says nothing
+    options = DetectOptions(detector="motion", sequence="s")
+    progress = []
+    results = [run_detection(open_frames(path), build_detector(options, "cpu"), options,
+                             lambda done, total: progress.append(total)) for path in (scene.video, mkv)]  # fmt: skip
+    assert open_frames(mkv).count == scene.frames and set(progress) == {scene.frames}
+    assert results[0].det_db().keys() == results[1].det_db().keys()
+    for key, rows in results[0].det_db().items():
+        np.testing.assert_array_equal(rows, results[1].det_db()[key])
