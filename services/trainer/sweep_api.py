@@ -112,13 +112,15 @@ def start_sweep(
     for params in drawn:
         child = _child(store, req.run, sweep_id, params)
         options = track_options(req.tracker, params).model_dump(mode="json")
-        store.reset_stage(child, "track", options)
+        args = [child, options, info.get("sequence"), info.get("frames")]
+        store.reset_stage(child, "track", options, {"name": "tracker.track", "args": args})  # for the reaper
         sweep.children.append(SweepChild(run=child, params=params))
-        tasks.append(chain(
-            celery.signature("tracker.track", args=[child, options, info.get("sequence"), info.get("frames")],
-                             immutable=True),
-            celery.signature("evaluator.evaluate", args=[child, 0.5], immutable=True),
-        ))  # fmt: skip
+        tasks.append(
+            chain(
+                celery.signature("tracker.track", args=args, immutable=True),
+                celery.signature("evaluator.evaluate", args=[child, 0.5], immutable=True),
+            )
+        )
     folder = _folder(settings, sweep_id)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "sweep.json", sweep.model_dump_json(indent=1))
