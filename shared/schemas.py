@@ -120,6 +120,7 @@ class DetectOptions(BaseModel):
     roi: Roi | None = None
     min_area: float = Field(default=0.0, ge=0.0)
     sequence: str = "video"
+    batch_size: int | None = Field(default=None, ge=1, le=256)  # dfine: frames per forward (default by device)
 
     @field_validator("sequence")
     @classmethod

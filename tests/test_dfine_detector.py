@@ -70,3 +70,13 @@ def test_class_filter_by_coco_name():
     assert resolve_classes(DetectOptions(detector="dfine", dataset="coco", classes="person,sports_ball")) == {0, 32}
     with pytest.raises(InputError, match="unknown class 'referee'"):
         resolve_classes(DetectOptions(detector="dfine", dataset="coco", classes="referee"))
+
+
+def test_batch_size_follows_the_device_unless_given():
+    import torch
+
+    from services.detector.dfine.detector import DFINEDetector
+
+    assert DFINEDetector(torch.nn.Identity(), "cpu").batch_size == 1  # a CPU is fastest frame by frame
+    assert DFINEDetector(torch.nn.Identity(), "cpu", batch_size=4).batch_size == 4
+    assert DFINEDetector.__init__.__defaults__[1] is None  # the CLI/API option overrides only when given

@@ -24,6 +24,7 @@ def cmd_detect(args) -> int:
         roi=args.roi,
         min_area=args.min_area,
         sequence=args.sequence,
+        batch_size=args.batch_size,
     )
     source = open_frames(args.input)
     detector = build_detector(options, pick_device(args.device or get_settings().device))
@@ -51,5 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", help="comma-separated class ids or names")
     p.add_argument("--roi", help="x1,y1,x2,y2 or a JSON polygon [[x,y],...]")
     p.add_argument("--min-area", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, help="dfine: frames per forward (default 1 on a CPU, 32 on a GPU)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
     p.set_defaults(func=cmd_detect)

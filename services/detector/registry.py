@@ -37,7 +37,9 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
     if options.detector == "dfine":
         from .dfine.detector import DFINEDetector
 
-        return DFINEDetector.from_weights(options.weights, options.size or "l", options.dataset or "obj365", device)
+        return DFINEDetector.from_weights(
+            options.weights, options.size or "l", options.dataset or "obj365", device, batch_size=options.batch_size
+        )
     return MotionDetector()
 
 

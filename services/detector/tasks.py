@@ -31,7 +31,7 @@ def detect(self, run_id: str, input_path: str, options: dict) -> dict:
     def body() -> list[str]:
         source = open_frames(input_path)
         store.start_stage(run_id, "detect", opts.model_dump(mode="json"), total=source.count)
-        model_key = opts.model_dump_json(include={"detector", "weights", "size", "dataset"})
+        model_key = opts.model_dump_json(include={"detector", "weights", "size", "dataset", "batch_size"})
         detector = _detector(model_key, pick_device(settings.device))
         result = run_detection(source, detector, opts, ProgressReporter(store, run_id, "detect", source.count))
         folder = store.run_dir(run_id)

@@ -67,10 +67,12 @@ def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
 class DFINEDetector:
     name = NAME
 
-    def __init__(self, model: DFINE, device: str = "cpu", batch_size: int = 8, autocast: bool = False):
+    def __init__(self, model: DFINE, device: str = "cpu", batch_size: int | None = None, autocast: bool = False):
         self.model = model.to(device)
         self.device = device
-        self.batch_size = batch_size
+        # a CPU runs one frame at a time fastest (benchmarks/detect_speed.py: batch 1 ~1.8x batch 8); a GPU
+        # wants batches
+        self.batch_size = batch_size or (32 if device.startswith("cuda") else 1)
         self.autocast = autocast and device.startswith("cuda")
 
     @classmethod
