@@ -5,12 +5,20 @@ pass on a prepared batch. fp32 always; bf16 autocast where a GPU is present. Wei
 speed, so models keep their initial values.
 
     .venv/bin/python benchmarks/detect_speed.py [--sizes n l] [--batches 1 8 32] [--frames 32] [--device auto]
+    .venv/bin/python benchmarks/detect_speed.py --whole-process [--sizes n] [--frames 40] [--repeat 2]
+
+`--whole-process` times what a user runs, each a fresh process on the same 1080p mp4 and the same
+checkpoint (initial weights saved with torch.save): `motpipe detect --detector dfine` against a loop in the
+style of the official `tools/inference/torch_inf.py` (OpenCV reads frames, PIL resize to 640x640, ToTensor,
+the deployed model and postprocessor frame by frame, one det_db write at the end).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,13 +42,74 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+OFFICIAL_STYLE_LOOP = """
+import json, sys
+import cv2, torch
+import torchvision.transforms as T
+from PIL import Image
+from services.detector.dfine.detector import load_dfine
+from services.detector.dfine.model import postprocess
+video, weights, size, out = sys.argv[1:5]
+model = load_dfine(weights, size, "obj365")
+transforms = T.Compose([T.Resize((640, 640)), T.ToTensor()])
+capture, frame, db = cv2.VideoCapture(video), 0, {}
+while True:
+    ok, image = capture.read()
+    if not ok:
+        break
+    frame += 1
+    pil = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    w, h = pil.size
+    with torch.no_grad():
+        logits, boxes = model(transforms(pil)[None])
+        labels, boxes, scores = postprocess(logits, boxes, torch.tensor([[w, h]], dtype=torch.float32))
+    keep = scores[0] > 0.3
+    db[f"bench/img1/{frame:06d}"] = [f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.6f}\\n"
+                                     for (x1, y1, x2, y2), s in zip(boxes[0][keep].tolist(), scores[0][keep].tolist())]
+json.dump(db, open(out, "w"))
+"""
+
+
+def whole_process(sizes: list[str], frames: int, repeat: int) -> None:
+    motpipe = str(Path(sys.executable).parent / "motpipe")
+    table = Table(title=f"whole processes, {frames} frames of a 1920x1080 mp4, CPU (best of {repeat})")
+    for column in ("size", "motpipe detect s", "official-style loop s", "ratio"):
+        table.add_column(column, justify="right")
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = render_scene(tmp, frames=frames, seed=3, size=(1920, 1080))
+        for size in sizes:
+            weights = Path(tmp) / f"dfine_{size}.pth"
+            torch.save({"model": DFINE(dfine_config(size, "obj365")).state_dict()}, weights)
+            runs = {
+                "ours": [motpipe, "detect", str(scene.video), "--detector", "dfine", "--weights", str(weights),
+                         "--size", size, "--dataset", "obj365", "--sequence", "bench", "--out", f"{tmp}/a.json"],
+                "official": [sys.executable, "-c", OFFICIAL_STYLE_LOOP, str(scene.video), str(weights), size,
+                             f"{tmp}/b.json"],
+            }  # fmt: skip
+            best = {}
+            for name, command in runs.items():
+                best[name] = float("inf")
+                for _ in range(repeat):
+                    start = time.perf_counter()
+                    subprocess.run(command, check=True, capture_output=True)
+                    best[name] = min(best[name], time.perf_counter() - start)
+            ratio = best["official"] / best["ours"]
+            table.add_row(size, f"{best['ours']:.2f}", f"{best['official']:.2f}", f"{ratio:.2f}x")
+    Console().print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["n", "l"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--whole-process", action="store_true", help="fresh processes, ours vs an official-style loop")
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    if args.whole_process:
+        whole_process(args.sizes, args.frames, args.repeat)
+        return
     device = pick_device(args.device)
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
     table = Table(title=f"D-FINE on {device} ({name}), torch {torch.__version__}, {args.frames} frames 1280x720")
