@@ -337,7 +337,10 @@ class TrainOptions(BaseModel):
     val_short_side: int = Field(800, ge=32, le=4096)
     accept: list[str] = Field(default_factory=list)
     max_steps: int | None = Field(None, ge=1)
-    augment: bool = True
+    augment: bool = True  # False: frames at their stored size, nothing random (--no-augment)
+    flip: bool = True  # each official augmentation can be switched off on its own
+    resize_crop: bool = True
+    hsv: bool = True
     seed: int = 42
     save_period: int | None = Field(None, ge=1)
     activation_checkpoint: bool = False

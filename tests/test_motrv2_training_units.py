@@ -138,3 +138,23 @@ def test_a_running_job_without_heartbeat_or_process_reads_as_failed(tmp_path):
     gone.wait()
     record = job({"host": socket.gethostname(), "pid": gone.pid, "heartbeat": utcnow().isoformat()})
     assert record.state == "failed" and f"pid {gone.pid}" in record.error and "--resume" in record.error
+
+
+def test_each_augmentation_switches_off_on_its_own():
+    import random as stdlib_random
+
+    from services.tracker.motrv2.training.transforms import AugmentConfig, augment
+
+    frame = (np.arange(60 * 80 * 3) % 251).astype(np.uint8).reshape(60, 80, 3)
+    boxes = [np.array([[10.0, 20.0, 30.0, 40.0]])]
+    only_flip = AugmentConfig(flip=True, resize_crop=False, hsv=False)
+    flipped = {augment([frame], boxes, only_flip, stdlib_random.Random(s), np.random.default_rng(s))[1][0][0, 0]
+               for s in range(20)}  # fmt: skip
+    assert flipped == {10.0, 50.0}  # left edge as is, or mirrored (80 - 30)
+    frames, out, _ = augment([frame], boxes, AugmentConfig(flip=False, resize_crop=False, hsv=False),
+                             stdlib_random.Random(0), np.random.default_rng(0))  # fmt: skip
+    assert np.array_equal(frames[0], frame) and np.array_equal(out[0], boxes[0])
+    hsv_only = AugmentConfig(flip=False, resize_crop=False, hsv=True)
+    changed = [not np.array_equal(augment([frame], boxes, hsv_only, stdlib_random.Random(s),
+                                          np.random.default_rng(s))[0][0], frame) for s in range(10)]  # fmt: skip
+    assert any(changed)

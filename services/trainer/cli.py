@@ -29,6 +29,9 @@ def _options(args) -> dict:
         "accept": args.accept or [],
         "max_steps": args.max_steps,
         "augment": not args.no_augment,
+        "flip": not args.no_flip,
+        "resize_crop": not args.no_resize_crop,
+        "hsv": not args.no_hsv,
         "seed": args.seed,
         "save_period": args.save_period,
         "activation_checkpoint": args.activation_checkpoint,
@@ -147,6 +150,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the job in --out from its checkpoint.pth")
     p.add_argument("--max-steps", type=int, help="N steps are the whole plan (ends succeeded)")
     p.add_argument("--no-augment", action="store_true", help="frames at their stored size, no flip/crop/HSV")
+    p.add_argument("--no-flip", action="store_true", help="switch off the random horizontal flip")
+    p.add_argument("--no-resize-crop", action="store_true", help="switch off the random resize and crop")
+    p.add_argument("--no-hsv", action="store_true", help="switch off the random HSV gains")
     p.add_argument("--seed", type=int, default=_d("seed"))
     p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs")
     p.add_argument("--activation-checkpoint", action="store_true", help="recompute activations (less memory)")

@@ -239,7 +239,7 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
     say(init_report)
     say(trainable.summary())
     model.to(torch_device)
-    augment = AugmentConfig() if options.augment else None
+    augment = AugmentConfig(options.flip, options.resize_crop, options.hsv) if options.augment else None
     dataset = ClipDataset(train_seqs, DataConfig(options.sampler_length, options.sample_interval, num_classes, augment))
     clip_model = ClipModel(
         model,
