@@ -197,7 +197,9 @@ class RunStore:
 
         def change(record: RunRecord) -> None:
             previous = record.stages.get(stage) or StageRecord()
-            record.stages[stage] = StageRecord(params=params, attempts=previous.attempts, task=task or previous.task)
+            record.stages[stage] = StageRecord(
+                params=params, attempts=previous.attempts, task=task or previous.task, queued=utcnow()
+            )
 
         return self.update(run_id, change)
 

@@ -40,6 +40,7 @@ class StageRecord(BaseModel):
     started: datetime | None = None
     finished: datetime | None = None
     heartbeat: datetime | None = None  # refreshed by the worker while the stage runs
+    queued: datetime | None = None  # when its task was (last) sent to the broker
     task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
 
 

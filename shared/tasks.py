@@ -66,12 +66,42 @@ def run_stage(
     return TaskResult(run=run_id, stage=stage, state=StageState.failed, error=reason).model_dump()
 
 
+def broker_messages(celery) -> bytes | None:
+    """Every message the Redis broker holds (queued, or reserved by a worker and not yet acknowledged) as
+    one byte string, to look run ids up in (Celery puts the arguments' repr in each message's headers);
+    None when the broker is not Redis (the file broker keeps its messages on disk)."""
+    url = celery.conf.broker_url or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    queues = {route["queue"] for route in (celery.conf.task_routes or {}).values()} | {celery.conf.task_default_queue}
+    chunks = [body for queue in queues for body in client.lrange(queue, 0, -1)]
+    chunks += client.hvals("unacked")
+    return b"\n".join(chunks)
+
+
 def reap(store: RunStore, celery, stale_s: float, retries: int) -> list[tuple[str, str, str]]:
-    """Queue again (or fail) every running stage whose heartbeat is older than `stale_s`.
-    Returns (run, stage, what was done) for each."""
+    """Queue again (or fail) every running stage whose heartbeat is older than `stale_s`, and every pending
+    stage queued longer ago than that whose message the broker no longer holds (Redis restarted without
+    persistence). Returns (run, stage, what was done) for each."""
     done = []
     cutoff = utcnow() - timedelta(seconds=stale_s)
-    for record in store.list():
+    records = store.list()
+    lost_pending = [(r, n, s) for r in records for n, s in r.stages.items()
+                    if s.state == StageState.pending and s.task and s.queued and s.queued < cutoff]  # fmt: skip
+    if lost_pending:
+        held = broker_messages(celery)
+        for record, name, stage in lost_pending:
+            if held is not None and record.run.encode() not in held:
+                try:
+                    enqueue(store, celery, record.run, name, stage.task["name"], stage.task["args"], stage.params)
+                    done.append((record.run, name, "requeued (its message was lost)"))
+                except BrokerUnavailable:
+                    done.append((record.run, name, "failed"))
+                log.warning("pending stage %s of run %s had no message in the broker: queued again", name, record.run)
+    for record in records:
         for name, stage in record.stages.items():
             if stage.state != StageState.running or stage.heartbeat is None or stage.heartbeat > cutoff:
                 continue

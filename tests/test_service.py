@@ -328,3 +328,22 @@ def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_pa
         bad = httpx.post(f"{stack.url}/detect", files={"file": ("clip.mp4", handle)},
                          data={"detector": "dfine", "weights": "weights/none.pth"}, timeout=60)  # fmt: skip
     assert bad.status_code == 400 and "weights" in bad.json()["detail"]
+
+
+def test_a_redis_restart_without_persistence_loses_no_run(stack, tmp_path):
+    """Runs queued while no worker runs; Redis is wiped (a restart without persistence); the worker that
+    starts afterwards finds pending stages whose messages are gone and queues them again."""
+    import redis
+
+    scene = render_scene(tmp_path / "clip", frames=20, seed=9, size=(320, 180))
+    stack.env |= {"MOTPIPE_STAGE_STALE_S": "3"}
+    stack.start_gateway()
+    runs = [upload(stack, scene.video, f"s{i}") for i in range(2)]
+    assert all(stack.run(r)["stages"]["detect"]["state"] == "pending" for r in runs)
+    redis.Redis.from_url(REDIS_URL).flushdb()  # what a Redis restart without persistence leaves
+    time.sleep(3.5)
+    stack.start_worker("w1")
+    for run in runs:
+        record = stack.wait_stage(run, "detect", timeout=90)
+        assert record["stages"]["detect"]["state"] == "succeeded", record
+    assert "had no message in the broker: queued again" in (stack.logs / "w1.log").read_text()
