@@ -260,6 +260,7 @@ class DetDbInfo(BaseModel):
     keys_with_detections: int
     detections: int
     options: DetectOptions
+    notes: list[str] = Field(default_factory=list)  # why a result is empty or thin, when we know
 
 
 class TaskResult(BaseModel):

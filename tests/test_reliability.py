@@ -238,3 +238,20 @@ def test_a_video_without_frame_count_detects_like_its_mp4(scene, tmp_path):
     assert results[0].det_db().keys() == results[1].det_db().keys()
     for key, rows in results[0].det_db().items():
         np.testing.assert_array_equal(rows, results[1].det_db()[key])
+
+
+def test_a_one_frame_video_says_why_its_result_is_empty(tmp_path):
+    from services.detector.engine import run_detection
+    from services.detector.registry import build_detector
+    from shared.frames import open_frames
+    from shared.schemas import DetectOptions
+    from shared.synth import render_scene
+
+    one = render_scene(tmp_path / "one", frames=1, seed=2, size=(320, 180))
+    options = DetectOptions(detector="motion", sequence="s")
+    result = run_detection(open_frames(one.video), build_detector(options, "cpu"), options)
+    assert result.info.detections == 0 and "saw 1 frame" in result.info.notes[0]
+    strict = DetectOptions(detector="motion", sequence="s", score_threshold=1.0)
+    scene = render_scene(tmp_path / "many", frames=20, seed=2, size=(320, 180))
+    filtered = run_detection(open_frames(scene.video), build_detector(strict, "cpu"), strict)
+    assert filtered.info.detections == 0 and "removed by the filters" in filtered.info.notes[0]

@@ -59,7 +59,10 @@ def run_detection(
         keys_with_detections=sum(1 for d in per_frame.values() if len(d)),
         detections=keep.stats.kept,
         options=options,
+        notes=list(getattr(detector, "notes", [])),
     )
+    if info.detections == 0 and keep.stats.raw > 0:
+        info.notes.append(f"all {keep.stats.raw} detections were removed by the filters: {keep.stats.dropped}")
     return Detections(per_frame, info, keep.stats)
 
 

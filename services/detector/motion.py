@@ -31,6 +31,7 @@ class MotionDetector:
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
         self.background: np.ndarray | None = None
+        self.notes: list[str] = []
 
     def prepare(self, source: FrameSource) -> None:
         """Median background of up to `samples` frames spread over the clip (one decode pass)."""
@@ -39,6 +40,9 @@ class MotionDetector:
         if not picked:
             raise ValueError(f"{source.description}: no frames to build a background from")
         self.background = np.median(np.stack(picked[: self.samples * 2]), axis=0).astype(np.int16)
+        if len(picked) < 3:
+            why = "its background is made of those frames, so nothing moves against it and (almost) nothing is found"
+            self.notes = [f"the motion detector saw {len(picked)} frame(s): {why}; use a longer clip or dfine"]
 
     def detect_one(self, image: np.ndarray) -> np.ndarray:
         """(n, 6) float array: left, top, width, height, score, label."""
