@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.api.docs import MULTIPART_OR_JSON
 from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
 from shared.errors import InputError
@@ -62,7 +63,7 @@ async def _from_path(request: Request, settings: Settings, store: RunStore) -> t
     return record.run, str(path), DetectOptions.model_validate(req.model_dump(exclude={"path"}))
 
 
-@router.post("/detect", status_code=202)
+@router.post("/detect", status_code=202, openapi_extra=MULTIPART_OR_JSON)
 async def detect(
     request: Request,
     settings: Settings = Depends(get_settings_dep),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from shared.api.deps import get_settings_dep, get_store
+from shared.api.docs import MULTIPART_FILE, binary
 from shared.api.files import open_file_response
 from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
@@ -25,7 +26,7 @@ router = APIRouter(tags=["evaluator"])
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 
 
-@router.post("/runs/{run_id}/gt", status_code=201)
+@router.post("/runs/{run_id}/gt", status_code=201, openapi_extra=MULTIPART_FILE)
 async def upload_gt(
     run_id: str,
     request: Request,
@@ -84,7 +85,7 @@ def _serve(path: Path, media_type: str, what: str):
         raise ConflictError(f"{what} changed while it was requested; ask again") from None
 
 
-@router.get("/eval/{run_id}/plots/{name}.png")
+@router.get("/eval/{run_id}/plots/{name}.png", response_class=Response, responses=binary("image/png"))
 def get_plot(run_id: str, name: str, store: RunStore = Depends(get_store)):
     return _serve(plot_path(store, run_id, name), "image/png", f"plot {name!r}")
 
@@ -119,7 +120,7 @@ def doctor(run_id: str, store: RunStore = Depends(get_store)):
     return doctor_run(store, run_id)
 
 
-@router.get("/runs/{run_id}/overlay.mp4")
+@router.get("/runs/{run_id}/overlay.mp4", response_class=Response, responses=binary("video/mp4"))
 def overlay(run_id: str, store: RunStore = Depends(get_store)):
     """The run's video with ground truth, detections and tracks drawn on it (rendered once, then cached)."""
     return _serve(render_run_overlay(store, run_id), "video/mp4", "the overlay")

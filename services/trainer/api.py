@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 
 from celery import Celery
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse
 
 from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.api.docs import binary
 from shared.errors import InputError, NotFoundError
 from shared.run_store import RunStore
 from shared.schemas import JobRecord, StageState, TrainRequest
@@ -123,7 +124,9 @@ def get_job(job_id: str, settings: Settings = Depends(get_settings_dep)):
     return record
 
 
-@router.get("/train/{job_id}/artifacts/{name:path}")
+@router.get(
+    "/train/{job_id}/artifacts/{name:path}", response_class=Response, responses=binary("application/octet-stream")
+)
 def get_job_artifact(job_id: str, name: str, settings: Settings = Depends(get_settings_dep)):
     _read(settings, job_id)
     path = _jobs(settings) / job_id / name

@@ -16,10 +16,11 @@ import shutil
 from pathlib import Path
 
 from celery import Celery, chain
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.api.docs import binary
 from shared.atomic import atomic_write_text
 from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
 from shared.run_store import RunStore
@@ -172,7 +173,7 @@ def get_sweep(sweep_id: str, store: RunStore = Depends(get_store), settings: Set
     return sweep_status(store, read_sweep(settings, sweep_id))
 
 
-@router.get("/sweeps/{sweep_id}/leaderboard.csv", response_class=PlainTextResponse)
+@router.get("/sweeps/{sweep_id}/leaderboard.csv", response_class=Response, responses=binary("text/csv"))
 def get_leaderboard_csv(
     sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
@@ -188,7 +189,7 @@ def get_leaderboard_json(
     return sweep_status(store, read_sweep(settings, sweep_id))["leaderboard"]
 
 
-@router.get("/sweeps/{sweep_id}/plots/{name}.png")
+@router.get("/sweeps/{sweep_id}/plots/{name}.png", response_class=Response, responses=binary("image/png"))
 def get_sweep_plot(
     sweep_id: str, name: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):

@@ -17,6 +17,7 @@ from shared.run_store import RunStore
 from shared.settings import Settings, get_settings
 
 from .deps import require_token
+from .docs import ERRORS
 from .health import router as health_router
 from .runs import router as runs_router
 from .uploads import remove_stale_parts
@@ -83,7 +84,7 @@ def create_app(routers: list[APIRouter], settings: Settings | None = None, title
 
     app.include_router(health_router)
     protected = [Depends(require_token)]
-    app.include_router(runs_router, dependencies=protected)
+    app.include_router(runs_router, dependencies=protected, responses=ERRORS)
     for router in routers:
-        app.include_router(router, dependencies=protected)
+        app.include_router(router, dependencies=protected, responses=ERRORS)
     return app

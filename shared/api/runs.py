@@ -9,6 +9,7 @@ from shared.run_store import RunStore
 from shared.schemas import RunRecord
 
 from .deps import get_store
+from .docs import binary
 from .files import open_file_response
 
 router = APIRouter(tags=["runs"])
@@ -29,7 +30,9 @@ def get_run(run_id: str, store: RunStore = Depends(get_store)):
     return store.get(run_id)
 
 
-@router.get("/runs/{run_id}/artifacts/{name:path}")
+@router.get(
+    "/runs/{run_id}/artifacts/{name:path}", response_class=Response, responses=binary("application/octet-stream")
+)
 def get_artifact(run_id: str, name: str, store: RunStore = Depends(get_store)):
     record = store.get(run_id)
     if name not in record.artifacts:
