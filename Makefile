@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard shared/formats/*.c services/evaluator/metrics/*.c)
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard shared/formats/*.c services/evaluator/metrics/*.c services/tracker/motrv2/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@

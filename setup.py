@@ -18,5 +18,12 @@ setup(
             extra_compile_args=FLAGS,
             optional=True,
         ),
+        # MOTRv2's deformable sampling for CPU inference: float32, not bit-exact by design (see the file)
+        Extension(
+            "services.tracker.motrv2._msda",
+            ["services/tracker/motrv2/_msda.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),  # fmt: skip
     ]
 )

@@ -39,8 +39,31 @@ class MSDeformAttn(nn.Module):
         return self.output_proj(_deformable_sampling(value, shapes, locations, weights))
 
 
+try:  # the compiled sampling for CPU inference (setup.py builds it; without a compiler the PyTorch path runs)
+    from . import _msda
+except ImportError:  # pragma: no cover - depends on the build
+    _msda = None
+
+
+def _compiled_sampling(value, shapes, locations, weights):
+    """The same sampling through `_msda.c` (CPU, float32, no gradient): value read as (pixels, heads, channels)."""
+    b, n, heads, d = value.shape
+    _, q, _, levels, points, _ = locations.shape
+    sizes = torch.tensor(shapes, dtype=torch.int64)
+    starts = torch.cat([torch.zeros(1, dtype=torch.int64), (sizes[:, 0] * sizes[:, 1]).cumsum(0)[:-1]])
+    out = torch.empty(b, q, heads * d, dtype=torch.float32)
+    for i in range(b):
+        _msda.sample(value[i].contiguous().numpy(), sizes.numpy(), starts.numpy(), locations[i].contiguous().numpy(),
+                     weights[i].contiguous().numpy(), out[i].numpy(), heads, d, levels, points)  # fmt: skip
+    return out
+
+
 def _deformable_sampling(value, shapes, locations, weights):
-    """Multi-scale deformable attention in plain PyTorch (bilinear grid_sample, zero padding)."""
+    """Multi-scale deformable attention in plain PyTorch (bilinear grid_sample, zero padding); at CPU inference
+    in float32 the compiled kernel does the same, several times faster."""
+    if (_msda is not None and not torch.is_grad_enabled() and value.device.type == "cpu"
+            and value.dtype == torch.float32 and locations.dtype == torch.float32):  # fmt: skip
+        return _compiled_sampling(value, shapes, locations, weights)
     b, _, heads, d = value.shape
     _, q, _, levels, points, _ = locations.shape
     per_level = value.split([h * w for h, w in shapes], dim=1)
