@@ -118,6 +118,19 @@ def identical(ours: dict, theirs: dict) -> bool:
     return all(ours[f"{name}_alpha"] == list(theirs["HOTA"][name]) for name in ARRAYS)
 
 
+@contextlib.contextmanager
+def bench_files(size: str):
+    """A generated pair for `FRAMESxOBJECTS` laid out as TrackEval reads it: (folder, gt, pred, TrackEval
+    config, gt path, prediction path)."""
+    frames, objects = (int(v) for v in size.split("x"))
+    gt, pred = make_pair(frames, objects)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = layout_trackeval(Path(tmp), gt, pred, frames)
+        gt_path = Path(config["GT_FOLDER"]) / "BENCH-train" / "SEQ-01" / "gt" / "gt.txt"
+        pred_path = Path(config["TRACKERS_FOLDER"]) / "BENCH-train" / "motpipe" / "data" / "SEQ-01.txt"
+        yield tmp, gt, pred, config, gt_path, pred_path
+
+
 def timed(fn, repeat: int):
     best, value = float("inf"), None
     for _ in range(repeat):
@@ -163,12 +176,7 @@ def whole_process(sizes: list[str], repeat: int) -> None:
         table.add_column(column, justify="right")
     motpipe = [str(Path(sys.executable).parent / "motpipe"), "eval"]
     for size in sizes:
-        frames, objects = (int(v) for v in size.split("x"))
-        gt, pred = make_pair(frames, objects)
-        with tempfile.TemporaryDirectory() as tmp:
-            config = layout_trackeval(Path(tmp), gt, pred, frames)
-            gt_path = Path(config["GT_FOLDER"]) / "BENCH-train" / "SEQ-01" / "gt" / "gt.txt"
-            pred_path = Path(config["TRACKERS_FOLDER"]) / "BENCH-train" / "motpipe" / "data" / "SEQ-01.txt"
+        with bench_files(size) as (tmp, gt, pred, config, gt_path, pred_path):
             out = Path(tmp) / "metrics.json"
             ours_s, _ = timed_process([*motpipe, "--gt", str(gt_path), "--pred", str(pred_path), "--json", str(out)],
                                       repeat)  # fmt: skip
@@ -202,12 +210,7 @@ def main() -> None:
     for column in columns:
         table.add_column(column, justify="right")
     for size in args.sizes:
-        frames, objects = (int(v) for v in size.split("x"))
-        gt, pred = make_pair(frames, objects)
-        with tempfile.TemporaryDirectory() as tmp:
-            config = layout_trackeval(Path(tmp), gt, pred, frames)
-            gt_path = Path(config["GT_FOLDER"]) / "BENCH-train" / "SEQ-01" / "gt" / "gt.txt"
-            pred_path = Path(config["TRACKERS_FOLDER"]) / "BENCH-train" / "motpipe" / "data" / "SEQ-01.txt"
+        with bench_files(size) as (_, gt, pred, config, gt_path, pred_path):
             ours_s, ours = timed(lambda: run_motpipe(gt_path, pred_path, "compiled"), args.repeat)  # noqa: B023
             numpy_s, numpy_result = timed(lambda: run_motpipe(gt_path, pred_path, "numpy"), args.repeat)  # noqa: B023
             theirs_s, theirs = timed(lambda: run_trackeval(config), args.repeat)  # noqa: B023
