@@ -255,3 +255,19 @@ def test_a_one_frame_video_says_why_its_result_is_empty(tmp_path):
     scene = render_scene(tmp_path / "many", frames=20, seed=2, size=(320, 180))
     filtered = run_detection(open_frames(scene.video), build_detector(strict, "cpu"), strict)
     assert filtered.info.detections == 0 and "removed by the filters" in filtered.info.notes[0]
+
+
+def test_a_data_root_that_cannot_be_written_fails_the_request_up_front(tmp_path, scene):
+    from fastapi.testclient import TestClient
+
+    from services.gateway.app import create
+    from shared.settings import Settings
+
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(scene.video, root / "clip.mp4")
+    (root / "runs").write_text("a file where the runs folder should be")  # any write under runs/ fails
+    client = TestClient(create(Settings(data_root=root)))
+    answer = client.post("/detect", json={"path": "clip.mp4"})
+    assert answer.status_code == 507 and "cannot be written" in answer.json()["detail"]
+    assert str(tmp_path) not in answer.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 
@@ -23,6 +24,8 @@ from .runs import router as runs_router
 from .uploads import remove_stale_parts
 
 log = logging.getLogger("motpipe.api")
+# OSErrors that mean "cannot store here" (a 507 naming it); any other OSError is a bug (500)
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EDQUOT, errno.EEXIST}
 REQUESTS = Counter("motpipe_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("motpipe_http_request_seconds", "HTTP request latency", ["route"])
 
@@ -47,6 +50,14 @@ def _relative(request: Request, text: str) -> str:
 def _error_handlers(app: FastAPI) -> None:
     for exc_type, status in STATUS:
         app.add_exception_handler(exc_type, _json_error(status))
+
+    @app.exception_handler(OSError)
+    async def _storage(request: Request, exc: OSError):  # disk full, read-only or broken data root
+        if exc.errno not in STORAGE_ERRNOS:
+            log.error("unexpected %s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        detail = f"the data root cannot be written ({type(exc).__name__}: {exc}); nothing was queued"
+        return JSONResponse({"detail": _relative(request, detail)}, status_code=507)
 
     @app.exception_handler(RecursionError)
     async def _too_deep(_: Request, __: RecursionError):  # e.g. a JSON body nested 100,000 levels deep

@@ -24,6 +24,7 @@ ERROR_CODES = {
     415: "not multipart/form-data or JSON",
     422: "bad option or missing ground truth",
     503: "task broker unreachable",
+    507: "the data root cannot be written (disk full, read-only)",
 }
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse, "description": text}
                                            for code, text in ERROR_CODES.items()}  # fmt: skip
