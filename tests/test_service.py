@@ -159,6 +159,14 @@ def test_motpipe_serve_runs_without_a_broker_server(tmp_path, scene):
     assert list(workdir.iterdir()) == []
 
 
+def _is_worker_of(proc: Path, root: Path) -> bool:
+    """A live `motpipe worker` process whose environment names this test's data root."""
+    try:
+        return b"worker" in (proc / "cmdline").read_bytes() and str(root).encode() in (proc / "environ").read_bytes()
+    except OSError:
+        return False
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -190,8 +198,14 @@ def test_serve_restarts_a_killed_worker_and_finishes_the_run_in_flight(tmp_path)
         assert record["stages"]["detect"]["state"] == "succeeded" and record["stages"]["detect"]["attempts"] == 2
         later = upload(stack, long_scene.video, "again")
         assert stack.wait_stage(later, "detect", timeout=120)["stages"]["detect"]["state"] == "succeeded"
+        restarted = [pid for pid in _children(serve.pid) if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     finally:
         stack.stop()
+    deadline = time.monotonic() + 30  # stopping serve stops its worker for good: none is started again
+    while any(Path(f"/proc/{pid}").exists() for pid in restarted) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # a supervisor that restarted the worker on shutdown would have done it by now
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_worker_of(p, stack.root)]
 
 
 def _peak_rss_mb(pid: int) -> float:
