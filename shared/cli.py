@@ -11,6 +11,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
+def parse_value(text: str):
+    """A command-line value as int, float, bool ('true'/'false') or the text itself."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            continue
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 @contextlib.contextmanager
 def progress_bar(label: str) -> Iterator:
     """A callback `(done, total)` that drives a rich progress bar."""

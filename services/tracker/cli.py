@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shared.cli import console, progress_bar
+from shared.cli import console, parse_value, progress_bar
 from shared.errors import InputError
 
 
@@ -14,14 +14,7 @@ def _parse_options(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise InputError(f"--option needs KEY=VALUE, got {pair!r}")
-        for cast in (int, float):
-            try:
-                options[key] = cast(value)
-                break
-            except ValueError:
-                continue
-        else:
-            options[key] = {"true": True, "false": False}.get(value.lower(), value)
+        options[key] = parse_value(value)
     return options
 
 

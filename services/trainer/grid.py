@@ -9,24 +9,15 @@ import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from shared.atomic import atomic_write_text
+from shared.cli import parse_value
 from shared.errors import InputError
 from shared.schemas import TrainOptions
 
 GRID_KEYS = set(TrainOptions.model_fields) - {"val", "accept", "trainable", "max_steps"}
-
-
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            continue
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def parse_grid(pairs: list[str]) -> dict[str, list]:
@@ -37,7 +28,7 @@ def parse_grid(pairs: list[str]) -> dict[str, list]:
         key = key.strip().replace("-", "_")
         if not sep or not values:
             raise InputError(f"--grid needs KEY=V1,V2,..., got {pair!r}", field="grid")
-        grid[key] = [_value(v) for v in values.split(",")]
+        grid[key] = [parse_value(v) for v in values.split(",")]
     return grid
 
 

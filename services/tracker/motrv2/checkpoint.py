@@ -19,7 +19,8 @@ from .config import MOTRv2Config
 from .model import MOTRv2
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], argparse.Namespace | None]:
+def load_checkpoint_dict(path: str | os.PathLike) -> dict:
+    """The checkpoint file as a dict, unpickling nothing but tensors and allow-listed types."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -27,7 +28,14 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], a
         raise InputError("checkpoint not found", source=str(path)) from None
     except Exception as exc:  # weights_only refuses anything but tensors and allow-listed types
         raise InputError(f"not a loadable MOTRv2 checkpoint ({type(exc).__name__}: {exc})", source=str(path)) from None
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model"), dict):
+    if not isinstance(checkpoint, dict):
+        raise InputError("expected a dict with a 'model' state dict", source=str(path))
+    return checkpoint
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], argparse.Namespace | None]:
+    checkpoint = load_checkpoint_dict(path)
+    if isinstance(checkpoint.get("model"), dict):
         return checkpoint["model"], checkpoint.get("args")
     raise InputError("expected a dict with a 'model' state dict", source=str(path))
 

@@ -26,9 +26,14 @@ def preprocess(frame_bgr: np.ndarray, short: int = 800, long: int = 1536) -> tor
     scale = short / min(h, w)
     if max(h, w) * scale > long:
         scale = long / max(h, w)
-    resized = cv2.resize(rgb, (int(w * scale), int(h * scale)))
-    tensor = torch.from_numpy(resized).permute(2, 0, 1).contiguous().float().div(255)
-    return ((tensor - MEAN[:, None, None]) / STD[:, None, None])[None]
+    return to_tensor(cv2.resize(rgb, (int(w * scale), int(h * scale))))[None]
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W) / 255, ImageNet-normalised (torchvision's arithmetic); the
+    training pipeline uses the same function."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
+    return (tensor - MEAN[:, None, None]) / STD[:, None, None]
 
 
 def proposals_from_rows(rows: np.ndarray, frame_size: tuple[int, int]) -> torch.Tensor:

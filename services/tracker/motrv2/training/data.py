@@ -34,9 +34,10 @@ from shared.formats.mot_txt import MotTable, read_mot
 from shared.frames import IMAGE_SUFFIXES
 from shared.video import iter_video
 
+from ..runtime import to_tensor
 from .clip import Clip
 from .criterion import FrameTargets
-from .transforms import AugmentConfig, augment, to_tensor
+from .transforms import AugmentConfig, augment
 
 OFFICIAL_SKIPPED_LABELS = (3, 4, 5, 6, 9, 10, 11)
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
@@ -160,10 +161,9 @@ def load_dataset_root(
     return out
 
 
-def check_frames(sequences: list[SequenceData], num_classes: int) -> None:
+def check_frames(sequences: list[SequenceData]) -> None:
     """Every ground-truth frame must have its image: name the first missing one."""
     for seq in sequences:
-        select_gt(seq.gt, num_classes, seq.source)
         first, last = seq.gt_frames
         missing = [f for f in range(first, last + 1) if f not in seq.images]
         if missing:
@@ -179,7 +179,7 @@ class ClipDataset:
     def __init__(self, sequences: list[SequenceData], cfg: DataConfig):
         self.cfg = cfg
         self.sequences = sequences
-        check_frames(sequences, cfg.num_classes)
+        check_frames(sequences)
         self._gt = [self._gt_by_frame(i, s) for i, s in enumerate(sequences)]
         self.indices: list[tuple[int, int]] = []
         for i, seq in enumerate(sequences):

@@ -19,7 +19,7 @@ import math
 import os
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ import torch.distributed as dist
 from shared.atomic import atomic_open
 from shared.errors import InputError
 
+from ..checkpoint import load_checkpoint_dict
 from .clip import Clip, ClipModel
 from .criterion import weighted_total
 from .data import ClipDataset
@@ -81,12 +82,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def read_training_checkpoint(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputError("no checkpoint to resume from", source=str(path)) from None
-    except Exception as exc:
-        raise InputError(f"not a loadable checkpoint ({type(exc).__name__}: {exc})", source=str(path)) from None
+    """The whole checkpoint dict (through the tracker's safe loader); resuming needs its optimizer state too."""
+    state = load_checkpoint_dict(path)
     missing = [k for k in ("model", "optimizer", "lr_scheduler", "epoch") if k not in state]
     if missing:
         raise InputError(f"cannot resume: the checkpoint has no {missing}", source=str(path))
@@ -128,9 +125,12 @@ class Trainer:
         with context:
             losses = self.forward(clip.to(self.device))
             total = weighted_total(losses)
-        if not math.isfinite(float(total.detach())):
-            terms = {k: float(v.detach()) for k, v in losses.items() if not math.isfinite(float(v.detach()))}
-            raise TrainingError(f"loss is {float(total)} on {clip.source}: non-finite terms {terms}")
+        # every logged value in one transfer (one device sync per step, not one per term)
+        values = torch.stack([v.detach().double() for v in (*losses.values(), total)]).tolist()
+        terms, total_value = dict(zip(losses, values[:-1], strict=True)), values[-1]
+        if not math.isfinite(total_value):
+            bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
+            raise TrainingError(f"loss is {total_value} on {clip.source}: non-finite terms {bad}")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         max_norm = self.cfg.optim.clip_max_norm
@@ -141,7 +141,7 @@ class Trainer:
                 torch.stack([p.grad.detach().norm() for p in self.params if p.grad is not None])
             )
         self.optimizer.step()
-        return {k: float(v.detach()) for k, v in losses.items()}, float(total.detach()), float(norm)
+        return terms, total_value, float(norm)
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state(self, epoch: int) -> dict:
@@ -244,10 +244,6 @@ class Trainer:
             if stopped:
                 break
         return results
-
-
-def loop_config_dict(cfg: LoopConfig) -> dict:
-    return asdict(cfg)
 
 
 def set_threads(threads: int | None) -> None:

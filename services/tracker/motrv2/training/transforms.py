@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
-MEAN = torch.tensor([0.485, 0.456, 0.406])
-STD = torch.tensor([0.229, 0.224, 0.225])
 Frames = list[np.ndarray]
 Boxes = list[np.ndarray]
 
@@ -88,12 +85,6 @@ def hsv_gains(frames: Frames, gains: np.ndarray) -> Frames:
         hsv[..., 1:] = np.clip(hsv[..., 1:] + gains[1:], 0, 255)
         out.append(cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB))
     return out
-
-
-def to_tensor(frame: np.ndarray) -> torch.Tensor:
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W) / 255, ImageNet-normalised (torchvision's arithmetic)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float().div(255)
-    return (tensor - MEAN[:, None, None]) / STD[:, None, None]
 
 
 def augment(frames: Frames, boxes: Boxes, cfg: AugmentConfig, rng: random.Random, np_rng: np.random.Generator):
