@@ -79,9 +79,9 @@ class DecoderLayer(nn.Module):
         self.linear2 = nn.Linear(ffn, dim)
         self.norm3 = nn.LayerNorm(dim)
 
-    def forward(self, target, reference, values, shapes, query_pos):
+    def forward(self, target, reference, values, shapes, query_pos, attn_mask=None):
         q = k = target + query_pos
-        target = self.norm1(target + self.self_attn(q, k, value=target)[0])
+        target = self.norm1(target + self.self_attn(q, k, value=target, attn_mask=attn_mask)[0])
         target = self.gateway(target, self.cross_attn(target + query_pos, reference, values, shapes))
         return self.norm3(target + self.linear2(F.relu(self.linear1(target))))
 
@@ -160,9 +160,13 @@ class DFINETransformer(nn.Module):
         self.register_buffer("valid_mask", valid)
 
     def generate_anchors(self, size, grid=0.05):
+        return self.anchors_for_shapes([(int(size[0] / s), int(size[1] / s)) for s in self.feat_strides], grid)
+
+    def anchors_for_shapes(self, shapes, grid=0.05):
+        """Logit-space (cx, cy, w, h) per feature cell, float32 (training regenerates them per input size);
+        cells outside (eps, 1 - eps) are +inf and marked invalid."""
         anchors = []
-        for level, stride in enumerate(self.feat_strides):
-            h, w = int(size[0] / stride), int(size[1] / stride)
+        for level, (h, w) in enumerate(shapes):
             gy, gx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
             xy = (torch.stack([gx, gy], dim=-1).unsqueeze(0) + 0.5) / torch.tensor([w, h], dtype=torch.float32)
             wh = torch.ones_like(xy) * grid * (2.0**level)
