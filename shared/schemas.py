@@ -414,6 +414,62 @@ class TrainRequest(TrainOptions):
         return TrainOptions.model_validate(self.model_dump(include=set(TrainOptions.model_fields)))
 
 
+class DFineTrainOptions(BaseModel):
+    """Options of a D-FINE fine-tuning job (CLI flags, `POST /train` fields with model `dfine`, the
+    `detector.train` task's arguments). `None` means the size's official value (lr, weight decay, the epochs
+    trained without heavy augmentation, multi-scale batches)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    size: Literal["n", "s", "m", "l", "x"] = "l"
+    dataset: Literal["coco", "obj365", "crowdhuman"] = "obj365"
+    classes: str | None = None  # player=person,ball="sports ball": new classes from named source classes
+    reinit_classes: bool = False  # new classes from scratch (the official -t behaviour) instead
+    remap_mscoco: bool = False
+    epochs: int = Field(12, ge=1, le=10000)
+    lr: float | None = Field(None, gt=0, le=1)
+    weight_decay: float | None = Field(None, ge=0, le=1)
+    batch_size: int = Field(8, ge=1, le=256)
+    img_size: int = Field(640, ge=64, le=2048)
+    warmup_steps: int = Field(500, ge=0)
+    ema_decay: float = Field(0.9999, gt=0, lt=1)
+    clip_max_norm: float = Field(0.1, ge=0)
+    denoising: bool = True
+    augment: bool = True
+    photometric: bool = True
+    zoom_out: bool = True
+    iou_crop: bool = True
+    flip: bool = True
+    no_aug_epochs: int | None = Field(None, ge=0)
+    multiscale: bool | None = None
+    val: list[str] = Field(default_factory=list)
+    val_score: float = Field(0.3, ge=0, le=1)
+    empty_frames: str | None = None  # frames annotated as empty, e.g. 1-40,97
+    max_steps: int | None = Field(None, ge=1)
+    seed: int = 0
+    save_period: int = Field(12, ge=1)
+    autocast: bool = False
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _image_size(self) -> DFineTrainOptions:
+        if self.img_size % 32:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of 32 (the encoder's coarsest stride)")
+        return self
+
+
+class DFineTrainRequest(DFineTrainOptions):
+    """`POST /train` with model `dfine`: motpipe runs with ground truth (their frames and gt), initial
+    weights under the data root."""
+
+    model: Literal["dfine"]
+    runs: list[str] = Field(min_length=1)
+    weights: str
+
+    def options(self) -> DFineTrainOptions:
+        return DFineTrainOptions.model_validate(self.model_dump(include=set(DFineTrainOptions.model_fields)))
+
+
 # -- sweeps ---------------------------------------------------------------------------------------------------
 SWEEP_TRACK_FIELDS = ("score_threshold", "weights")  # grid keys that set a /track field; others are knobs
 

@@ -28,6 +28,8 @@ def cmd_detect(args) -> int:
     )
     source = open_frames(args.input)
     detector = build_detector(options, pick_device(args.device or get_settings().device))
+    if getattr(detector, "class_names", None):
+        console.print("classes: " + ", ".join(f"{i} {name}" for i, name in enumerate(detector.class_names)))
     with progress_bar("detect") as update:
         result = run_detection(source, detector, options, update)
     write_detections(result, args.out, args.format)

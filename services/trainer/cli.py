@@ -161,6 +161,141 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")
     p.add_argument("--log-json", help="JSON Lines of every step's loss terms, loss and grad_norm")
     p.set_defaults(func=cmd_train_motrv2)
+    register_dfine(models)
+
+
+_DFINE_FLAGS = (
+    "size",
+    "dataset",
+    "classes",
+    "reinit_classes",
+    "remap_mscoco",
+    "epochs",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "img_size",
+    "warmup_steps",
+    "ema_decay",
+    "clip_max_norm",
+    "no_aug_epochs",
+    "val",
+    "val_score",
+    "empty_frames",
+    "max_steps",
+    "seed",
+    "save_period",
+    "autocast",
+    "dtype",
+)
+
+
+def cmd_train_dfine(args) -> int:
+    from shared.schemas import DFineTrainOptions, StageState
+    from shared.settings import get_settings, pick_device
+
+    from .dfine_job import DFineData, run_dfine_job
+
+    for flag in ("weights", "out"):
+        if not getattr(args, flag):
+            raise InputError(f"--{flag} is required")
+    values = {k: getattr(args, k) for k in _DFINE_FLAGS if getattr(args, k) not in (None, [])}
+    values |= {
+        "denoising": not args.no_denoising,
+        "augment": not args.no_augment,
+        "flip": not args.no_flip,
+        "photometric": not args.no_photometric,
+        "zoom_out": not args.no_zoom_out,
+        "iou_crop": not args.no_iou_crop,
+    }
+    if args.multiscale is not None:
+        values["multiscale"] = args.multiscale == "on"
+    options = DFineTrainOptions(**values)
+    data = DFineData(
+        weights=Path(args.weights),
+        frames=[Path(p) for p in args.frames or []],
+        gt=[Path(p) for p in args.gt or []],
+        coco=Path(args.coco) if args.coco else None,
+        images=Path(args.images) if args.images else None,
+    )
+    device = pick_device(args.device or get_settings().device)
+    out = Path(args.out)
+    with progress_bar("train") as update:
+        record = run_dfine_job(
+            out,
+            options,
+            data,
+            device,
+            args.threads,
+            Path(args.log_json) if args.log_json else None,
+            args.resume,
+            console.print,
+            update,
+        )
+    if record.state != StageState.succeeded:
+        console.print(f"motpipe train: failed: {record.error}", markup=False, highlight=False)
+        return 1
+    console.print(f"succeeded: {record.finished_epochs} epoch(s), {record.progress.done} steps -> {out}/checkpoint.pth")
+    return 0
+
+
+def _dd(name: str):
+    from shared.schemas import DFineTrainOptions
+
+    return DFineTrainOptions.model_fields[name].default
+
+
+def register_dfine(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "dfine",
+        help="fine-tune D-FINE (official loss, optimizer, schedule, EMA; COCO mAP per epoch)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--frames", nargs="+", help="video file(s) or image folder(s), one per --gt")
+    p.add_argument("--gt", nargs="+", help="MOT gt.txt or Label Studio JSON per --frames (class 1 player, 2 ball)")
+    p.add_argument("--coco", help="COCO annotations JSON (category id = model class unless --remap-mscoco)")
+    p.add_argument("--images", help="image folder of --coco")
+    p.add_argument("--weights", help="initial checkpoint: official (e.g. dfine_l_obj365.pth) or a motpipe fine-tune")
+    p.add_argument("--size", choices=["n", "s", "m", "l", "x"], default=_dd("size"))
+    p.add_argument(
+        "--dataset",
+        choices=["coco", "obj365", "crowdhuman"],
+        default=_dd("dataset"),
+        help="the checkpoint's dataset (its class count and names)",
+    )
+    p.add_argument("--classes", help='new classes from source classes: player=person,ball="sports ball" (names or ids)')
+    p.add_argument("--reinit-classes", action="store_true", help="new classes start from scratch instead")
+    p.add_argument("--remap-mscoco", action="store_true", help="COCO category ids 1..90 -> the 80 model classes")
+    p.add_argument("--out", help="job folder: job.json, checkpoint.pth, log.jsonl, tensorboard/, plots/")
+    p.add_argument("--val", nargs="+", metavar="SEQ|A-B|SEQ:A-B", help="held-out sequences or frame ranges")
+    p.add_argument("--val-score", type=float, help="score threshold of the per-class recall (default 0.3)")
+    p.add_argument("--empty-frames", help="frames annotated as empty, e.g. 1-40,97 (otherwise unannotated = unused)")
+    p.add_argument("--epochs", type=int, default=_dd("epochs"))
+    p.add_argument("--lr", type=float, help="base lr (default: the size's official; every group scales with it)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--batch-size", type=int, default=_dd("batch_size"), help="images per step and process")
+    p.add_argument("--img-size", type=int, default=_dd("img_size"), help="training (and validation) image size")
+    p.add_argument("--warmup-steps", type=int, default=_dd("warmup_steps"))
+    p.add_argument("--ema-decay", type=float)
+    p.add_argument("--clip-max-norm", type=float)
+    p.add_argument("--no-aug-epochs", type=int, help="last epochs without photometric/zoom-out/IoU crop")
+    p.add_argument("--multiscale", choices=["on", "off"], help="random per-batch sizes (default: on except N)")
+    p.add_argument("--no-augment", action="store_true", help="no augmentation at all (resize only)")
+    p.add_argument("--no-photometric", action="store_true")
+    p.add_argument("--no-zoom-out", action="store_true")
+    p.add_argument("--no-iou-crop", action="store_true")
+    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--no-denoising", action="store_true", help="no denoising queries (the embedding is kept)")
+    p.add_argument("--max-steps", type=int, help="N steps are the whole plan (ends succeeded)")
+    p.add_argument("--seed", type=int, default=_dd("seed"))
+    p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs (default 12)")
+    p.add_argument("--autocast", action="store_true", help="AMP: float16 + GradScaler on CUDA (bf16 on CPU)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=_dd("dtype"))
+    p.add_argument("--resume", action="store_true", help="continue the job in --out from its checkpoint.pth")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")
+    p.add_argument("--log-json", help="JSON Lines of every step's loss terms, loss and grad_norm")
+    p.set_defaults(func=cmd_train_dfine)
 
 
 def cmd_sweep(args) -> int:

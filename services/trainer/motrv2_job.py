@@ -10,8 +10,6 @@ by `jobs.read_job`. Under torchrun every rank trains; rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from shared.run_store import RunStore
 from shared.schemas import EpochRecord, JobRecord, StageState, TrainOptions, utcnow
 
 from . import sources
+from .common import StepWriter, distributed, tensorboard_available
 from .jobs import heartbeat, mark_failed, mark_running, read_job, update_job, write_job
 from .plots import plot_curves
 
@@ -82,17 +81,6 @@ def _split(sequences: list[SequenceData], val: list[str]) -> tuple[list[Sequence
     return train, held, notes
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world, local rank) under torchrun, initialising the process group once."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("MOTPIPE_DDP_BACKEND") != "gloo" else "gloo"
-        dist.init_process_group(backend)
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
 @torch.no_grad()
 def validate(model, sequences: list[SequenceData], short_side: int, device: torch.device) -> dict[str, float]:
     """Track every validation sequence with the current weights (official inference loop and thresholds)
@@ -124,57 +112,6 @@ def validate(model, sequences: list[SequenceData], short_side: int, device: torc
     return {k: float(np.mean([m[k] for m in per_sequence])) for k in VAL_KEYS}
 
 
-class _StepWriter:
-    """log.jsonl (every step, with lrs), --log-json (the one-step contract: terms, loss, grad_norm) and
-    TensorBoard scalars."""
-
-    def __init__(self, folder: Path, log_json: Path | None, tensorboard: bool, resume: bool):
-        mode = "a" if resume else "w"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.log = open(folder / "log.jsonl", mode, encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self.contract = open(log_json, mode, encoding="utf-8") if log_json else None  # noqa: SIM115
-        self.board = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.board = SummaryWriter(log_dir=str(folder / "tensorboard"))
-
-    def step(self, entry: StepLog) -> None:
-        record = {**entry.losses, "loss": entry.loss, "grad_norm": entry.grad_norm}
-        self.log.write(json.dumps({"step": entry.step, "epoch": entry.epoch, **record, "lr": entry.lrs}) + "\n")
-        self.log.flush()
-        if self.contract:
-            self.contract.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.contract.flush()
-        if self.board:
-            for name, value in record.items():
-                self.board.add_scalar(f"train/{name}", value, entry.step)
-            for i, lr in enumerate(entry.lrs):
-                self.board.add_scalar(f"lr/group{i}", lr, entry.step)
-
-    def epoch(self, epoch: int, losses: dict[str, float], val: dict[str, float] | None) -> None:
-        if self.board:
-            self.board.add_scalar("epoch/loss", losses.get("loss", float("nan")), epoch)
-            for name, value in (val or {}).items():
-                self.board.add_scalar(f"val/{name}", value, epoch)
-            self.board.flush()
-
-    def close(self) -> None:
-        self.log.close()
-        if self.contract:
-            self.contract.close()
-        if self.board:
-            self.board.close()
-
-
-def _tensorboard_available() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def run_motrv2_job(
     folder: Path,
     options: TrainOptions,
@@ -189,7 +126,7 @@ def run_motrv2_job(
 ) -> JobRecord:
     """Train, validate and record; returns the final record (state succeeded or failed)."""
     folder = Path(folder)
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = distributed()
     try:
         return _run(
             folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank
@@ -285,7 +222,7 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
             write_job(folder, record)
         update_job(folder, start)
         say(f"{len(dataset)} clips per epoch from {len(train_seqs)} sequence(s); {planned_steps} steps planned")
-    steps = _StepWriter(folder, log_json, _tensorboard_available(), resume) if writer else None
+    steps = StepWriter(folder, log_json, tensorboard_available(), resume) if writer else None
 
     def on_step(entry: StepLog) -> None:
         if steps:

@@ -1,4 +1,5 @@
-"""Curves of a training job over epochs: mean loss, and validation HOTA / IDF1 / MOTA when validated."""
+"""Curves of a training job over epochs: mean loss, and the validation metrics when validated (HOTA / IDF1 /
+MOTA for MOTRv2, COCO mAP / mAP50 / AR for D-FINE)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def plot_curves(record: JobRecord, folder: Path) -> list[Path]:
     panels = [("loss.png", "mean training loss", {"loss": [e.losses.get("loss") for e in epochs]})]
     validated = [e for e in epochs if e.val]
     if validated:
-        panels.append(("val.png", "validation", {k: [e.val[k] for e in validated] for k in ("HOTA", "IDF1", "MOTA")}))
+        keys = ("mAP", "mAP50", "AR") if record.model == "dfine" else ("HOTA", "IDF1", "MOTA")
+        panels.append(("val.png", "validation", {k: [e.val.get(k) for e in validated] for k in keys}))
     for name, title, series in panels:
         xs = [e.epoch for e in (validated if name == "val.png" else epochs)]
         fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)

@@ -26,8 +26,9 @@ def preprocess(frame_bgr: np.ndarray, size: int = 640) -> torch.Tensor:
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous().float().div(255)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """`checkpoint["ema"]["module"]` when present, else `checkpoint["model"]` (weights_only load)."""
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """(weights, motpipe metadata): `checkpoint["ema"]["module"]` when present, else `checkpoint["model"]`
+    (weights_only load); the metadata of a motpipe fine-tune (`motpipe`: size, num_classes, class names) or {}."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -35,20 +36,21 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:
         raise InputError(f"not a loadable D-FINE checkpoint ({type(exc).__name__}: {exc})", source=str(path)) from None
     if isinstance(checkpoint, dict):
+        meta = checkpoint.get("motpipe") if isinstance(checkpoint.get("motpipe"), dict) else {}
         ema = checkpoint.get("ema")
         if isinstance(ema, dict) and isinstance(ema.get("module"), dict):
-            return ema["module"]
+            return ema["module"], meta
         if isinstance(checkpoint.get("model"), dict):
-            return checkpoint["model"]
+            return checkpoint["model"], meta
     raise InputError("expected checkpoint['ema']['module'] or checkpoint['model']", source=str(path))
 
 
-def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
-    try:
-        model = DFINE(dfine_config(size, dataset))
-    except ValueError as exc:
-        raise InputError(str(exc), field="size/dataset") from None
-    state = read_state_dict(path)
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)[0]
+
+
+def check_state(model: DFINE, state: dict[str, torch.Tensor], what: str, path) -> None:
+    """Refuse a checkpoint whose keys or shapes are not this model's, naming the first few differences."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -56,11 +58,26 @@ def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
              if k in state and tuple(state[k].shape) != tuple(v.shape)]  # fmt: skip
     if missing or unexpected or wrong:
         raise InputError(
-            f"checkpoint does not match D-FINE {size}/{dataset}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"checkpoint does not match D-FINE {what}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
             f"shape {wrong[:3]}",
             source=str(path),
         )
+
+
+def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
+    """Deploy-mode model; a motpipe fine-tune's own class count (and size) override `size`/`dataset`."""
+    state, meta = read_checkpoint(path)
+    size = meta.get("size", size)
+    try:
+        cfg = dfine_config(size, dataset)
+    except ValueError as exc:
+        raise InputError(str(exc), field="size/dataset") from None
+    if meta.get("num_classes"):
+        cfg["num_classes"] = int(meta["num_classes"])
+    model = DFINE(cfg)
+    check_state(model, state, f"{size}/{dataset}", path)
     model.load_state_dict(state, strict=True)
+    model.class_names = list(meta.get("classes") or [])
     return model.deploy()
 
 
@@ -69,6 +86,7 @@ class DFINEDetector:
 
     def __init__(self, model: DFINE, device: str = "cpu", batch_size: int | None = None, autocast: bool = False):
         self.model = model.to(device)
+        self.class_names: list[str] = getattr(model, "class_names", [])  # a motpipe fine-tune's classes
         self.device = device
         # a CPU runs one frame at a time fastest (benchmarks/detect_speed.py: batch 1 ~1.8x batch 8); a GPU
         # wants batches

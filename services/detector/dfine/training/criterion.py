@@ -38,8 +38,15 @@ def _gt(targets: list[dict], matching: Matching, key: str) -> torch.Tensor:
 
 
 class DFINECriterion:
-    def __init__(self, num_classes: int, reg_max: int = 32, alpha: float = 0.75, gamma: float = 2.0,
-                 weights: dict[str, float] | None = None, matcher: HungarianMatcher | None = None):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int,
+        reg_max: int = 32,
+        alpha: float = 0.75,
+        gamma: float = 2.0,
+        weights: dict[str, float] | None = None,
+        matcher: HungarianMatcher | None = None,
+    ):
         self.num_classes, self.reg_max, self.alpha, self.gamma = num_classes, reg_max, alpha, gamma
         self.weights = dict(weights or WEIGHTS)
         self.matcher = matcher or HungarianMatcher()
@@ -69,8 +76,16 @@ class DFINECriterion:
             "loss_giou": (1 - giou_pairs(cxcywh_to_xyxy(src), cxcywh_to_xyxy(gt))).sum() / num_boxes,
         }
 
-    def local(self, out: dict, targets: list[dict], matching: Matching, num_boxes: float, dn: bool,
-              state: dict, temperature: float = 5.0) -> dict[str, torch.Tensor]:  # fmt: skip
+    def local(
+        self,
+        out: dict,
+        targets: list[dict],
+        matching: Matching,
+        num_boxes: float,
+        dn: bool,
+        state: dict,
+        temperature: float = 5.0,
+    ) -> dict[str, torch.Tensor]:
         """FGL on matched queries and, for layers with a teacher, DDF over all queries."""
         losses: dict[str, torch.Tensor] = {}
         if "pred_corners" not in out:
@@ -80,8 +95,9 @@ class DFINECriterion:
         corners = out["pred_corners"][idx].reshape(-1, self.reg_max + 1)
         key = "fgl_dn" if dn else "fgl"
         if key not in state:  # targets from the first output seen; every layer shares its reference boxes
-            state[key] = edge_targets(out["ref_points"][idx].detach(), cxcywh_to_xyxy(gt), self.reg_max,
-                                      out["reg_scale"], out["up"])  # fmt: skip
+            state[key] = edge_targets(
+                out["ref_points"][idx].detach(), cxcywh_to_xyxy(gt), self.reg_max, out["reg_scale"], out["up"]
+            )
         target, w_right, w_left = state[key]
         iou, _ = box_iou_pairs(cxcywh_to_xyxy(out["pred_boxes"][idx]), cxcywh_to_xyxy(gt))
         weight = iou.unsqueeze(-1).repeat(1, 4).reshape(-1).detach().float()  # official: weight.float()
@@ -103,8 +119,11 @@ class DFINECriterion:
             mask = mask.unsqueeze(-1).repeat(1, 1, 4).reshape(-1)
             w[idx] = iou.reshape_as(w[idx]).to(w.dtype)
             w = w.unsqueeze(-1).repeat(1, 1, 4).reshape(-1).detach()
-            kl = F.kl_div(F.log_softmax(pred / temperature, dim=1), F.softmax(teacher.detach() / temperature, dim=1),
-                          reduction="none").sum(-1)  # fmt: skip
+            kl = F.kl_div(
+                F.log_softmax(pred / temperature, dim=1),
+                F.softmax(teacher.detach() / temperature, dim=1),
+                reduction="none",
+            ).sum(-1)
             loss = w * (temperature**2) * kl
             if not dn:  # denoising layers reuse the counts of the last matching-query layer (as officially)
                 scale = 8 / out["pred_boxes"].shape[0]
@@ -116,8 +135,19 @@ class DFINECriterion:
         return losses
 
     # -- one output ---------------------------------------------------------------------------------------
-    def _terms(self, out, targets, own: Matching, go: Matching, n: float, n_go: float, dn: bool, state: dict,
-               suffix: str, local: bool = True) -> dict[str, torch.Tensor]:  # fmt: skip
+    def _terms(
+        self,
+        out,
+        targets,
+        own: Matching,
+        go: Matching,
+        n: float,
+        n_go: float,
+        dn: bool,
+        state: dict,
+        suffix: str,
+        local: bool = True,
+    ) -> dict[str, torch.Tensor]:
         terms = {"loss_vfl": self.vfl(out, targets, own, n)}
         terms.update(self.boxes(out, targets, go, n_go))
         if local:
@@ -131,8 +161,13 @@ class DFINECriterion:
         pre = self.matcher(outputs["pre_outputs"], targets)
         enc = [self.matcher(o, targets) for o in outputs["enc_aux_outputs"]]
         go = union_matching(main, aux + [pre] + enc)
-        self.last_matchings = {"main": main, **{f"aux_{i}": m for i, m in enumerate(aux)}, "pre": pre,
-                               **{f"enc_{i}": m for i, m in enumerate(enc)}, "go": go}  # fmt: skip
+        self.last_matchings = {
+            "main": main,
+            **{f"aux_{i}": m for i, m in enumerate(aux)},
+            "pre": pre,
+            **{f"enc_{i}": m for i, m in enumerate(enc)},
+            "go": go,
+        }
         n_go = _world_mean(sum(len(rows) for rows, _ in go), device)
         n = _world_mean(sum(len(t["labels"]) for t in targets), device)
         state: dict = {}
@@ -140,8 +175,11 @@ class DFINECriterion:
 
         losses = self._terms(outputs, targets, main, go, n, n_go, False, state, "")
         for i, (out, own) in enumerate(zip(outputs["aux_outputs"], aux, strict=True)):
-            losses.update(self._terms({**out, "up": up, "reg_scale": reg_scale}, targets, own, go, n, n_go, False,
-                                      state, f"_aux_{i}"))  # fmt: skip
+            losses.update(
+                self._terms(
+                    {**out, "up": up, "reg_scale": reg_scale}, targets, own, go, n, n_go, False, state, f"_aux_{i}"
+                )
+            )
         losses.update(self._terms(outputs["pre_outputs"], targets, pre, go, n, n_go, False, state, "_pre", False))
         for i, (out, own) in enumerate(zip(outputs["enc_aux_outputs"], enc, strict=True)):
             losses.update(self._terms(out, targets, own, go, n, n_go, False, state, f"_enc_{i}", False))
@@ -150,10 +188,22 @@ class DFINECriterion:
             fixed = dn_matching(meta.positive_idx, meta.num_group, targets)
             n_dn = n * meta.num_group
             for i, out in enumerate(outputs["dn_outputs"]):
-                losses.update(self._terms({**out, "up": up, "reg_scale": reg_scale}, targets, fixed, fixed, n_dn, n_dn,
-                                          True, state, f"_dn_{i}"))  # fmt: skip
-            losses.update(self._terms(outputs["dn_pre_outputs"], targets, fixed, fixed, n_dn, n_dn, True, state,
-                                      "_dn_pre", False))  # fmt: skip
+                losses.update(
+                    self._terms(
+                        {**out, "up": up, "reg_scale": reg_scale},
+                        targets,
+                        fixed,
+                        fixed,
+                        n_dn,
+                        n_dn,
+                        True,
+                        state,
+                        f"_dn_{i}",
+                    )
+                )
+            losses.update(
+                self._terms(outputs["dn_pre_outputs"], targets, fixed, fixed, n_dn, n_dn, True, state, "_dn_pre", False)
+            )
         return {k: torch.nan_to_num(v) for k, v in losses.items()}
 
 
@@ -171,8 +221,9 @@ def dn_matching(positive_idx: list[torch.Tensor], groups: int, targets: list[dic
 
 
 @torch.no_grad()
-def edge_targets(ref: torch.Tensor, gt_xyxy: torch.Tensor, reg_max: int, reg_scale: torch.Tensor, up: torch.Tensor,
-                 eps: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def edge_targets(
+    ref: torch.Tensor, gt_xyxy: torch.Tensor, reg_max: int, reg_scale: torch.Tensor, up: torch.Tensor, eps: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each matched edge's target distance as a fractional bin (left bin index + interpolation weights)."""
     reg_scale = abs(reg_scale)
     left = (ref[:, 0] - gt_xyxy[:, 0]) / (ref[..., 2] / reg_scale + 1e-16) - 0.5 * reg_scale

@@ -91,8 +91,11 @@ class LinearWarmup:
         return self.last_step >= self.warmup_duration
 
     def state_dict(self) -> dict:
-        return {"last_step": self.last_step, "warmup_duration": self.warmup_duration,
-                "warmup_end_values": list(self.warmup_end_values)}  # fmt: skip
+        return {
+            "last_step": self.last_step,
+            "warmup_duration": self.warmup_duration,
+            "warmup_end_values": list(self.warmup_end_values),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.last_step = int(state["last_step"])

@@ -29,9 +29,18 @@ class StepResult:
 
 
 class StepRunner:
-    def __init__(self, model: nn.Module, criterion: DFINECriterion, optimizer: torch.optim.Optimizer,
-                 warmup: LinearWarmup, ema: ModelEMA, clip_max_norm: float = 0.1, num_denoising: int = 100,
-                 autocast: bool = False, forward: nn.Module | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: DFINECriterion,
+        optimizer: torch.optim.Optimizer,
+        warmup: LinearWarmup,
+        ema: ModelEMA,
+        clip_max_norm: float = 0.1,
+        num_denoising: int = 100,
+        autocast: bool = False,
+        forward: nn.Module | None = None,
+    ):
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
         self.warmup, self.ema, self.clip_max_norm = warmup, ema, clip_max_norm
         self.num_denoising, self.autocast = num_denoising, autocast

@@ -1,0 +1,308 @@
+"""A D-FINE fine-tuning job from start to honest end: samples (frames + MOT/Label Studio ground truth, COCO
+json, or motpipe runs), initial weights with optional class-aware initialisation, the training core's epoch
+loop, per-step logs (log.jsonl, TensorBoard, --log-json), per-epoch COCO validation of the EMA weights,
+plots, and the job record (job.json) — the same record, states and rules as the MOTRv2 jobs: `succeeded`
+only once the planned epochs (or `max_steps` steps) finished and the checkpoint is durable.
+
+Ground-truth class k (1 player, 2 ball in the group's files) trains model class k - 1, so `--classes`
+lists the new classes in the ground truth's order (player=…,ball=…).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from services.detector.dfine.training.data import Sample, check_boxes, from_coco, from_ground_truth, split
+from services.detector.dfine.training.loop import DetTrainer, EpochResult, LoopConfig, StepLog
+from services.detector.dfine.training.optim import NO_AUG_FRACTION, OptimConfig, freeze_like_official
+from services.detector.dfine.training.step import TrainModule
+from services.detector.dfine.training.transforms import AugmentConfig
+from services.detector.dfine.training.validate import coco_metrics, predict
+from services.detector.dfine.training.weights import build_from_weights
+from services.evaluator.evaluate import parse_frame_list
+from services.evaluator.ground_truth import read_ground_truth
+from services.tracker.motrv2.training.loop import set_threads
+from shared.errors import InputError
+from shared.formats.labelstudio import DEFAULT_CLASSES
+from shared.run_store import RunStore
+from shared.schemas import DFineTrainOptions, EpochRecord, JobRecord, StageState, utcnow
+
+from .common import StepWriter, distributed, tensorboard_available
+from .jobs import heartbeat, mark_failed, mark_running, read_job, update_job, write_job
+from .plots import plot_curves
+
+
+@dataclass
+class DFineData:
+    weights: Path
+    frames: list[Path] = field(default_factory=list)  # paired with gt, one sequence each
+    gt: list[Path] = field(default_factory=list)
+    coco: Path | None = None
+    images: Path | None = None
+    runs: list[str] | None = None
+    store: RunStore | None = None
+
+    def describe(self) -> dict:
+        return {
+            "weights": str(self.weights),
+            "frames": [str(p) for p in self.frames],
+            "gt": [str(p) for p in self.gt],
+            "coco": self.coco and str(self.coco),
+            "images": self.images and str(self.images),
+            "runs": self.runs,
+        }
+
+
+def gt_class_map(class_names: list[str]) -> dict[int, int]:
+    """Ground-truth class k -> model class k - 1; a name the group's files know (player 1, ball 2) must sit at
+    its id's place, so a reordered --classes cannot silently swap them."""
+    if not class_names:
+        raise InputError(
+            'ground truth in MOT/Label Studio form needs --classes, e.g. player=person,ball="sports ball" '
+            "(ground-truth class k trains the k-th class)",
+            field="classes",
+        )
+    for position, name in enumerate(class_names, start=1):
+        known = DEFAULT_CLASSES.get(name.lower())
+        if known is not None and known != position:
+            raise InputError(
+                f"--classes puts {name} at place {position}, but the ground truth's {name} is class "
+                f"{known}: list the classes in the ground truth's order",
+                field="classes",
+            )
+    return {k: k - 1 for k in range(1, len(class_names) + 1)}
+
+
+def load_samples(
+    data: DFineData, options: DFineTrainOptions, class_names: list[str], num_classes: int, cache: Path
+) -> tuple[list[Sample], list[str]]:
+    empty = set(parse_frame_list(options.empty_frames)) if options.empty_frames else None
+    samples, notes = [], []
+    if data.coco is not None:
+        if data.images is None:
+            raise InputError("--coco needs --images DIR", field="images")
+        found = from_coco(data.coco, data.images, options.remap_mscoco, num_classes)
+        return found.samples, found.notes
+    pairs = list(zip(data.frames, data.gt, strict=False))
+    if data.runs:
+        pairs = [_run_inputs(data.store, run_id) for run_id in data.runs]
+    if not pairs or len(data.frames) != len(data.gt):
+        raise InputError("give --frames and --gt (one of each per sequence), or --coco and --images", field="data")
+    class_of = gt_class_map(class_names)
+    for frames, gt_path in pairs:
+        _, gt = read_ground_truth(gt_path)  # empty ground truth is refused here, naming the file
+        found = from_ground_truth(Path(frames), gt, str(gt_path), class_of, cache / "frames", empty)
+        samples += found.samples
+        notes += found.notes
+    return samples, notes
+
+
+def _run_inputs(store: RunStore | None, run_id: str) -> tuple[Path, Path]:
+    if store is None:
+        raise InputError("training from runs needs the run store", field="runs")
+    record = store.get(run_id)
+    video = record.inputs.get("frames")
+    if not video or not Path(video).is_file():
+        raise InputError(f"run {run_id} has no input video", field="runs")
+    folder = store.run_dir(run_id)
+    gt = next((p for p in (folder / "gt.txt", folder / "gt.json") if p.is_file()), None)
+    if gt is None:
+        raise InputError(f"run {run_id} has no ground truth (POST /runs/{run_id}/gt first)", field="runs")
+    return Path(video), gt
+
+
+def _flat(metrics: dict) -> dict[str, float]:
+    """Job-record form: overall values and `<class>/<metric>`; undefined values (a class without boxes) left out."""
+    out = {k: metrics[k] for k in ("mAP", "mAP50", "AR")}
+    for name, entry in metrics["per_class"].items():
+        out |= {f"{name}/{k}": v for k, v in entry.items() if k != "gt_boxes"}
+    return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(v) and v >= 0}
+
+
+def run_dfine_job(
+    folder: Path,
+    options: DFineTrainOptions,
+    data: DFineData,
+    device: str = "cpu",
+    threads: int | None = None,
+    log_json: Path | None = None,
+    resume: bool = False,
+    say: Callable[[str], None] = print,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    job_id: str | None = None,
+) -> JobRecord:
+    folder = Path(folder)
+    rank, world, local_rank = distributed()
+    try:
+        return _run(
+            folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank
+        )
+    except BaseException as exc:
+        if rank == 0 and (folder / "job.json").is_file():
+            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            mark_failed(folder, "interrupted" if isinstance(exc, KeyboardInterrupt) else reason)
+        raise
+
+
+def _run(folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank):
+    writer = rank == 0
+    set_threads(threads)
+    if device.startswith("cuda") and world > 1:
+        device = f"cuda:{local_rank}"
+    torch_device = torch.device(device)
+    dtype = torch.float64 if options.dtype == "float64" else torch.float32
+    if resume:
+        record = read_job(folder)
+        if record.state == StageState.succeeded:
+            raise InputError("nothing to resume: the job already succeeded", source=str(folder / "job.json"))
+    else:
+        if (folder / "job.json").is_file() and read_job(folder).state == StageState.running:
+            raise InputError("a job is running in this folder", source=str(folder))
+        record = JobRecord(
+            job=job_id or folder.name,
+            model="dfine",
+            options=options.model_dump(mode="json"),
+            data=data.describe(),
+            planned_epochs=options.epochs,
+            planned_steps=options.max_steps,
+        )
+
+    # weights and data first: refused input leaves no job behind (a record made by the API is marked failed)
+    init = build_from_weights(data.weights, options.size, options.dataset, options.classes, options.reinit_classes)
+    model = init.model
+    if rank > 0:
+        dist.barrier()  # rank 0 decodes video frames into the shared cache first
+    samples, notes = load_samples(data, options, init.classes, model.num_classes, folder / "cache")
+    if rank == 0 and world > 1:
+        dist.barrier()
+    check_boxes(samples)
+    train_samples, val_samples = split(samples, options.val)
+    say(init.report)
+
+    freeze_like_official(model, options.size)
+    model.to(torch_device, dtype)
+    no_aug = options.no_aug_epochs
+    if no_aug is None:
+        no_aug = max(1, round(options.epochs * NO_AUG_FRACTION[options.size])) if options.epochs > 1 else 0
+    augment = None
+    if options.augment:
+        augment = AugmentConfig(
+            options.photometric, options.zoom_out, options.iou_crop, options.flip, stop_epoch=options.epochs - no_aug
+        )
+    multiscale = options.size != "n" if options.multiscale is None else options.multiscale
+    optim = OptimConfig(
+        options.size, options.lr, options.weight_decay, options.warmup_steps, options.clip_max_norm, options.ema_decay
+    )
+    cfg = LoopConfig(
+        options.epochs,
+        options.batch_size,
+        options.max_steps,
+        options.seed,
+        options.img_size,
+        multiscale and options.augment,
+        100 if options.denoising else 0,
+        options.autocast,
+        dtype,
+        options.save_period,
+        augment,
+        optim,
+    )
+    wrapped = None
+    if world > 1:
+        ids = [torch_device.index] if torch_device.type == "cuda" else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            TrainModule(model), device_ids=ids, find_unused_parameters=True
+        )
+    meta = init.meta(options.size, options.dataset)
+    trainer = DetTrainer(model, train_samples, cfg, folder, torch_device, meta, wrapped)
+    if resume:
+        trainer.resume(folder / "checkpoint.pth")
+    planned_steps = options.max_steps or trainer.steps_per_epoch() * options.epochs
+    class_names = init.classes or [str(i) for i in range(model.num_classes)]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def start(r: JobRecord) -> None:
+        mark_running(r)
+        r.trainable_params, r.total_params = trainable, sum(p.numel() for p in model.parameters())
+        r.notes = [init.report, *notes]
+        r.data["classes"] = init.classes
+        r.data["train_samples"], r.data["val_samples"] = len(train_samples), len(val_samples)
+        r.planned_steps = planned_steps
+        r.progress.total = planned_steps
+        r.progress.done = trainer.global_step
+        r.epochs = [e for e in r.epochs if e.epoch < trainer.start_epoch]
+
+    if writer:
+        if not resume or not (folder / "job.json").is_file():
+            write_job(folder, record)
+        update_job(folder, start)
+        say(f"{len(train_samples)} training samples, {len(val_samples)} validation; {planned_steps} steps planned")
+    steps = StepWriter(folder, log_json, tensorboard_available(), resume) if writer else None
+
+    def on_step(entry: StepLog) -> None:
+        if steps:
+            steps.step(entry)
+        if on_progress:
+            on_progress(entry.step, planned_steps)
+        if writer and entry.step % 10 == 0:
+            update_job(folder, lambda r: setattr(r.progress, "done", entry.step))
+
+    def on_epoch(result: EpochResult) -> None:
+        val = None
+        if val_samples and writer:
+            predictions = predict(trainer.ema.module, val_samples, options.img_size, torch_device, dtype)
+            val = _flat(coco_metrics(val_samples, predictions, class_names, options.val_score))
+            say(f"epoch {result.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items() if "/" not in k))
+        if world > 1:
+            dist.barrier()
+        if not writer:
+            return
+        steps.epoch(result.epoch, result.mean_losses, val)
+
+        def change(r: JobRecord) -> None:
+            r.epochs.append(
+                EpochRecord(
+                    epoch=result.epoch,
+                    steps=result.steps,
+                    losses=result.mean_losses,
+                    val=val,
+                    checkpoints=result.checkpoints,
+                    complete=result.complete,
+                )
+            )
+            r.finished_epochs = result.epoch + 1 if result.complete else r.finished_epochs
+            r.checkpoints = sorted(set(r.checkpoints) | set(result.checkpoints))
+            r.progress.done = trainer.global_step
+
+        plot_curves(update_job(folder, change), folder / "plots")
+
+    try:
+        with heartbeat(folder) if writer else contextlib.nullcontext():
+            trainer.fit(on_step, on_epoch)
+    finally:
+        if steps:
+            steps.close()
+
+    def finish(r: JobRecord) -> None:
+        done = (options.max_steps is not None and trainer.global_step >= options.max_steps) or (
+            r.finished_epochs >= r.planned_epochs
+        )
+        if done and (folder / "checkpoint.pth").is_file():
+            r.state, r.error = StageState.succeeded, None
+        else:
+            r.state = StageState.failed
+            r.error = f"training stopped after {r.finished_epochs} of {r.planned_epochs} epochs"
+        r.finished = utcnow()
+
+    if writer:
+        record = update_job(folder, finish)
+    if world > 1:
+        dist.barrier()
+    return record if writer else read_job(folder)
