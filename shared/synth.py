@@ -187,3 +187,27 @@ def render_scene(
     mot_to_labelstudio(gt, gt_ls, size, image_pattern=f"{name}/img1/{{frame:06d}}.jpg", as_predictions=False)
     (out / "scene.json").write_text(json.dumps({"frames": frames, "seed": seed, "size": size, "fps": fps}))
     return SynthScene(video_path, gt_txt, gt_ls, gt, size, fps, frames)
+
+
+def render_still_frames(out_dir: str | os.PathLike, frames: int = 6, size: int = 256, seed: int = 0) -> Path:
+    """`<out>/frames/<n:06d>.png` + `<out>/gt.txt`: independent stills of three players (jersey-coloured
+    boxes) and a ball (a white disc) at random places on sand, large relative to the image, exact boxes.
+    The detector's overfitting check: a handful of frames a small model can learn in a minute on a CPU."""
+    out = Path(out_dir)
+    (out / "frames").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in range(1, frames + 1):
+        image = np.full((size, size, 3), (110, 170, 205), np.uint8)
+        w, h = int(size * 0.12), int(size * 0.32)
+        for pid in range(1, 4):
+            x, y = int(rng.uniform(0, size - w)), int(rng.uniform(0, size - h))
+            cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), JERSEYS[pid - 1], -1)
+            rows.append((f, pid, x, y, w, h, 1, PLAYER, 1.0, -1))
+        r = int(size * 0.06)
+        cx, cy = int(rng.uniform(r, size - r)), int(rng.uniform(r, size - r))
+        cv2.circle(image, (cx, cy), r, (245, 250, 255), -1)
+        rows.append((f, 9, cx - r, cy - r, 2 * r + 1, 2 * r + 1, 1, BALL, 1.0, -1))
+        cv2.imwrite(str(out / "frames" / f"{f:06d}.png"), image)
+    write_mot(out / "gt.txt", MotTable.from_matrix(np.asarray(rows, np.float64)), columns=9)
+    return out

@@ -184,6 +184,8 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
         dist.barrier()
     check_boxes(samples)
     train_samples, val_samples = split(samples, options.val)
+    if val_samples is train_samples:
+        notes.append("--val holds out every sample: validation runs on the training data")
     say(init.report)
 
     freeze_like_official(model, options.size)
@@ -220,7 +222,7 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
         wrapped = torch.nn.parallel.DistributedDataParallel(
             TrainModule(model), device_ids=ids, find_unused_parameters=True
         )
-    meta = init.meta(options.size, options.dataset)
+    meta = {**init.meta(options.size, options.dataset), "img_size": options.img_size}
     trainer = DetTrainer(model, train_samples, cfg, folder, torch_device, meta, wrapped)
     if resume:
         trainer.resume(folder / "checkpoint.pth")

@@ -74,10 +74,19 @@ def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
         raise InputError(str(exc), field="size/dataset") from None
     if meta.get("num_classes"):
         cfg["num_classes"] = int(meta["num_classes"])
+    # a fine-tune at another input size runs at that size: the anchors are a function of it, not weights
+    pixels = int(meta.get("img_size", 640))
+    cfg["eval_spatial_size"] = [pixels, pixels]
     model = DFINE(cfg)
+    if pixels != 640:
+        state = {
+            **state,
+            **{k: v for k, v in model.state_dict().items() if k in ("decoder.anchors", "decoder.valid_mask")},
+        }
     check_state(model, state, f"{size}/{dataset}", path)
     model.load_state_dict(state, strict=True)
     model.class_names = list(meta.get("classes") or [])
+    model.input_size = pixels
     return model.deploy()
 
 
@@ -87,6 +96,7 @@ class DFINEDetector:
     def __init__(self, model: DFINE, device: str = "cpu", batch_size: int | None = None, autocast: bool = False):
         self.model = model.to(device)
         self.class_names: list[str] = getattr(model, "class_names", [])  # a motpipe fine-tune's classes
+        self.input_size: int = getattr(model, "input_size", 640)
         self.device = device
         # a CPU runs one frame at a time fastest (benchmarks/detect_speed.py: batch 1 ~1.8x batch 8); a GPU
         # wants batches
@@ -103,7 +113,7 @@ class DFINEDetector:
 
     @torch.inference_mode()
     def _run(self, batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-        images = torch.stack([preprocess(img) for _, img in batch]).to(self.device)
+        images = torch.stack([preprocess(img, self.input_size) for _, img in batch]).to(self.device)
         sizes = torch.tensor(
             [[img.shape[1], img.shape[0]] for _, img in batch], dtype=torch.float32, device=self.device
         )

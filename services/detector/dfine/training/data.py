@@ -211,6 +211,6 @@ def split(samples: list[Sample], val: list[str]) -> tuple[list[Sample], list[Sam
     valid = [s for i, s in enumerate(samples) if i in held]
     if val and not valid:
         raise InputError(f"--val {' '.join(val)} selects no annotated frame", field="val")
-    if val and not train:
-        raise InputError("--val holds out every sample: nothing is left to train on", field="val")
+    if val and not train:  # an overfitting check: validate on the training data (the job notes it)
+        train = valid
     return train, valid

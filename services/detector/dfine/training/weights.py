@@ -55,7 +55,9 @@ def parse_class_map(text: str, dataset: str, names: list[str]) -> list[tuple[str
     the checkpoint (its own names, else the dataset's)."""
     from services.detector.registry import CLASS_NAMES
 
-    known = {n.lower().replace(" ", "_"): i for i, n in enumerate(names)} or CLASS_NAMES.get(f"dfine/{dataset}", {})
+    known = {n.lower().replace(" ", "_"): i for i, n in enumerate(names)} or CLASS_NAMES.get(
+        f"dfine/{dataset}", CLASS_NAMES["dfine"]
+    )
     out = []
     for item in re.findall(r'(?:[^,"]|"[^"]*")+', text):
         new, sep, source = item.partition("=")
