@@ -17,6 +17,7 @@ TASK_QUEUES = {
     "evaluator.evaluate": "cpu",
     "evaluator.doctor": "cpu",
     "tracker.train": "gpu",
+    "detector.train": "gpu",
 }
 
 

@@ -1,12 +1,17 @@
 """`POST /train` on the real stack: gateway and a Celery worker on Redis train a small MOTRv2 from a run
-(uploaded video, its det_db and ground truth), a grid shares the workers, and bad requests are refused."""
+(uploaded video, its det_db and ground truth), a grid shares the workers, a D-FINE N fine-tunes from the
+same run (`detector.train`), and bad requests are refused."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
 import torch
 
+from services.detector.dfine.configs import dfine_config
+from services.detector.dfine.model import DFINE
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.training.weights import fresh_model
 from shared.synth import render_scene
@@ -76,3 +81,31 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     assert record["state"] == "succeeded", record
     assert [row["lr"] for row in record["grid"]] == [1e-4, 2e-4]
     assert all(row["state"] == "succeeded" for row in record["grid"])
+
+    # D-FINE: the same endpoint with model dfine, task detector.train, the run's video and ground truth
+    torch.manual_seed(0)
+    torch.save({"model": DFINE(dfine_config("n", "coco")).state_dict()}, stack.root / "dfine_n.pth")
+    dfine = {"model": "dfine", "runs": [run], "weights": "dfine_n.pth", "size": "n", "dataset": "coco",
+             "classes": 'player=person,ball="sports ball"', "img_size": 256, "batch_size": 4, "augment": False,
+             "max_steps": 2}  # fmt: skip
+    for body, status in [({**dfine, "size": "q"}, 422), ({**dfine, "grid": {"lr": [1]}}, 422),
+                         ({**dfine, "weights": "missing.pth"}, 400)]:  # fmt: skip
+        answer = httpx.post(f"{stack.url}/train", json=body, timeout=10)
+        assert answer.status_code == status, (body, answer.text)
+    answer = httpx.post(f"{stack.url}/train", json=dfine, timeout=10)
+    assert answer.status_code == 202, answer.text
+    record = wait_job(stack, answer.json()["job"])
+    assert record["state"] == "succeeded" and record["model"] == "dfine", record
+    assert record["progress"]["done"] == 2 and record["data"]["classes"] == ["player", "ball"]
+    download = httpx.get(f"{stack.url}/train/{record['job']}/artifacts/checkpoint.pth", timeout=30)
+    (tmp_path / "dfine.pth").write_bytes(download.content)
+    state = torch.load(tmp_path / "dfine.pth", weights_only=True)
+    assert state["motpipe"]["classes"] == ["player", "ball"] and "module" in state["ema"]
+    # afterwards: the fine-tune writes the det_db of a run (POST /detect with the job's weights)
+    video = httpx.get(f"{stack.url}/runs/{run}").json()["inputs"]["frames"]
+    detect = {"path": str(Path(video).relative_to(stack.root.resolve())), "detector": "dfine", "size": "n",
+              "dataset": "coco", "weights": f"jobs/{record['job']}/checkpoint.pth", "score_threshold": 0.0}  # fmt: skip
+    answer = httpx.post(f"{stack.url}/detect", json=detect, timeout=10)
+    assert answer.status_code == 202, answer.text
+    detected = stack.wait_stage(answer.json()["run"], "detect")
+    assert detected["stages"]["detect"]["state"] == "succeeded", detected

@@ -7,7 +7,7 @@ from celery.signals import worker_ready
 import services.detector.tasks  # noqa: F401 - registers detector.detect
 import services.evaluator.tasks  # noqa: F401 - registers evaluator.evaluate
 import services.tracker.tasks  # noqa: F401 - registers tracker.track
-import services.trainer.tasks  # noqa: F401 - registers tracker.train
+import services.trainer.tasks  # noqa: F401 - registers tracker.train and detector.train
 from shared.celery_app import app
 from shared.run_store import RunStore
 from shared.settings import get_settings

@@ -1,8 +1,10 @@
 """`POST /train`, `GET /train/{job}`, `GET /train/{job}/artifacts/{name}`: training jobs over HTTP.
 
-The request is checked before anything is queued (paths under the data root, runs with a det_db and ground
-truth, grid keys and values); then the job record is written `pending` and one `tracker.train` task is sent
-per job (a grid is a parent record listing one child job per combination, so workers share the grid).
+The request is checked before anything is queued (paths under the data root, runs with their inputs —
+MOTRv2 needs a det_db and ground truth, D-FINE an input video and ground truth —, grid keys and values);
+then the job record is written `pending` and one task is sent per job: `tracker.train` for model `motrv2`
+(a grid is a parent record listing one child job per combination, so workers share the grid),
+`detector.train` for model `dfine`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import binary
 from shared.errors import InputError, NotFoundError
 from shared.run_store import RunStore
-from shared.schemas import JobRecord, StageState, TrainRequest
+from shared.schemas import DFineTrainRequest, JobRecord, StageState, TrainRequest
 from shared.settings import Settings
 
 from .grid import combination_name, combinations
@@ -40,19 +42,21 @@ def _existing(settings: Settings, user_path: str, what: str) -> str:
     return str(path)
 
 
-def _check_runs(store: RunStore, runs: list[str]) -> None:
+def _check_runs(store: RunStore, runs: list[str], det_db: bool = True) -> None:
     for run_id in runs:
         folder = store.run_dir(run_id)
-        store.get(run_id)  # 404 for an unknown run
-        if not (folder / "det_db.json").is_file():
+        record = store.get(run_id)  # 404 for an unknown run
+        if det_db and not (folder / "det_db.json").is_file():
             raise InputError(f"run {run_id} has no det_db yet", field="runs")
+        if not det_db and not record.inputs.get("frames"):
+            raise InputError(f"run {run_id} has no input video", field="runs")
         if not any((folder / name).is_file() for name in ("gt.txt", "gt.json")):
             raise InputError(f"run {run_id} has no ground truth", field="runs")
 
 
-def _queue(celery: Celery, folder: Path, job_id: str, request: dict) -> None:
+def _queue(celery: Celery, folder: Path, job_id: str, request: dict, task: str = "tracker.train") -> None:
     try:
-        celery.send_task("tracker.train", args=[job_id, request])
+        celery.send_task(task, args=[job_id, request])
     except Exception as exc:
         mark_failed(folder, f"could not queue the task: {type(exc).__name__}: {exc}")
         raise HTTPException(503, f"task broker unreachable; job {job_id} is marked failed") from None
@@ -60,12 +64,14 @@ def _queue(celery: Celery, folder: Path, job_id: str, request: dict) -> None:
 
 @router.post("/train", status_code=202)
 def start_training(
-    req: TrainRequest,
+    req: TrainRequest | DFineTrainRequest,
     store: RunStore = Depends(get_store),
     celery: Celery = Depends(get_celery_dep),
     settings: Settings = Depends(get_settings_dep),
 ):
     req.weights = _existing(settings, req.weights, "weights")
+    if isinstance(req, DFineTrainRequest):
+        return _start_dfine(req, store, celery, settings)
     if req.data:
         req.data, req.det_db = _existing(settings, req.data, "data"), _existing(settings, req.det_db, "det_db")
     if req.runs:
@@ -77,8 +83,12 @@ def start_training(
     job_id = new_job_id()
     folder = _jobs(settings) / job_id
     base = req.model_dump(mode="json", exclude={"grid"})
-    parent = JobRecord(job=job_id, options=base, data={"runs": req.runs, "root": req.data, "det_db": req.det_db},
-                       planned_epochs=req.epochs)  # fmt: skip
+    parent = JobRecord(
+        job=job_id,
+        options=base,
+        data={"runs": req.runs, "root": req.data, "det_db": req.det_db},
+        planned_epochs=req.epochs,
+    )
     if not combos:
         write_job(folder, parent)
         _queue(celery, folder, job_id, base)
@@ -95,6 +105,26 @@ def start_training(
     write_job(folder, parent)
     for child_id, child in children:
         _queue(celery, _jobs(settings) / child_id, child_id, child)
+    return {"job": job_id, "status_url": f"/train/{job_id}"}
+
+
+def _start_dfine(req: DFineTrainRequest, store: RunStore, celery: Celery, settings: Settings) -> dict:
+    _check_runs(store, req.runs, det_db=False)
+    job_id = new_job_id()
+    folder = _jobs(settings) / job_id
+    body = req.model_dump(mode="json")
+    write_job(
+        folder,
+        JobRecord(
+            job=job_id,
+            model="dfine",
+            options=body,
+            data={"runs": req.runs},
+            planned_epochs=req.epochs,
+            planned_steps=req.max_steps,
+        ),
+    )
+    _queue(celery, folder, job_id, body, "detector.train")
     return {"job": job_id, "status_url": f"/train/{job_id}"}
 
 
