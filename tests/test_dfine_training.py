@@ -18,9 +18,14 @@ from PIL import Image
 
 from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.model import DFINE
+from services.detector.dfine.training.data import from_coco, from_ground_truth
 from services.detector.dfine.training.weights import PRIOR_BIAS, build_from_weights
+from services.evaluator.ground_truth import read_ground_truth
 from services.gateway.cli import main
+from services.trainer.dfine_job import gt_class_map
 from services.trainer.jobs import read_job
+from shared.formats.conversions import mot_to_labelstudio
+from shared.formats.mot_txt import read_mot
 from shared.synth import render_still_frames
 from tests.test_dfine_train_parity import reference_model
 
@@ -203,3 +208,72 @@ def test_bad_input_is_refused_naming_the_problem(stills, tmp_path, capsys):
     gt.write_text(good + "3,8,240,-10,40,30,1,1,1\n")
     assert main([*small_args(stills, out), "--gt", str(gt), "--max-steps", "1"]) == 0
     assert read_job(out).state == "succeeded"
+
+
+def test_label_studio_ground_truth_sparse_frames_and_annotated_empty_frames(stills, tmp_path):
+    """Only annotated frames are samples; frames marked annotated-empty join without boxes; a Label Studio
+    export gives the same samples as the MOT file it was made from."""
+    gt = read_mot(stills / "gt.txt")
+    sparse = gt.select(np.isin(gt.frame, [2, 5]))
+    class_of = gt_class_map(["player", "ball"])
+    found = from_ground_truth(stills / "frames", sparse, "gt.txt", class_of, tmp_path, {6})
+    assert [(s.frame, len(s.boxes)) for s in found.samples] == [(2, 4), (5, 4), (6, 0)]
+    assert sorted(found.samples[0].labels.tolist()) == [0, 0, 0, 1]
+    mot_to_labelstudio(gt, tmp_path / "gt.json", (256, 256), as_predictions=False)
+    _, from_json = read_ground_truth(tmp_path / "gt.json")
+    via_json = from_ground_truth(stills / "frames", from_json, "gt.json", class_of, tmp_path).samples
+    via_mot = from_ground_truth(stills / "frames", gt, "gt.txt", class_of, tmp_path).samples
+    assert len(via_json) == len(via_mot) == 6
+    for a, b in zip(via_json, via_mot, strict=True):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.01)
+        assert a.labels.tolist() == b.labels.tolist()
+    out = tmp_path / "job"
+    assert main([*small_args(stills, out), "--gt", str(tmp_path / "gt.json"), "--max-steps", "1"]) == 0
+    assert read_job(out).data["train_samples"] == 6
+
+
+def test_coco_json_category_ids_and_remap(stills, tmp_path, capsys):
+    gt = read_mot(stills / "gt.txt")
+    images = [{"id": f, "file_name": f"{f:06d}.png"} for f in range(1, 7)]
+    annotations = [{"id": i, "image_id": int(f), "bbox": list(map(float, box)), "category_id": 1 if c == 1 else 37}
+                   for i, (f, box, c) in enumerate(zip(gt.frame, gt.boxes, gt.cls, strict=True))]  # fmt: skip
+    annotations.append({"id": 99, "image_id": 1, "bbox": [0, 0, 50, 50], "category_id": 1, "iscrowd": 1})
+    (tmp_path / "ann.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    found = from_coco(tmp_path / "ann.json", stills / "frames", remap_mscoco=True, num_classes=80)
+    assert len(found.samples) == 6 and sorted(set(np.concatenate([s.labels for s in found.samples]))) == [0, 32]
+    assert all(len(s.boxes) == 4 for s in found.samples)  # the crowd box is dropped
+    coco = ["train", "dfine", "--coco", str(tmp_path / "ann.json"), "--images", str(stills / "frames"), "--weights",
+            str(stills / "init.pth"), "--size", "n", "--dataset", "coco", "--out", str(tmp_path / "job"),
+            "--img-size", "256", "--batch-size", "3", "--no-augment", "--max-steps", "1"]  # fmt: skip
+    _refused(capsys, [*coco, "--classes", CLASSES], "category_id 37", "0..1")
+    assert main([*coco, "--remap-mscoco"]) == 0
+    assert read_job(tmp_path / "job").state == "succeeded"
+
+
+def test_autocast_path_trains_and_saves(stills, tmp_path):
+    """The AMP code path (bf16 autocast on a CPU, float16 + GradScaler on CUDA), criterion outside it."""
+    out = tmp_path / "amp"
+    assert main([*small_args(stills, out), "--autocast", "--max-steps", "2"]) == 0
+    record = read_job(out)
+    assert record.state == "succeeded" and record.progress.done == 2
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(entry["loss"]) for entry in logged)
+
+
+def test_torchrun_two_gloo_processes_through_the_slurm_template(stills, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "FRAMES": str(stills / "frames"), "GT": str(stills / "gt.txt"),
+           "WEIGHTS": str(stills / "init.pth"), "OUT": str(out), "GPUS": "2", "OMP_NUM_THREADS": "1",
+           "MOTPIPE_DDP_BACKEND": "gloo", "MOTPIPE": str(Path(sys.executable).parent / "motpipe")}  # fmt: skip
+    done = subprocess.run(["bash", str(REPO / "deploy" / "slurm" / "train_dfine.sbatch"), "--size", "n", "--dataset",
+                           "coco", "--classes", CLASSES, "--img-size", "256", "--batch-size", "2", "--no-augment",
+                           "--max-steps", "2", "--device", "cpu"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = read_job(out)
+    assert record.state == "succeeded" and record.progress.done == 2
+    assert record.data["train_samples"] == 6  # the data set; each rank takes its share of every epoch
+    crashed = subprocess.run(["bash", str(REPO / "deploy" / "slurm" / "train_dfine.sbatch"), "--size", "s"],
+                             cwd=REPO, env={**env, "GPUS": "1", "OUT": str(tmp_path / "crash")},
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert crashed.returncode != 0 and "does not match" in crashed.stderr.replace("\n", " ")

@@ -101,6 +101,8 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     (tmp_path / "dfine.pth").write_bytes(download.content)
     state = torch.load(tmp_path / "dfine.pth", weights_only=True)
     assert state["motpipe"]["classes"] == ["player", "ball"] and "module" in state["ema"]
+    page = httpx.get(f"{stack.url}/ui/train/{record['job']}", timeout=10)  # the dashboard's job page
+    assert page.status_code == 200 and "mAP50" in page.text and "HOTA" not in page.text
     # afterwards: the fine-tune writes the det_db of a run (POST /detect with the job's weights)
     video = httpx.get(f"{stack.url}/runs/{run}").json()["inputs"]["frames"]
     detect = {"path": str(Path(video).relative_to(stack.root.resolve())), "detector": "dfine", "size": "n",
