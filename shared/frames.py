@@ -104,3 +104,18 @@ def prefetch(items: Iterator, depth: int = 8) -> Iterator:
         stop.set()
         while not buffer.empty():  # unblock a producer waiting on a full queue
             buffer.get_nowait()
+
+
+def extract_video_frames(video: Path, folder: Path) -> dict[int, Path]:
+    """Decode a video once into lossless PNG frames (training reads frames in random order); reused when
+    the cache is complete (a `done` marker is written last)."""
+    marker = folder / "done"
+    if not marker.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, frame in enumerate(iter_video(video), start=1):
+            path = folder / f"{number:06d}.png"
+            tmp = folder / f".{number:06d}.{os.getpid()}.tmp.png"
+            cv2.imwrite(str(tmp), frame)
+            tmp.replace(path)
+        marker.write_text(str(video))
+    return {int(p.stem): p for p in folder.glob("*.png") if p.stem.isdigit()}

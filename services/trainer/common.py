@@ -1,15 +1,32 @@
-"""What every training job shares: the torchrun process group, and the per-step logs — log.jsonl (every
-step, with learning rates), the `--log-json` contract (one compact object per step: every loss term under
-its official name, `loss`, `grad_norm`) and TensorBoard scalars."""
+"""What every training job shares: the torchrun process group; the per-step logs — log.jsonl (every step,
+with learning rates), the `--log-json` contract (one compact object per step: every loss term under its
+official name, `loss`, `grad_norm`) and TensorBoard scalars; and the job record around the loop (start,
+progress, per-epoch entries and plots, heartbeat, the honest final state)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from shared.errors import InputError
+from shared.schemas import EpochRecord, JobRecord, StageState, utcnow
+
+from .jobs import heartbeat, mark_failed, mark_running, read_job, update_job, write_job
+from .plots import plot_curves
+
+
+def set_threads(threads: int | None) -> None:
+    """--threads N, else OMP_NUM_THREADS (torch reads it at start), else torch's default."""
+    if threads:
+        torch.set_num_threads(threads)
+    elif os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def distributed() -> tuple[int, int, int]:
@@ -72,3 +89,124 @@ def tensorboard_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def run_guarded(folder: Path, rank: int, body: Callable[[], JobRecord]) -> JobRecord:
+    """Run a job's body; any error marks the record failed with the reason (rank 0 writes) and propagates."""
+    try:
+        return body()
+    except BaseException as exc:
+        if rank == 0 and (folder / "job.json").is_file():
+            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            mark_failed(folder, "interrupted" if isinstance(exc, KeyboardInterrupt) else reason)
+        raise
+
+
+def open_record(folder: Path, resume: bool, fresh: Callable[[], JobRecord]) -> JobRecord:
+    """The record to run under: the folder's own to resume (not a succeeded one), else a new one (not over a
+    running job)."""
+    if resume:
+        record = read_job(folder)
+        if record.state == StageState.succeeded:
+            raise InputError("nothing to resume: the job already succeeded", source=str(folder / "job.json"))
+        return record
+    if (folder / "job.json").is_file() and read_job(folder).state == StageState.running:
+        raise InputError("a job is running in this folder", source=str(folder))
+    return fresh()
+
+
+class JobDriver:
+    """The job record around a training loop, the same for every model: rank 0 writes the record, step logs,
+    plots and heartbeat; every rank calls the same hooks (validation runs on rank 0, the others wait)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        rank: int,
+        world: int,
+        log_json: Path | None,
+        resume: bool,
+        on_progress: Callable[[int, int | None], None] | None,
+    ):
+        self.folder, self.world, self.resume = folder, world, resume
+        self.writer = rank == 0
+        self.log_json, self.on_progress = log_json, on_progress
+        self.steps: StepWriter | None = None
+        self.planned_steps: int | None = None
+
+    def start(
+        self, record: JobRecord, planned_steps: int, done: int, start_epoch: int, change: Callable[[JobRecord], None]
+    ) -> None:
+        self.planned_steps = planned_steps
+        if not self.writer:
+            return
+
+        def begin(r: JobRecord) -> None:
+            mark_running(r)
+            r.planned_steps = r.progress.total = planned_steps
+            r.progress.done = done
+            r.epochs = [e for e in r.epochs if e.epoch < start_epoch]
+            change(r)
+
+        if not self.resume or not (self.folder / "job.json").is_file():
+            write_job(self.folder, record)
+        update_job(self.folder, begin)
+        self.steps = StepWriter(self.folder, self.log_json, tensorboard_available(), self.resume)
+
+    def on_step(self, entry) -> None:
+        if self.steps:
+            self.steps.step(entry)
+        if self.on_progress:
+            self.on_progress(entry.step, self.planned_steps)
+        if self.writer and entry.step % 10 == 0:
+            update_job(self.folder, lambda r: setattr(r.progress, "done", entry.step))
+
+    def on_epoch(self, result, validate: Callable[[], dict[str, float] | None], global_step: int) -> None:
+        val = validate() if self.writer else None
+        if self.world > 1:
+            dist.barrier()
+        if not self.writer:
+            return
+        self.steps.epoch(result.epoch, result.mean_losses, val)
+
+        def change(r: JobRecord) -> None:
+            r.epochs.append(
+                EpochRecord(
+                    epoch=result.epoch,
+                    steps=result.steps,
+                    losses=result.mean_losses,
+                    val=val,
+                    checkpoints=result.checkpoints,
+                    complete=result.complete,
+                )
+            )
+            r.finished_epochs = result.epoch + 1 if result.complete else r.finished_epochs
+            r.checkpoints = sorted(set(r.checkpoints) | set(result.checkpoints))
+            r.progress.done = global_step
+
+        plot_curves(update_job(self.folder, change), self.folder / "plots")
+
+    def train(self, fit: Callable[[], object]) -> None:
+        try:
+            with heartbeat(self.folder) if self.writer else contextlib.nullcontext():
+                fit()
+        finally:
+            if self.steps:
+                self.steps.close()
+
+    def finish(self, max_steps: int | None, global_step: int) -> JobRecord:
+        """`succeeded` only when the plan finished and its checkpoint is on disk; every rank returns rank 0's."""
+
+        def end(r: JobRecord) -> None:
+            done = (max_steps is not None and global_step >= max_steps) or r.finished_epochs >= r.planned_epochs
+            if done and (self.folder / "checkpoint.pth").is_file():
+                r.state, r.error = StageState.succeeded, None
+            else:
+                r.state = StageState.failed
+                r.error = f"training stopped after {r.finished_epochs} of {r.planned_epochs} epochs"
+            r.finished = utcnow()
+
+        record = update_job(self.folder, end) if self.writer else None
+        if self.world > 1:
+            dist.barrier()  # every rank reports the state rank 0 recorded
+        return record if self.writer else read_job(self.folder)

@@ -10,7 +10,6 @@ lists the new classes in the ground truth's order (player=…,ball=…).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import torch
 import torch.distributed as dist
 
 from services.detector.dfine.training.data import Sample, check_boxes, from_coco, from_ground_truth, split
-from services.detector.dfine.training.loop import DetTrainer, EpochResult, LoopConfig, StepLog
+from services.detector.dfine.training.loop import DetTrainer, LoopConfig
 from services.detector.dfine.training.optim import NO_AUG_FRACTION, OptimConfig, freeze_like_official
 from services.detector.dfine.training.step import TrainModule
 from services.detector.dfine.training.transforms import AugmentConfig
@@ -28,15 +27,13 @@ from services.detector.dfine.training.validate import coco_metrics, predict
 from services.detector.dfine.training.weights import build_from_weights
 from services.evaluator.evaluate import parse_frame_list
 from services.evaluator.ground_truth import read_ground_truth
-from services.tracker.motrv2.training.loop import set_threads
 from shared.errors import InputError
 from shared.formats.labelstudio import DEFAULT_CLASSES
 from shared.run_store import RunStore
-from shared.schemas import DFineTrainOptions, EpochRecord, JobRecord, StageState, utcnow
+from shared.schemas import DFineTrainOptions, JobRecord
+from shared.training import EpochResult
 
-from .common import StepWriter, distributed, tensorboard_available
-from .jobs import heartbeat, mark_failed, mark_running, read_job, update_job, write_job
-from .plots import plot_curves
+from .common import JobDriver, distributed, open_record, run_guarded, set_threads
 
 
 @dataclass
@@ -138,49 +135,42 @@ def run_dfine_job(
     on_progress: Callable[[int, int | None], None] | None = None,
     job_id: str | None = None,
 ) -> JobRecord:
+    """Train, validate and record; returns the final record (state succeeded or failed)."""
     folder = Path(folder)
     rank, world, local_rank = distributed()
-    try:
-        return _run(
-            folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank
-        )
-    except BaseException as exc:
-        if rank == 0 and (folder / "job.json").is_file():
-            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-            mark_failed(folder, "interrupted" if isinstance(exc, KeyboardInterrupt) else reason)
-        raise
+    driver = JobDriver(folder, rank, world, log_json, resume, on_progress)
+    return run_guarded(
+        folder, rank, lambda: _run(folder, options, data, device, threads, resume, say, job_id, driver, local_rank)
+    )
 
 
-def _run(folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank):
-    writer = rank == 0
+def _run(folder, options, data, device, threads, resume, say, job_id, driver: JobDriver, local_rank):
     set_threads(threads)
+    world = driver.world
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{local_rank}"
     torch_device = torch.device(device)
     dtype = torch.float64 if options.dtype == "float64" else torch.float32
-    if resume:
-        record = read_job(folder)
-        if record.state == StageState.succeeded:
-            raise InputError("nothing to resume: the job already succeeded", source=str(folder / "job.json"))
-    else:
-        if (folder / "job.json").is_file() and read_job(folder).state == StageState.running:
-            raise InputError("a job is running in this folder", source=str(folder))
-        record = JobRecord(
+    record = open_record(
+        folder,
+        resume,
+        lambda: JobRecord(
             job=job_id or folder.name,
             model="dfine",
             options=options.model_dump(mode="json"),
             data=data.describe(),
             planned_epochs=options.epochs,
             planned_steps=options.max_steps,
-        )
+        ),
+    )
 
     # weights and data first: refused input leaves no job behind (a record made by the API is marked failed)
     init = build_from_weights(data.weights, options.size, options.dataset, options.classes, options.reinit_classes)
     model = init.model
-    if rank > 0:
+    if not driver.writer:
         dist.barrier()  # rank 0 decodes video frames into the shared cache first
     samples, notes = load_samples(data, options, init.classes, model.num_classes, folder / "cache")
-    if rank == 0 and world > 1:
+    if driver.writer and world > 1:
         dist.barrier()
     check_boxes(samples)
     train_samples, val_samples = split(samples, options.val)
@@ -230,81 +220,27 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
     class_names = init.classes or [str(i) for i in range(model.num_classes)]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-    def start(r: JobRecord) -> None:
-        mark_running(r)
+    def describe(r: JobRecord) -> None:
+        r.planned_epochs = options.epochs
         r.trainable_params, r.total_params = trainable, sum(p.numel() for p in model.parameters())
         r.notes = [init.report, *notes]
         r.data["classes"] = init.classes
         r.data["train_samples"], r.data["val_samples"] = len(train_samples), len(val_samples)
-        r.planned_steps = planned_steps
-        r.progress.total = planned_steps
-        r.progress.done = trainer.global_step
-        r.epochs = [e for e in r.epochs if e.epoch < trainer.start_epoch]
 
-    if writer:
-        if not resume or not (folder / "job.json").is_file():
-            write_job(folder, record)
-        update_job(folder, start)
+    driver.start(record, planned_steps, trainer.global_step, trainer.start_epoch, describe)
+    if driver.writer:
         say(f"{len(train_samples)} training samples, {len(val_samples)} validation; {planned_steps} steps planned")
-    steps = StepWriter(folder, log_json, tensorboard_available(), resume) if writer else None
-
-    def on_step(entry: StepLog) -> None:
-        if steps:
-            steps.step(entry)
-        if on_progress:
-            on_progress(entry.step, planned_steps)
-        if writer and entry.step % 10 == 0:
-            update_job(folder, lambda r: setattr(r.progress, "done", entry.step))
 
     def on_epoch(result: EpochResult) -> None:
-        val = None
-        if val_samples and writer:
+        def validation() -> dict[str, float] | None:
+            if not val_samples:
+                return None
             predictions = predict(trainer.ema.module, val_samples, options.img_size, torch_device, dtype)
             val = _flat(coco_metrics(val_samples, predictions, class_names, options.val_score))
             say(f"epoch {result.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items() if "/" not in k))
-        if world > 1:
-            dist.barrier()
-        if not writer:
-            return
-        steps.epoch(result.epoch, result.mean_losses, val)
+            return val
 
-        def change(r: JobRecord) -> None:
-            r.epochs.append(
-                EpochRecord(
-                    epoch=result.epoch,
-                    steps=result.steps,
-                    losses=result.mean_losses,
-                    val=val,
-                    checkpoints=result.checkpoints,
-                    complete=result.complete,
-                )
-            )
-            r.finished_epochs = result.epoch + 1 if result.complete else r.finished_epochs
-            r.checkpoints = sorted(set(r.checkpoints) | set(result.checkpoints))
-            r.progress.done = trainer.global_step
+        driver.on_epoch(result, validation, trainer.global_step)
 
-        plot_curves(update_job(folder, change), folder / "plots")
-
-    try:
-        with heartbeat(folder) if writer else contextlib.nullcontext():
-            trainer.fit(on_step, on_epoch)
-    finally:
-        if steps:
-            steps.close()
-
-    def finish(r: JobRecord) -> None:
-        done = (options.max_steps is not None and trainer.global_step >= options.max_steps) or (
-            r.finished_epochs >= r.planned_epochs
-        )
-        if done and (folder / "checkpoint.pth").is_file():
-            r.state, r.error = StageState.succeeded, None
-        else:
-            r.state = StageState.failed
-            r.error = f"training stopped after {r.finished_epochs} of {r.planned_epochs} epochs"
-        r.finished = utcnow()
-
-    if writer:
-        record = update_job(folder, finish)
-    if world > 1:
-        dist.barrier()
-    return record if writer else read_job(folder)
+    driver.train(lambda: trainer.fit(driver.on_step, on_epoch))
+    return driver.finish(options.max_steps, trainer.global_step)

@@ -9,7 +9,6 @@ by `jobs.read_job`. Under torchrun every rank trains; rank 0 alone writes files.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,19 +22,18 @@ from services.tracker.motrv2.runtime import MOTRv2Runtime, proposals_from_rows
 from services.tracker.motrv2.training.clip import ClipModel, ClipOptions
 from services.tracker.motrv2.training.criterion import ClipCriterion
 from services.tracker.motrv2.training.data import ClipDataset, DataConfig, SequenceData
-from services.tracker.motrv2.training.loop import EpochResult, LoopConfig, StepLog, Trainer, set_threads
+from services.tracker.motrv2.training.loop import LoopConfig, Trainer
 from services.tracker.motrv2.training.optim import OptimConfig, apply_trainable
 from services.tracker.motrv2.training.transforms import AugmentConfig
 from services.tracker.motrv2.training.weights import build_from_weights
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable
 from shared.run_store import RunStore
-from shared.schemas import EpochRecord, JobRecord, StageState, TrainOptions, utcnow
+from shared.schemas import JobRecord, TrainOptions
+from shared.training import EpochResult
 
 from . import sources
-from .common import StepWriter, distributed, tensorboard_available
-from .jobs import heartbeat, mark_failed, mark_running, read_job, update_job, write_job
-from .plots import plot_curves
+from .common import JobDriver, distributed, open_record, run_guarded, set_threads
 
 VAL_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
@@ -127,44 +125,36 @@ def run_motrv2_job(
     """Train, validate and record; returns the final record (state succeeded or failed)."""
     folder = Path(folder)
     rank, world, local_rank = distributed()
-    try:
-        return _run(
-            folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank
-        )
-    except BaseException as exc:
-        if rank == 0 and (folder / "job.json").is_file():
-            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-            mark_failed(folder, "interrupted" if isinstance(exc, KeyboardInterrupt) else reason)
-        raise
+    driver = JobDriver(folder, rank, world, log_json, resume, on_progress)
+    return run_guarded(
+        folder, rank, lambda: _run(folder, options, data, device, threads, resume, say, job_id, driver, local_rank)
+    )
 
 
-def _run(folder, options, data, device, threads, log_json, resume, say, on_progress, job_id, rank, world, local_rank):
-    writer = rank == 0
+def _run(folder, options, data, device, threads, resume, say, job_id, driver: JobDriver, local_rank):
     set_threads(threads)
+    world = driver.world
     if device.startswith("cuda") and world > 1:
         device = f"cuda:{local_rank}"
     torch_device = torch.device(device)
-    if resume:
-        record = read_job(folder)
-        if record.state == StageState.succeeded:
-            raise InputError("nothing to resume: the job already succeeded", source=str(folder / "job.json"))
-    else:
-        if (folder / "job.json").is_file() and read_job(folder).state == StageState.running:
-            raise InputError("a job is running in this folder", source=str(folder))
-        record = JobRecord(
+    record = open_record(
+        folder,
+        resume,
+        lambda: JobRecord(
             job=job_id or folder.name,
             model="motrv2",
             options=options.model_dump(mode="json"),
             data=data.describe(),
             planned_epochs=options.epochs,
             planned_steps=options.max_steps,
-        )
+        ),
+    )
 
     # data, doctor gate, split: refused input leaves no job behind (a record made by the API is marked failed)
-    if rank > 0:
+    if not driver.writer:
         dist.barrier()  # rank 0 decodes video frames into the shared cache first
     sequences, det_db = _load_sequences(data, folder / "frame_cache")
-    if rank == 0 and world > 1:
+    if driver.writer and world > 1:
         dist.barrier()
     accepted = sources.doctor_gate(sequences, det_db, options.accept)
     train_seqs, val_seqs, notes = _split(sequences, options.val)
@@ -203,85 +193,28 @@ def _run(folder, options, data, device, threads, log_json, resume, say, on_progr
     steps_per_epoch = -(-len(dataset) // world)
     planned_steps = options.max_steps or steps_per_epoch * options.epochs
 
-    def start(r: JobRecord) -> None:
-        mark_running(r)
+    def describe(r: JobRecord) -> None:
+        r.planned_epochs = options.epochs
         r.strategy, r.trainable_params, r.total_params = trainable.strategy, trainable.trainable, trainable.total
         r.notes = [init_report] + ([trainable.note] if trainable.note else []) + notes
         r.accepted_findings = accepted
         r.data["train_sequences"] = [s.name for s in train_seqs]
         r.data["val_sequences"] = [s.name for s in val_seqs]
         r.data["clips_per_epoch"] = len(dataset)
-        r.planned_steps = planned_steps
-        r.progress.total = planned_steps
-        r.progress.done = trainer.global_step
-        r.epochs = [e for e in r.epochs if e.epoch < trainer.start_epoch]
 
-    if writer:
-        record.planned_epochs = options.epochs
-        if not resume or not (folder / "job.json").is_file():
-            write_job(folder, record)
-        update_job(folder, start)
+    driver.start(record, planned_steps, trainer.global_step, trainer.start_epoch, describe)
+    if driver.writer:
         say(f"{len(dataset)} clips per epoch from {len(train_seqs)} sequence(s); {planned_steps} steps planned")
-    steps = StepWriter(folder, log_json, tensorboard_available(), resume) if writer else None
-
-    def on_step(entry: StepLog) -> None:
-        if steps:
-            steps.step(entry)
-        if on_progress:
-            on_progress(entry.step, planned_steps)
-        if writer and entry.step % 10 == 0:
-            update_job(folder, lambda r: setattr(r.progress, "done", entry.step))
 
     def on_epoch(result: EpochResult) -> None:
-        val = None
-        if val_seqs and writer:
+        def validation() -> dict[str, float] | None:
+            if not val_seqs:
+                return None
             val = validate(model, val_seqs, options.val_short_side, torch_device)
             say(f"epoch {result.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
-        if world > 1:
-            dist.barrier()
-        if not writer:
-            return
-        steps.epoch(result.epoch, result.mean_losses, val)
+            return val
 
-        def change(r: JobRecord) -> None:
-            r.epochs.append(
-                EpochRecord(
-                    epoch=result.epoch,
-                    steps=result.steps,
-                    losses=result.mean_losses,
-                    val=val,
-                    checkpoints=result.checkpoints,
-                    complete=result.complete,
-                )
-            )
-            r.finished_epochs = result.epoch + 1 if result.complete else r.finished_epochs
-            r.checkpoints = sorted(set(r.checkpoints) | set(result.checkpoints))
-            r.progress.done = trainer.global_step
+        driver.on_epoch(result, validation, trainer.global_step)
 
-        record = update_job(folder, change)
-        plot_curves(record, folder / "plots")
-
-    try:
-        with heartbeat(folder) if writer else contextlib.nullcontext():
-            trainer.fit(on_step, on_epoch)
-    finally:
-        if steps:
-            steps.close()
-
-    def finish(r: JobRecord) -> None:
-        done = (options.max_steps is not None and trainer.global_step >= options.max_steps) or (
-            r.finished_epochs >= r.planned_epochs
-        )
-        durable = (folder / "checkpoint.pth").is_file()
-        if done and durable:
-            r.state, r.error = StageState.succeeded, None
-        else:
-            r.state = StageState.failed
-            r.error = f"training stopped after {r.finished_epochs} of {r.planned_epochs} epochs"
-        r.finished = utcnow()
-
-    if writer:
-        record = update_job(folder, finish)
-    if world > 1:
-        dist.barrier()  # every rank reports the state rank 0 recorded
-    return record if writer else read_job(folder)
+    driver.train(lambda: trainer.fit(driver.on_step, on_epoch))
+    return driver.finish(options.max_steps, trainer.global_step)

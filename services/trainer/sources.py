@@ -15,9 +15,10 @@ import numpy as np
 
 from services.evaluator.doctor import check_det_db, check_gt
 from services.evaluator.ground_truth import read_ground_truth
-from services.tracker.motrv2.training.data import SequenceData, extract_video_frames, index_det_db, load_dataset_root
+from services.tracker.motrv2.training.data import SequenceData, index_det_db, load_dataset_root
 from shared.errors import InputError
 from shared.formats.det_db import det_db_key, read_det_db
+from shared.frames import extract_video_frames
 from shared.run_store import RunStore
 from shared.schemas import Finding, Severity
 

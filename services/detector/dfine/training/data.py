@@ -22,7 +22,7 @@ import numpy as np
 
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable
-from shared.frames import IMAGE_SUFFIXES
+from shared.frames import IMAGE_SUFFIXES, extract_video_frames
 
 # the official `mscoco_category2label`: the 80 COCO category ids in order -> 0..79
 MSCOCO_IDS = [
@@ -53,8 +53,6 @@ class SampleSet:
 
 def _frame_images(frames: Path, cache: Path) -> dict[int, Path]:
     """1-based frame number -> image file (a video is decoded once into the cache)."""
-    from services.tracker.motrv2.training.data import extract_video_frames
-
     if frames.is_dir():
         images = sorted(p for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:

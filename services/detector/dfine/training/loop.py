@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from shared.atomic import atomic_open
 from shared.errors import InputError
+from shared.training import EpochResult, StepLog, rank_world, save_checkpoint
 
 from .criterion import DFINECriterion
 from .data import Sample
@@ -46,36 +46,6 @@ class LoopConfig:
     save_period: int = 12  # also keep checkpoint<epoch:04d>.pth every N epochs (the official checkpoint_freq)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-
-@dataclass
-class StepLog:
-    step: int
-    epoch: int
-    losses: dict[str, float]
-    loss: float
-    grad_norm: float
-    lrs: list[float]
-
-
-@dataclass
-class EpochResult:
-    epoch: int
-    steps: int
-    mean_losses: dict[str, float]
-    checkpoints: list[str]
-    complete: bool
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_open(path, "wb") as handle:
-        torch.save(state, handle)
 
 
 class DetTrainer:
@@ -108,7 +78,7 @@ class DetTrainer:
             wrapped,
         )
         self.start_epoch, self.global_step = 0, 0
-        self.rank, self.world = _rank_world()
+        self.rank, self.world = rank_world()
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def state(self, epoch: int) -> dict:

@@ -18,7 +18,6 @@ doctor gate refuses such data unless accepted).
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections.abc import Mapping
@@ -31,8 +30,7 @@ import torch
 
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable, read_mot
-from shared.frames import IMAGE_SUFFIXES
-from shared.video import iter_video
+from shared.frames import IMAGE_SUFFIXES, extract_video_frames
 
 from ..runtime import to_tensor
 from .clip import Clip
@@ -114,21 +112,6 @@ def _sequence_images(folder: Path, cache: Path | None) -> dict[int, Path]:
     if cache is None:
         raise InputError("a video sequence needs a frame cache folder", source=str(videos[0]))
     return extract_video_frames(videos[0], cache / folder.name)
-
-
-def extract_video_frames(video: Path, folder: Path) -> dict[int, Path]:
-    """Decode a video once into lossless PNG frames (training reads frames in random order); reused when
-    the cache is complete (a `done` marker is written last)."""
-    marker = folder / "done"
-    if not marker.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        for number, frame in enumerate(iter_video(video), start=1):
-            path = folder / f"{number:06d}.png"
-            tmp = folder / f".{number:06d}.{os.getpid()}.tmp.png"
-            cv2.imwrite(str(tmp), frame)
-            tmp.replace(path)
-        marker.write_text(str(video))
-    return {int(p.stem): p for p in folder.glob("*.png") if p.stem.isdigit()}
 
 
 def load_dataset_root(

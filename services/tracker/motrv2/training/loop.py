@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,8 +25,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from shared.atomic import atomic_open
 from shared.errors import InputError
+from shared.training import EpochResult, StepLog, rank_world, save_checkpoint
 
 from ..checkpoint import load_checkpoint_dict
 from .clip import Clip, ClipModel
@@ -48,37 +47,6 @@ class LoopConfig:
     save_period: int | None = None
     autocast: bool = False  # bf16 autocast
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-
-@dataclass
-class StepLog:
-    step: int
-    epoch: int
-    losses: dict[str, float]
-    loss: float
-    grad_norm: float
-    lrs: list[float]
-
-
-@dataclass
-class EpochResult:
-    epoch: int
-    steps: int
-    mean_losses: dict[str, float]
-    checkpoints: list[str]
-    complete: bool  # False when --max-steps ended the epoch early
-
-
-def _rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary name, fsync, rename: the file is whole or absent."""
-    with atomic_open(path, "wb") as handle:
-        torch.save(state, handle)
 
 
 def read_training_checkpoint(path: Path) -> dict:
@@ -114,7 +82,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.start_epoch = 0
         self.global_step = 0
-        self.rank, self.world = _rank_world()
+        self.rank, self.world = rank_world()
 
     # -- one step -------------------------------------------------------------------------------------
     def train_step(self, clip: Clip) -> tuple[dict[str, float], float, float]:
@@ -244,11 +212,3 @@ class Trainer:
             if stopped:
                 break
         return results
-
-
-def set_threads(threads: int | None) -> None:
-    """--threads N, else OMP_NUM_THREADS (torch reads it at start), else torch's default."""
-    if threads:
-        torch.set_num_threads(threads)
-    elif os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
