@@ -41,7 +41,7 @@ def _options(args) -> dict:
 
 
 def cmd_train_motrv2(args) -> int:
-    from shared.schemas import StageState, TrainOptions
+    from shared.schemas import TrainOptions
     from shared.settings import get_settings, pick_device
 
     from .grid import parse_grid, run_grid
@@ -61,18 +61,16 @@ def cmd_train_motrv2(args) -> int:
         failed = [row for row in table if row["state"] != "succeeded"]
         return 1 if failed else 0
 
+    return _run_job(run_motrv2_job, out, options, data, device, args)
+
+
+def _run_job(run, out: Path, options, data, device: str, args) -> int:
+    """One training job with a progress bar; exit 0 only when it succeeded."""
+    from shared.schemas import StageState
+
+    log_json = Path(args.log_json) if args.log_json else None
     with progress_bar("train") as update:
-        record = run_motrv2_job(
-            out,
-            options,
-            data,
-            device,
-            args.threads,
-            Path(args.log_json) if args.log_json else None,
-            args.resume,
-            console.print,
-            update,
-        )
+        record = run(out, options, data, device, args.threads, log_json, args.resume, console.print, update)
     if record.state != StageState.succeeded:
         console.print(f"motpipe train: failed: {record.error}", markup=False, highlight=False)
         return 1
@@ -191,7 +189,7 @@ _DFINE_FLAGS = (
 
 
 def cmd_train_dfine(args) -> int:
-    from shared.schemas import DFineTrainOptions, StageState
+    from shared.schemas import DFineTrainOptions
     from shared.settings import get_settings, pick_device
 
     from .dfine_job import DFineData, run_dfine_job
@@ -220,23 +218,7 @@ def cmd_train_dfine(args) -> int:
     )
     device = pick_device(args.device or get_settings().device)
     out = Path(args.out)
-    with progress_bar("train") as update:
-        record = run_dfine_job(
-            out,
-            options,
-            data,
-            device,
-            args.threads,
-            Path(args.log_json) if args.log_json else None,
-            args.resume,
-            console.print,
-            update,
-        )
-    if record.state != StageState.succeeded:
-        console.print(f"motpipe train: failed: {record.error}", markup=False, highlight=False)
-        return 1
-    console.print(f"succeeded: {record.finished_epochs} epoch(s), {record.progress.done} steps -> {out}/checkpoint.pth")
-    return 0
+    return _run_job(run_dfine_job, out, options, data, device, args)
 
 
 def _dd(name: str):
