@@ -9,6 +9,7 @@ is marked `succeeded` only after its artifacts exist on disk (they were fsynced 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -33,6 +34,8 @@ from shared.schemas import (
 )
 
 log = logging.getLogger("motpipe.run_store")
+RESERVE = ".reserve"  # room held on the data root's disk so a failure can still be recorded when it fills
+RESERVE_BYTES = 1 << 20
 OUTPUT_STAGE = {"det_db.json": "detect", "tracks.txt": "track"}  # the stage each main output comes from
 _ARTIFACT_RE = re.compile(r"^(plots/)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -192,6 +195,44 @@ class RunStore:
 
         return self.update(run_id, change)
 
+    def fail_stage_on_full_disk(self, run_id: str, stage: str, error: str) -> bool:
+        """`fail_stage` that still works when the disk is full: on ENOSPC the reserve is released and the
+        write tried once more. False when the record cannot be written at all (a read-only data root): the
+        stage's heartbeat then stops, and readers show it failed (`shown`)."""
+        for attempt in range(2):
+            try:
+                self.fail_stage(run_id, stage, error if attempt == 0 else f"{error} (the disk was full)")
+                return True
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC or not self.release_reserve():
+                    log.error("cannot record that stage %s of run %s failed (%s): %s", stage, run_id, error, exc)
+                    return False
+        return False
+
+    def keep_reserve(self) -> None:
+        """Hold RESERVE_BYTES in `<root>/.reserve` when there is room (workers call this at start and then
+        periodically, so the room comes back once the disk has space again)."""
+        path = self.root / RESERVE
+        if path.is_file() and path.stat().st_size == RESERVE_BYTES:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(bytes(RESERVE_BYTES))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def release_reserve(self) -> bool:
+        try:
+            (self.root / RESERVE).unlink()
+        except OSError:
+            return False
+        log.warning("the data root's disk is full: released the reserve to record a failure")
+        return True
+
     def reset_stage(self, run_id: str, stage: str, params: dict, task: dict | None = None) -> RunRecord:
         """Queue a stage again: pending, with new parameters (and the task that will run it), error cleared."""
 
@@ -210,6 +251,23 @@ class RunStore:
                 current.heartbeat = utcnow()
 
         self.update(run_id, change)
+
+
+def shown(record: RunRecord, lost_after_s: float) -> RunRecord:
+    """The record as readers get it: a `running` stage whose heartbeat is older than `lost_after_s` reads as
+    `failed` with the reason, even when no one could write that (a worker gone with no reaper alive, or a
+    data root that stopped accepting writes). The file itself is left as it is."""
+    cutoff = utcnow().timestamp() - lost_after_s
+    for name, stage in record.stages.items():
+        if stage.state == StageState.running and stage.heartbeat and stage.heartbeat.timestamp() < cutoff:
+            record.stages[name] = stage.model_copy(
+                update={
+                    "state": StageState.failed,
+                    "error": f"no heartbeat since {stage.heartbeat:%Y-%m-%d %H:%M:%S} UTC: its worker is gone or "
+                    "cannot write the run record (disk full or read-only?)",
+                }
+            )
+    return record
 
 
 class ProgressReporter:

@@ -62,7 +62,7 @@ def run_stage(
     except Exception as exc:  # a failed stage must say why, whatever broke
         log.error("stage %s of run %s crashed:\n%s", stage, run_id, traceback.format_exc())
         reason = f"internal error: {type(exc).__name__}: {exc}"
-    store.fail_stage(run_id, stage, reason)
+    store.fail_stage_on_full_disk(run_id, stage, reason)  # the task result says failed even if the record cannot
     return TaskResult(run=run_id, stage=stage, state=StageState.failed, error=reason).model_dump()
 
 
@@ -124,8 +124,10 @@ def start_reaper(store: RunStore, celery, stale_s: float, retries: int, every_s:
     stop = threading.Event()
 
     def loop() -> None:
+        store.keep_reserve()
         while not stop.wait(every_s):
             try:
+                store.keep_reserve()
                 reap(store, celery, stale_s, retries)
             except Exception:  # the reaper must outlive a bad record or a broker hiccup
                 log.exception("reaper pass failed")

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -271,3 +272,111 @@ def test_a_data_root_that_cannot_be_written_fails_the_request_up_front(tmp_path,
     answer = client.post("/detect", json={"path": "clip.mp4"})
     assert answer.status_code == 507 and "cannot be written" in answer.json()["detail"]
     assert str(tmp_path) not in answer.json()["detail"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs as the data root: a disk that really fills (skips where mounting is not allowed)."""
+    import subprocess
+
+    root = tmp_path / "disk"
+    root.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+def _fill(root) -> None:
+    with open(root / "filler", "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(bytes(4 << 10))
+        except OSError:
+            pass
+
+
+def test_a_disk_that_fills_during_a_task_still_ends_the_stage_failed(small_disk):
+    """The worker side of item 10: the task's own write hits ENOSPC, and so does run.json; the reserve the
+    workers hold on the data root is released so the failure is recorded, with its reason."""
+    from shared.run_store import RESERVE, RunStore
+    from shared.tasks import run_stage
+
+    store = RunStore(small_disk)
+    store.keep_reserve()
+    assert (small_disk / RESERVE).is_file()
+    run = store.create().run
+    store.start_stage(run, "detect")
+    _fill(small_disk)
+
+    def body() -> list[str]:
+        atomic_write_bytes(store.run_dir(run) / "det_db.json", bytes(1 << 20))  # the disk is full
+        return ["det_db.json"]
+
+    result = run_stage(store, run, "detect", body, heartbeat_s=60)
+    assert result["state"] == "failed"
+    stage = store.get(run).stages["detect"]
+    assert stage.state == "failed" and "No space left" in stage.error and "disk was full" in stage.error
+    (small_disk / "filler").unlink()
+    store.keep_reserve()  # the room comes back once there is space
+    assert (small_disk / RESERVE).is_file()
+
+
+def test_a_read_only_data_root_mid_task_reads_as_failed(small_disk, monkeypatch):
+    """Nothing can be written at all: the task still reports failed, and readers show the stage failed once
+    its heartbeat is older than the limit, instead of `running` forever."""
+    import subprocess
+
+    from fastapi.testclient import TestClient
+
+    from services.gateway.app import create
+    from shared.run_store import RunStore
+    from shared.settings import Settings
+    from shared.tasks import run_stage
+
+    store = RunStore(small_disk)
+    run = store.create().run
+    store.start_stage(run, "detect")
+    client = TestClient(create(Settings(data_root=small_disk, stage_stale_s=0.05)))  # the API was up before
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+
+    def body() -> list[str]:
+        raise OSError(30, "Read-only file system")
+
+    assert run_stage(store, run, "detect", body, heartbeat_s=60)["state"] == "failed"
+    assert store.get(run).stages["detect"].state == "running"  # the file could not change
+    time.sleep(0.3)
+    stage = client.get(f"/runs/{run}").json()["stages"]["detect"]
+    assert stage["state"] == "failed" and "cannot write the run record" in stage["error"]
+    assert client.get("/runs").json()[0]["stages"]["detect"]["state"] == "failed"
+
+
+def test_a_ground_truth_file_is_parsed_in_place_not_copied_into_memory(tmp_path):
+    """Item 17: the upload is streamed to disk and parsed from a memory map of it, so the process holds the
+    table, not also a copy of the file (traced peak at least 80% of the file size below the copying path)."""
+    import tracemalloc
+
+    from services.evaluator.ground_truth import parse_ground_truth, read_ground_truth
+
+    n = 250_000
+    frames = np.repeat(np.arange(1, n // 10 + 1), 10)
+    rows = np.column_stack([frames, np.tile(np.arange(1, 11), n // 10), np.full((n, 4), 123.25), np.ones((n, 3))])
+    path = tmp_path / "gt.txt"
+    np.savetxt(path, rows, fmt="%g", delimiter=",")
+    size = path.stat().st_size
+
+    def peak(read) -> tuple[int, object]:
+        tracemalloc.start()
+        try:
+            table = read()[1]
+            return tracemalloc.get_traced_memory()[1], table
+        finally:
+            tracemalloc.stop()
+
+    mapped_peak, table = peak(lambda: read_ground_truth(path))
+    copied_peak, same = peak(lambda: parse_ground_truth(path.read_bytes(), str(path)))
+    assert len(table) == n and np.array_equal(table.boxes, same.boxes)
+    assert mapped_peak < copied_peak - 0.8 * size, (mapped_peak, copied_peak, size)

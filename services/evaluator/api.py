@@ -18,7 +18,7 @@ from shared.run_store import RunStore
 from shared.schemas import DoctorReport, MetricsReport
 from shared.settings import Settings
 
-from .ground_truth import GT_NAMES, parse_ground_truth
+from .ground_truth import GT_NAMES, read_ground_truth
 from .plots import plot_comparison
 from .store import doctor_run, evaluate_run, plot_path, render_run_overlay
 
@@ -39,8 +39,7 @@ async def upload_gt(
         if "file" not in upload.files:
             raise InputError("multipart field 'file' (the ground truth) is missing", field="file")
         filename, temp_path, _ = upload.files["file"]
-        data = Path(temp_path).read_bytes()
-        kind, table = await run_in_threadpool(parse_ground_truth, data, filename or "upload")
+        kind, table = await run_in_threadpool(read_ground_truth, temp_path, filename or "upload")
         name = GT_NAMES[kind]
         atomic_move(temp_path, folder / name)
     finally:

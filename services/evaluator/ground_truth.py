@@ -7,7 +7,7 @@ import os
 from shared.errors import InputError
 from shared.formats.labelstudio import parse_labelstudio
 from shared.formats.mot_txt import MotTable, parse_mot_bytes
-from shared.formats.text_io import decode_json, decode_text, read_bytes
+from shared.formats.text_io import decode_json, decode_text, mapped
 
 # where a run keeps its ground truth, by format
 GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
@@ -27,5 +27,15 @@ def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
     return kind, table
 
 
-def read_ground_truth(path: str | os.PathLike) -> tuple[str, MotTable]:
-    return parse_ground_truth(read_bytes(path), str(path))
+def read_ground_truth(path: str | os.PathLike, source: str | None = None) -> tuple[str, MotTable]:
+    """A file on disk: MOT text is parsed from a memory map of it (a large upload is never copied into the
+    process); Label Studio JSON is read whole (the JSON parser needs it)."""
+    source = source or str(path)
+    with mapped(path) as data:
+        head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+        if not head or head[:1] in (b"[", b"{") or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return parse_ground_truth(data[:], source)
+        table = parse_mot_bytes(data, source)
+    if len(table) == 0:
+        raise InputError("ground truth is empty (no tasks or no boxes)", source=source)
+    return "mot", table

@@ -5,29 +5,36 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from shared.errors import GoneError, NotFoundError
-from shared.run_store import RunStore
+from shared.run_store import RunStore, shown
 from shared.schemas import RunRecord
+from shared.settings import Settings
 
-from .deps import get_store
+from .deps import get_settings_dep, get_store
 from .docs import binary
 from .files import open_file_response
 
 router = APIRouter(tags=["runs"])
 
 
+def lost_after(settings: Settings) -> float:
+    """A running stage without a heartbeat for this long reads as failed (the reaper normally acts after
+    `stage_stale_s`; this covers the case where nothing can: no live worker, or an unwritable data root)."""
+    return 5 * settings.stage_stale_s
+
+
 @router.get("/runs", response_model=list[RunRecord])
-def list_runs(response: Response, store: RunStore = Depends(get_store)):
+def list_runs(response: Response, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
     """Every readable run, newest first; unreadable records are named in `X-Motpipe-Skipped-Runs`."""
     skipped: list[str] = []
-    runs = store.list(skipped)
+    runs = [shown(r, lost_after(settings)) for r in store.list(skipped)]
     if skipped:
         response.headers["X-Motpipe-Skipped-Runs"] = ",".join(sorted(skipped))
     return runs
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord)
-def get_run(run_id: str, store: RunStore = Depends(get_store)):
-    return store.get(run_id)
+def get_run(run_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
+    return shown(store.get(run_id), lost_after(settings))
 
 
 @router.get(

@@ -27,10 +27,19 @@ except ImportError:  # installed without a C compiler
 BLOCK_BYTES = 1 << 21  # work on ~2 MB of text at a time: temporaries stay small and cache-warm
 
 
-def parse_decimal_table(data: bytes, ncols: int, compiled: bool = True) -> np.ndarray | None:
-    """(lines, ncols) float64 array, or None when the text is not plain comma-separated decimals."""
+def count_lines(data) -> int:
+    """Newlines in bytes or a memory map (counted in 16 MiB slices: a map has no `count`)."""
+    if isinstance(data, bytes):
+        return data.count(b"\n")
+    step = 16 << 20
+    return sum(data[i : i + step].count(b"\n") for i in range(0, len(data), step))
+
+
+def parse_decimal_table(data, ncols: int, compiled: bool = True) -> np.ndarray | None:
+    """(lines, ncols) float64 array, or None when the text is not plain comma-separated decimals. `data` is
+    bytes or a read-only memory map of a file (parsed in place, not copied)."""
     if compiled and _decimal is not None:
-        out = np.empty((data.count(b"\n") + 1) * ncols)
+        out = np.empty((count_lines(data) + 1) * ncols)
         rows = _decimal.parse(data, ncols, out)
         return out[: rows * ncols].reshape(rows, ncols) if rows > 0 else None
     blocks, start = [], 0

@@ -19,7 +19,7 @@ import numpy as np
 from shared.atomic import atomic_open
 from shared.errors import InputError
 from shared.formats.decimal_text import parse_decimal_table
-from shared.formats.text_io import decode_text, read_bytes
+from shared.formats.text_io import decode_text, mapped
 
 MAX_FRAME = 10_000_000  # evaluation allocates per frame number: absurd ones are refused, not allocated
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
@@ -172,24 +172,31 @@ def _validate(matrix: np.ndarray, get_lines: Callable[[], list[str]], source: st
             )
 
 
-def parse_mot_bytes(data: bytes, source: str = "MOT text") -> MotTable:
-    """Plain decimal files take the vectorised fast path; anything else the general parser."""
+def _blank(data) -> bool:
+    step = 1 << 20
+    return not any(data[i : i + step].strip() for i in range(0, len(data), step))
+
+
+def parse_mot_bytes(data, source: str = "MOT text") -> MotTable:
+    """Plain decimal files take the vectorised fast path; anything else the general parser. `data` is bytes
+    or a read-only memory map of the file (the fast path reads it in place)."""
     newline = data.find(b"\n")
     ncols = data[: newline if newline >= 0 else len(data)].count(b",") + 1
-    fast = parse_decimal_table(data, ncols) if 6 <= ncols <= 10 and data.strip() else None
+    fast = parse_decimal_table(data, ncols) if 6 <= ncols <= 10 and not _blank(data) else None
     if fast is None:
-        return parse_mot_text(decode_text(data, source), source)
+        return parse_mot_text(decode_text(data[:], source), source)
     if ncols == len(_DEFAULTS):
         matrix = fast
     else:
         matrix = np.tile(_DEFAULTS, (len(fast), 1))
         matrix[:, :ncols] = fast
-    _validate(matrix, lambda: decode_text(data, source).splitlines(), source)
+    _validate(matrix, lambda: decode_text(data[:], source).splitlines(), source)
     return MotTable.from_matrix(matrix)
 
 
 def read_mot(path: str | os.PathLike) -> MotTable:
-    return parse_mot_bytes(read_bytes(path), str(path))
+    with mapped(path) as data:  # parsed in place: a large file is not copied into the process
+        return parse_mot_bytes(data, str(path))
 
 
 def format_mot(table: MotTable, columns: int = 10) -> str:

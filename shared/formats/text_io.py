@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from shared.errors import InputError
@@ -24,6 +27,24 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise InputError("file not found", source=str(path)) from None
     except IsADirectoryError:
         raise InputError("is a folder, not a file", source=str(path)) from None
+
+
+@contextlib.contextmanager
+def mapped(path: str | os.PathLike) -> Iterator[bytes | mmap.mmap]:
+    """The file's bytes as a read-only memory map (pages come from the page cache, nothing is copied into
+    the process); an empty file as b"". Errors as `read_bytes`."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        raise InputError("file not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", source=str(path)) from None
+    with handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            yield view
 
 
 def decode_json(text: str, source: str) -> object:
