@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -51,12 +52,23 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def run_measured(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one child process (its own rusage, through wait4)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{command[:3]} failed: {child.stderr.read().decode()[-500:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
 def whole_process(frames: int) -> None:
     from shared.formats.det_db import det_db_key, write_det_db
 
     rng = np.random.default_rng(0)
     table = Table(title=f"MOTRv2 whole processes on CPU, {frames} frames 1920x1080, 10 proposals a frame")
-    for column in ("motpipe track s", "official-style loop s", "ratio", "same MOT lines"):
+    for column in ("motpipe track s", "official-style loop s", "ratio", "peak RSS MiB ours / ref", "same MOT lines"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         scene = render_scene(tmp, frames=frames, seed=2, size=(1920, 1080))
@@ -72,16 +84,14 @@ def whole_process(frames: int) -> None:
         torch.save({"model": MOTRv2(MOTRv2Config()).state_dict()}, Path(tmp) / "w.pth")
         common = ["track", "--tracker", "motrv2", "--weights", f"{tmp}/w.pth", "--det-db", f"{tmp}/db.json",
                   "--frames", str(scene.video), "--score-threshold", "0.0", "--device", "cpu"]  # fmt: skip
-        times = {}
+        times, peaks = {}, {}
         for name, command in (("ours", [sys.executable, "-m", "services.gateway.cli"]),
                               ("reference", [sys.executable, "-c", REFERENCE_LOOP])):  # fmt: skip
-            start = time.perf_counter()
-            subprocess.run([*command, *common, "--out", f"{tmp}/{name}.txt"], check=True, capture_output=True)
-            times[name] = time.perf_counter() - start
+            times[name], peaks[name] = run_measured([*command, *common, "--out", f"{tmp}/{name}.txt"])
         ours, ref = (np.loadtxt(f"{tmp}/{n}.txt", delimiter=",", ndmin=2) for n in ("ours", "reference"))
         same = ours.shape == ref.shape and (ours[:, :2] == ref[:, :2]).all() and np.abs(ours - ref).max() <= 0.011
         table.add_row(f"{times['ours']:.1f}", f"{times['reference']:.1f}", f"{times['reference'] / times['ours']:.2f}x",
-                      str(bool(same)))  # fmt: skip
+                      f"{peaks['ours']:.0f} / {peaks['reference']:.0f}", str(bool(same)))  # fmt: skip
     Console().print(table)
 
 
