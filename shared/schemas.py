@@ -450,6 +450,7 @@ class DFineTrainOptions(BaseModel):
     save_period: int = Field(12, ge=1)
     autocast: bool = False
     dtype: Literal["float32", "float64"] = "float32"
+    workers: int | None = Field(None, ge=0, le=64)  # loader processes; None: 0 on a CPU, 4 on a GPU
 
     @model_validator(mode="after")
     def _image_size(self) -> DFineTrainOptions:

@@ -277,3 +277,49 @@ def test_torchrun_two_gloo_processes_through_the_slurm_template(stills, tmp_path
                              cwd=REPO, env={**env, "GPUS": "1", "OUT": str(tmp_path / "crash")},
                              capture_output=True, text=True, timeout=300)  # fmt: skip
     assert crashed.returncode != 0 and "does not match" in crashed.stderr.replace("\n", " ")
+
+
+def test_loader_workers_train_the_same_weights_as_loading_in_process(stills, tmp_path):
+    """Augmentation and denoising on: each sample's draws come from (seed, epoch, position), so two loader
+    processes give the weights that loading in the training process gives (and resume stays exact)."""
+    outs = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"workers{workers}"
+        args = [a for a in small_args(stills, out, "--max-steps", "2", "--workers", workers) if a != "--no-augment"]
+        assert main(args) == 0
+        outs.append(torch.load(out / "checkpoint.pth", weights_only=True))
+    assert all(torch.equal(outs[0]["model"][k], outs[1]["model"][k]) for k in outs[0]["model"])
+    logged = [json.loads((tmp_path / f"workers{w}" / "log.jsonl").read_text().splitlines()[0]) for w in "02"]
+    assert logged[0]["loss"] == logged[1]["loss"]
+
+
+def test_augmentations_keep_boxes_valid_and_stop_for_the_last_epochs(stills):
+    from torchvision.transforms import v2
+
+    from services.detector.dfine.training.transforms import AugmentConfig, load_sample, pipeline
+
+    gt = read_mot(stills / "gt.txt")
+    sample = from_ground_truth(stills / "frames", gt, "gt.txt", gt_class_map(["player", "ball"]), stills).samples[0]
+    heavy = (v2.RandomPhotometricDistort, v2.RandomZoomOut)
+    early, late = pipeline(AugmentConfig(stop_epoch=5), 4, 320), pipeline(AugmentConfig(stop_epoch=5), 5, 320)
+    assert any(isinstance(t, heavy) for t in early.transforms)
+    assert not any(isinstance(t, heavy) for t in late.transforms)  # the official policy: none in the last epochs
+    changed = 0
+    for seed in range(12):
+        torch.manual_seed(seed)
+        image, target = load_sample(sample, early)
+        assert image.shape == (3, 320, 320) and 0 <= image.min() and image.max() <= 1
+        boxes = target["boxes"]
+        assert len(boxes) == len(target["labels"]) and (boxes[:, 2:] > 0).all()
+        assert (boxes[:, :2] - boxes[:, 2:] / 2 >= -1e-6).all() and (boxes[:, :2] + boxes[:, 2:] / 2 <= 1 + 1e-6).all()
+        plain = load_sample(sample, pipeline(None, 0, 320))[1]["boxes"]
+        changed += len(boxes) != len(plain) or not torch.allclose(boxes, plain)
+    assert changed >= 6  # the draws really move, crop and flip the boxes
+    flip = pipeline(AugmentConfig(False, False, False, True), 0, 256)
+    flipped = [load_sample(sample, flip)[1]["boxes"] for _ in range(20)]
+    plain = load_sample(sample, pipeline(None, 0, 256))[1]["boxes"]
+    mirrored = plain.clone()
+    mirrored[:, 0] = 1 - plain[:, 0]
+    assert any(torch.allclose(f, mirrored, atol=1e-6) for f in flipped) and any(
+        torch.allclose(f, plain) for f in flipped
+    )

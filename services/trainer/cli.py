@@ -185,6 +185,7 @@ _DFINE_FLAGS = (
     "save_period",
     "autocast",
     "dtype",
+    "workers",
 )
 
 
@@ -273,6 +274,7 @@ def register_dfine(models: argparse._SubParsersAction) -> None:
     p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs (default 12)")
     p.add_argument("--autocast", action="store_true", help="AMP: float16 + GradScaler on CUDA (bf16 on CPU)")
     p.add_argument("--dtype", choices=["float32", "float64"], default=_dd("dtype"))
+    p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on a CPU, 4 on a GPU)")
     p.add_argument("--resume", action="store_true", help="continue the job in --out from its checkpoint.pth")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
     p.add_argument("--threads", type=int, help="CPU threads (default: OMP_NUM_THREADS or torch's)")

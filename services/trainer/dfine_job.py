@@ -205,6 +205,7 @@ def _run(folder, options, data, device, threads, resume, say, job_id, driver: Jo
         options.save_period,
         augment,
         optim,
+        workers=options.workers if options.workers is not None else (4 if torch_device.type == "cuda" else 0),
     )
     wrapped = None
     if world > 1:

@@ -2,9 +2,10 @@
 pipeline, the official step, the per-epoch MultiStepLR after warmup, checkpoints in the official layout,
 resume.
 
-Randomness is re-seeded at the start of every epoch from (seed, epoch, rank) — sample order, augmentation,
-multi-scale sizes, denoising noise — so an epoch resumed from the previous epoch's checkpoint is the epoch
-an uninterrupted run trains. Checkpoints hold `date`, `last_epoch`, `model`, `ema` ({module, updates}),
+Randomness is re-seeded at the start of every epoch from (seed, epoch, rank) — sample order, multi-scale
+sizes, denoising noise — and each sample's augmentation from (that seed, its position), so an epoch resumed
+from the previous epoch's checkpoint is the epoch an uninterrupted run trains, with any number of loader
+workers. Checkpoints hold `date`, `last_epoch`, `model`, `ema` ({module, updates}),
 `optimizer`, `lr_scheduler`, `lr_warmup_scheduler` (and `scaler` under AMP) like the official `last.pth`,
 plus `motpipe` (size, classes, global step): all plain types, so `torch.load(weights_only=True)` reads
 them. They are written to a temporary name, fsynced and renamed: a killed process never leaves a torn file.
@@ -29,7 +30,7 @@ from .criterion import DFINECriterion
 from .data import Sample
 from .optim import LinearWarmup, ModelEMA, OptimConfig, build_optimizer
 from .step import StepRunner
-from .transforms import AugmentConfig, collate, load_sample, multiscale_sizes, pipeline
+from .transforms import AugmentConfig, EpochSamples, batches, collate, multiscale_sizes, pipeline
 
 
 @dataclass
@@ -46,6 +47,7 @@ class LoopConfig:
     save_period: int = 12  # also keep checkpoint<epoch:04d>.pth every N epochs (the official checkpoint_freq)
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    workers: int = 0  # loader processes (0: load in the training process)
 
 
 class DetTrainer:
@@ -163,13 +165,12 @@ class DetTrainer:
             rng = random.Random(seed)
             transform = pipeline(self.cfg.augment, epoch, self.cfg.img_size)
             order = self._order(epoch)
+            loaded = batches(EpochSamples(self.samples, order, transform, seed), self.cfg.batch_size, self.cfg.workers)
             sums: dict[str, float] = {}
             steps, stopped = 0, False
-            for start in range(0, len(order), self.cfg.batch_size):
+            for start, items in zip(range(0, len(order), self.cfg.batch_size), loaded, strict=True):
                 chunk = [self.samples[i] for i in order[start : start + self.cfg.batch_size]]
-                images, targets = collate(
-                    [load_sample(s, transform) for s in chunk], sizes if epoch < stop else None, rng
-                )
+                images, targets = collate(items, sizes if epoch < stop else None, rng)
                 images = images.to(self.device, self.cfg.dtype)
                 targets = [
                     {"boxes": t["boxes"].to(self.device, self.cfg.dtype), "labels": t["labels"].to(self.device)}

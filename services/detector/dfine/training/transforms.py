@@ -35,12 +35,12 @@ class _Maybe(v2.Transform):
 
     def __init__(self, transform: v2.Transform, p: float):
         super().__init__()
-        self.transform, self.p = transform, p
+        self.inner, self.p = transform, p  # not `transform`: that name is v2.Transform's own method
 
     def forward(self, *inputs):
         if torch.rand(1) >= self.p:
             return inputs if len(inputs) > 1 else inputs[0]
-        return self.transform(*inputs)
+        return self.inner(*inputs)
 
 
 def pipeline(aug: AugmentConfig | None, epoch: int, size: int) -> v2.Compose:
@@ -96,3 +96,34 @@ def collate(items: list[tuple[torch.Tensor, dict]], multiscale: list[int] | None
         size = rng.choice(multiscale)
         images = F.interpolate(images, size=size)  # nearest, as officially; boxes are normalised
     return images, [target for _, target in items]
+
+
+class EpochSamples(torch.utils.data.Dataset):
+    """One epoch's samples in their training order, loaded through the pipeline. Each item re-seeds torch's
+    generator from (epoch seed, position) before its augmentation, so what a sample looks like does not depend
+    on which process loads it: any number of loader workers trains the same weights (and a resumed epoch
+    repeats the uninterrupted one)."""
+
+    def __init__(self, samples: list[Sample], order: list[int], transform: v2.Compose, seed: int):
+        self.samples, self.order, self.transform, self.seed = samples, order, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, dict]:
+        with torch.random.fork_rng(devices=[]):  # the training process's own draws (denoising) stay untouched
+            torch.manual_seed(self.seed * 100_003 + position)
+            return load_sample(self.samples[self.order[position]], self.transform)
+
+
+def batches(epoch_samples: EpochSamples, batch_size: int, workers: int):
+    """Lists of loaded (image, target) per batch, `workers` processes ahead of the training step."""
+    return torch.utils.data.DataLoader(
+        epoch_samples,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=list,
+        prefetch_factor=2 if workers else None,
+        generator=torch.Generator().manual_seed(epoch_samples.seed),  # not the global one: see __getitem__
+    )
