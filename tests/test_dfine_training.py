@@ -323,3 +323,17 @@ def test_augmentations_keep_boxes_valid_and_stop_for_the_last_epochs(stills):
     assert any(torch.allclose(f, mirrored, atol=1e-6) for f in flipped) and any(
         torch.allclose(f, plain) for f in flipped
     )
+
+
+def test_multiscale_batches_use_the_official_sizes():
+    import random
+
+    from services.detector.dfine.training.transforms import collate, multiscale_sizes
+
+    sizes = multiscale_sizes(640)
+    assert sizes == [480, 512, 544, 576, 608, 640, 640, 640, 800, 768, 736, 704, 672]
+    items = [(torch.rand(3, 640, 640), {"boxes": torch.tensor([[0.5, 0.5, 0.2, 0.2]]), "labels": torch.tensor([0])})]
+    seen = {collate(items, sizes, random.Random(seed))[0].shape[-1] for seed in range(40)}
+    assert seen <= set(sizes) and len(seen) > 3
+    images, targets = collate(items, None, random.Random(0))
+    assert images.shape == (1, 3, 640, 640) and torch.equal(targets[0]["boxes"], items[0][1]["boxes"])
