@@ -337,3 +337,20 @@ def test_multiscale_batches_use_the_official_sizes():
     assert seen <= set(sizes) and len(seen) > 3
     images, targets = collate(items, None, random.Random(0))
     assert images.shape == (1, 3, 640, 640) and torch.equal(targets[0]["boxes"], items[0][1]["boxes"])
+
+
+def test_two_sequences_must_have_distinct_names(stills, tmp_path, capsys):
+    other = tmp_path / "b" / "frames"
+    other.parent.mkdir()
+    import shutil
+
+    shutil.copytree(stills / "frames", other)
+    args = small_args(stills, tmp_path / "job", "--max-steps", "1")
+    args[args.index("--frames") + 1 : args.index("--frames") + 2] = [str(stills / "frames"), str(other)]
+    args[args.index("--gt") + 1 : args.index("--gt") + 2] = [str(stills / "gt.txt"), str(stills / "gt.txt")]
+    _refused(capsys, args, "share a name")
+    shutil.move(other, tmp_path / "b" / "court2")
+    args[args.index("--frames") + 2] = str(tmp_path / "b" / "court2")
+    assert main([*args, "--val", "court2"]) == 0
+    record = read_job(tmp_path / "job")
+    assert record.data["train_samples"] == 6 and record.data["val_samples"] == 6

@@ -87,15 +87,21 @@ def load_samples(
             raise InputError("--coco needs --images DIR", field="images")
         found = from_coco(data.coco, data.images, options.remap_mscoco, num_classes)
         return found.samples, found.notes
-    pairs = list(zip(data.frames, data.gt, strict=False))
-    if data.runs:
-        pairs = [_run_inputs(data.store, run_id) for run_id in data.runs]
-    if not pairs or len(data.frames) != len(data.gt):
-        raise InputError("give --frames and --gt (one of each per sequence), or --coco and --images", field="data")
+    if data.runs:  # each run is one sequence named by its id
+        sequences = [(run_id, *_run_inputs(data.store, run_id)) for run_id in data.runs]
+    else:
+        if not data.frames or len(data.frames) != len(data.gt):
+            raise InputError("give --frames and --gt (one of each per sequence), or --coco and --images", field="data")
+        sequences = [(Path(f).stem, Path(f), Path(g)) for f, g in zip(data.frames, data.gt, strict=True)]
+    names = [name for name, _, _ in sequences]
+    if len(set(names)) < len(names):
+        raise InputError(
+            f"two sequences share a name {names}: give frames with distinct file/folder names", field="frames"
+        )
     class_of = gt_class_map(class_names)
-    for frames, gt_path in pairs:
+    for name, frames, gt_path in sequences:
         _, gt = read_ground_truth(gt_path)  # empty ground truth is refused here, naming the file
-        found = from_ground_truth(Path(frames), gt, str(gt_path), class_of, cache / "frames", empty)
+        found = from_ground_truth(frames, gt, str(gt_path), class_of, cache / "frames", empty, name)
         samples += found.samples
         notes += found.notes
     return samples, notes

@@ -52,6 +52,7 @@ class SampleSet:
 
 
 def _frame_images(frames: Path, cache: Path) -> dict[int, Path]:
+    """`cache`: this sequence's own folder for decoded video frames."""
     """1-based frame number -> image file (a video is decoded once into the cache)."""
     if frames.is_dir():
         images = sorted(p for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -60,7 +61,7 @@ def _frame_images(frames: Path, cache: Path) -> dict[int, Path]:
         return {i: p for i, p in enumerate(images, start=1)}
     if not frames.is_file():
         raise InputError("frames not found (a video file or an image folder)", source=str(frames))
-    return extract_video_frames(frames, cache / frames.stem)
+    return extract_video_frames(frames, cache)
 
 
 def from_ground_truth(
@@ -70,9 +71,12 @@ def from_ground_truth(
     class_of: dict[int, int],
     cache: Path,
     empty_frames: set[int] | None = None,
+    name: str | None = None,
 ) -> SampleSet:
-    """One sample per annotated frame (plus the frames marked annotated-empty)."""
-    images = _frame_images(frames, cache)
+    """One sample per annotated frame (plus the frames marked annotated-empty) of sequence `name` (default:
+    the frames' file or folder name)."""
+    name = name or frames.stem
+    images = _frame_images(frames, cache / name)
     unknown = sorted({int(c) for c in np.unique(gt.cls)} - set(class_of))
     if unknown:
         known = ", ".join(f"{k}" for k in sorted(class_of))
