@@ -127,6 +127,33 @@ def test_small_model_overfits_synthetic_frames_and_its_checkpoint_detects(stills
         ious = [_iou((x, y, w, h), tuple(r[2:6])) for r in mine]
         found += bool(ious) and max(ious) >= 0.5
     assert found / len(players) >= 0.5, f"{found} of {len(players)} players found"
+    # the fine-tune's own class names filter detections
+    balls = tmp_path / "balls.txt"
+    assert (
+        main(
+            [
+                "detect",
+                str(stills / "frames"),
+                "--detector",
+                "dfine",
+                "--weights",
+                str(out / "checkpoint.pth"),
+                "--size",
+                "n",
+                "--out",
+                str(balls),
+                "--format",
+                "mot",
+                "--classes",
+                "ball",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    only = np.loadtxt(balls, delimiter=",", ndmin=2)
+    assert len(only) and set(only[:, 7]) == {1} and len(only) == int((rows[:, 7] == 1).sum())
 
 
 def _iou(a, b) -> float:

@@ -42,7 +42,7 @@ class Detections:
 def run_detection(
     source: FrameSource, detector, options: DetectOptions, progress: ProgressFn | None = None
 ) -> Detections:
-    keep = DetectionFilter(options, resolve_classes(options))
+    keep = DetectionFilter(options, resolve_classes(options, getattr(detector, "class_names", None) or []))
     if hasattr(detector, "prepare"):
         detector.prepare(source)
     per_frame: dict[int, np.ndarray] = {}

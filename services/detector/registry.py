@@ -43,20 +43,25 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
     return MotionDetector()
 
 
-def resolve_classes(options: DetectOptions) -> set[int] | None:
-    """Class filter as ids; names are looked up in the detector's class table."""
+def resolve_classes(options: DetectOptions, own_names: list[str] | None = None) -> set[int] | None:
+    """Class filter as ids; names are looked up in the detector's class table, or in a fine-tuned checkpoint's
+    own class names (`own_names`, known once the worker has read it). Before that (the API, which never loads
+    checkpoints) a name outside the table passes when D-FINE weights are given: the worker decides."""
     if not options.classes:
         return None
-    names = CLASS_NAMES.get(f"{options.detector}/{options.dataset}", CLASS_NAMES.get(options.detector, {}))
+    table = CLASS_NAMES.get(f"{options.detector}/{options.dataset}", CLASS_NAMES.get(options.detector, {}))
+    if own_names:
+        table = {name.lower(): i for i, name in enumerate(own_names)}
+    deferred = own_names is None and options.detector == "dfine" and bool(options.weights)
     ids = set()
     for value in options.classes:
         if isinstance(value, int):
             ids.add(value)
-        elif value.lower() in names:
-            ids.add(names[value.lower()])
-        else:
+        elif value.lower() in table:
+            ids.add(table[value.lower()])
+        elif not deferred:
             raise InputError(
-                f"unknown class {value!r} for detector {options.detector!r}; known: {sorted(names)}",
+                f"unknown class {value!r} for detector {options.detector!r}; known: {sorted(table)}",
                 field="classes",
             )
     return ids
