@@ -68,6 +68,8 @@ def test_class_filter_by_coco_name():
     from services.detector.registry import resolve_classes
 
     assert resolve_classes(DetectOptions(detector="dfine", dataset="coco", classes="person,sports_ball")) == {0, 32}
+    # Objects365 outputs are indexed by the 1-based category id (0 unused): person is 1
+    assert resolve_classes(DetectOptions(detector="dfine", dataset="obj365", classes="person")) == {1}
     with pytest.raises(InputError, match="unknown class 'referee'"):
         resolve_classes(DetectOptions(detector="dfine", dataset="coco", classes="referee"))
 

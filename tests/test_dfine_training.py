@@ -19,7 +19,7 @@ from PIL import Image
 from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.model import DFINE
 from services.detector.dfine.training.data import from_coco, from_ground_truth
-from services.detector.dfine.training.weights import PRIOR_BIAS, build_from_weights
+from services.detector.dfine.training.weights import PRIOR_BIAS, build_from_weights, parse_class_map
 from services.evaluator.ground_truth import read_ground_truth
 from services.gateway.cli import main
 from services.trainer.dfine_job import gt_class_map
@@ -179,6 +179,7 @@ def test_class_aware_init_starts_new_classes_from_their_source_rows(stills):
     assert torch.equal(new_embed, torch.cat([old_embed[[0, 32]], old_embed[-1:]]))
     # everything that does not depend on the class count loads unchanged
     assert torch.equal(init.model.decoder.enc_bbox_head.layers[0].weight, source.decoder.enc_bbox_head.layers[0].weight)
+    assert parse_class_map("player=person,ball=156", "obj365", []) == [("player", 1), ("ball", 156)]
     fresh = build_from_weights(stills / "init.pth", "n", "coco", "player=0,ball=32", reinit=True)
     assert torch.all(fresh.model.decoder.enc_score_head.bias == torch.tensor(PRIOR_BIAS, dtype=torch.float32))
     assert not torch.equal(fresh.model.decoder.enc_score_head.weight, init.model.decoder.enc_score_head.weight)

@@ -16,12 +16,15 @@ COCO = (
     "refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
 ).split()
 # Class names per detector for `--classes NAME,...`; D-FINE ids are the checkpoint's 0-based indices.
-# Objects365 has only `person` (0) by name so far: the group filters it by ids (0,1,36,156,240).
+# Objects365 checkpoints index classes by the 1-based category id (366 outputs, 0 unused; measured on the
+# official code and the group's fork, reference/dfine_train/TRAINING_SPEC.md §8): `person` is 1. Only that
+# name is known so far; the group filters by ids (0,1,36,156,240).
 CLASS_NAMES = {
     "motion": {"player": 1, "ball": 2},
     "dfine": {"person": 0},
     "dfine/coco": {name: i for i, name in enumerate(COCO)},
     "dfine/crowdhuman": {"person": 0},
+    "dfine/obj365": {"person": 1},
 }
 AVAILABLE = ("motion", "dfine")
 
