@@ -29,6 +29,14 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def job_device(device: str, threads: int | None, world: int, local_rank: int) -> torch.device:
+    """The job's device with `--threads` applied; under torchrun each process takes its own GPU."""
+    set_threads(threads)
+    if device.startswith("cuda") and world > 1:
+        device = f"cuda:{local_rank}"
+    return torch.device(device)
+
+
 def distributed() -> tuple[int, int, int]:
     """(rank, world, local rank) under torchrun, initialising the process group once."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -33,7 +33,7 @@ from shared.run_store import RunStore
 from shared.schemas import DFineTrainOptions, JobRecord
 from shared.training import EpochResult
 
-from .common import JobDriver, distributed, open_record, run_guarded, set_threads
+from .common import JobDriver, distributed, job_device, open_record, run_guarded
 
 
 @dataclass
@@ -151,11 +151,8 @@ def run_dfine_job(
 
 
 def _run(folder, options, data, device, threads, resume, say, job_id, driver: JobDriver, local_rank):
-    set_threads(threads)
     world = driver.world
-    if device.startswith("cuda") and world > 1:
-        device = f"cuda:{local_rank}"
-    torch_device = torch.device(device)
+    torch_device = job_device(device, threads, world, local_rank)
     dtype = torch.float64 if options.dtype == "float64" else torch.float32
     record = open_record(
         folder,

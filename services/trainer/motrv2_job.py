@@ -33,7 +33,7 @@ from shared.schemas import JobRecord, TrainOptions
 from shared.training import EpochResult
 
 from . import sources
-from .common import JobDriver, distributed, open_record, run_guarded, set_threads
+from .common import JobDriver, distributed, job_device, open_record, run_guarded
 
 VAL_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
@@ -132,11 +132,8 @@ def run_motrv2_job(
 
 
 def _run(folder, options, data, device, threads, resume, say, job_id, driver: JobDriver, local_rank):
-    set_threads(threads)
     world = driver.world
-    if device.startswith("cuda") and world > 1:
-        device = f"cuda:{local_rank}"
-    torch_device = torch.device(device)
+    torch_device = job_device(device, threads, world, local_rank)
     record = open_record(
         folder,
         resume,
@@ -186,7 +183,12 @@ def _run(folder, options, data, device, threads, resume, say, job_id, driver: Jo
         options.clip_max_norm,
     )
     loop_cfg = LoopConfig(options.epochs, options.max_steps, options.seed, options.save_period, options.autocast, optim)
-    args = {**options.model_dump(mode="json"), "num_classes": num_classes, "device": device, "world_size": world}
+    args = {
+        **options.model_dump(mode="json"),
+        "num_classes": num_classes,
+        "device": str(torch_device),
+        "world_size": world,
+    }
     trainer = Trainer(clip_model, dataset, loop_cfg, folder, torch_device, args, wrapped)
     if resume:
         trainer.resume(folder / "checkpoint.pth")

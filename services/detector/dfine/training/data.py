@@ -22,7 +22,7 @@ import numpy as np
 
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable
-from shared.frames import IMAGE_SUFFIXES, extract_video_frames
+from shared.frames import extract_video_frames, open_frames
 
 # the official `mscoco_category2label`: the 80 COCO category ids in order -> 0..79
 MSCOCO_IDS = [
@@ -52,13 +52,10 @@ class SampleSet:
 
 
 def _frame_images(frames: Path, cache: Path) -> dict[int, Path]:
-    """`cache`: this sequence's own folder for decoded video frames."""
-    """1-based frame number -> image file (a video is decoded once into the cache)."""
+    """1-based frame number -> image file, numbered as `motpipe detect` numbers them; a video is decoded once
+    into `cache` (this sequence's own folder)."""
     if frames.is_dir():
-        images = sorted(p for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise InputError("folder holds no image files", source=str(frames))
-        return {i: p for i, p in enumerate(images, start=1)}
+        return dict(enumerate(open_frames(frames).images, start=1))
     if not frames.is_file():
         raise InputError("frames not found (a video file or an image folder)", source=str(frames))
     return extract_video_frames(frames, cache)

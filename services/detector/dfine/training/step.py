@@ -45,6 +45,7 @@ class StepRunner:
         self.warmup, self.ema, self.clip_max_norm = warmup, ema, clip_max_norm
         self.num_denoising, self.autocast = num_denoising, autocast
         self.forward = forward  # the DDP wrapper of a `TrainModule`, when distributed
+        self.params = [p for p in model.parameters() if p.requires_grad]
         cuda = next(model.parameters()).device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if autocast and cuda else None
 
@@ -73,16 +74,16 @@ class StepRunner:
             bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
             raise TrainingError(f"loss is {total_value} on {source}: non-finite terms {bad}")
         self.optimizer.zero_grad(set_to_none=True)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.scaler is not None:
+        if self.scaler is not None:  # unscaled before clipping, as officially
             self.scaler.scale(total).backward()
             self.scaler.unscale_(self.optimizer)
-            norm = torch.nn.utils.clip_grad_norm_(params, self.clip_max_norm if self.clip_max_norm > 0 else math.inf)
+        else:
+            total.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip_max_norm if self.clip_max_norm > 0 else math.inf)
+        if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            total.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, self.clip_max_norm if self.clip_max_norm > 0 else math.inf)
             self.optimizer.step()
         self.ema.update(self.model)
         self.warmup.step()

@@ -32,7 +32,10 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def predict(model, samples: list[Sample], size: int, device, dtype, batch: int = 4):
-    """Per sample: (boxes xyxy in original pixels, scores, labels) of the top-300 pairs."""
+    """Per sample: (boxes xyxy in original pixels, scores, labels) of the top-300 pairs, and the image's
+    (width, height)."""
+    from PIL import Image
+
     was_training = model.training
     model.eval()
     transform = pipeline(None, 0, size)
@@ -44,9 +47,7 @@ def predict(model, samples: list[Sample], size: int, device, dtype, batch: int =
             outputs = train_forward(model, images)
             sizes = []
             for s in chunk:
-                from PIL import Image
-
-                with Image.open(s.image) as image:
+                with Image.open(s.image) as image:  # the header only
                     sizes.append(image.size)
             labels, boxes, scores = postprocess(
                 outputs["pred_logits"].float(),
@@ -54,7 +55,7 @@ def predict(model, samples: list[Sample], size: int, device, dtype, batch: int =
                 torch.tensor(sizes, dtype=torch.float32, device=device),
             )
             for i in range(len(chunk)):
-                out.append((boxes[i].cpu().numpy(), scores[i].cpu().numpy(), labels[i].cpu().numpy()))
+                out.append((boxes[i].cpu().numpy(), scores[i].cpu().numpy(), labels[i].cpu().numpy(), sizes[i]))
     finally:
         model.train(was_training)
     return out
@@ -68,11 +69,7 @@ def coco_metrics(samples: list[Sample], predictions, class_names: list[str], sco
     num_classes = len(class_names)
     images, annotations, results = [], [], []
     gt_by_class: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for image_id, (sample, (boxes, scores, labels)) in enumerate(zip(samples, predictions, strict=True), start=1):
-        from PIL import Image
-
-        with Image.open(sample.image) as image:
-            w, h = image.size
+    for image_id, (sample, (boxes, scores, labels, (w, h))) in enumerate(zip(samples, predictions, strict=True), 1):
         images.append({"id": image_id, "width": w, "height": h, "file_name": str(sample.image)})
         gt_boxes, gt_labels = clip_boxes(sample, w, h)
         for box, label in zip(gt_boxes, gt_labels, strict=True):
@@ -144,7 +141,7 @@ def _recall(gts: list[tuple[int, np.ndarray]], predictions, label: int, iou: flo
         return float("nan")
     hits = 0
     for image_id, box in gts:
-        boxes, scores, labels = predictions[image_id - 1]
+        boxes, scores, labels, _ = predictions[image_id - 1]
         keep = (labels == label) & (scores >= score_threshold)
         if keep.any() and _iou(box[None], boxes[keep]).max() >= iou:
             hits += 1
