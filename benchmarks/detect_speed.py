@@ -49,8 +49,8 @@ import torchvision.transforms as T
 from PIL import Image
 from services.detector.dfine.detector import load_dfine
 from services.detector.dfine.model import postprocess
-video, weights, size, out = sys.argv[1:5]
-model = load_dfine(weights, size, "obj365")
+video, weights, size, out, device = sys.argv[1:6]
+model = load_dfine(weights, size, "obj365").to(device)
 transforms = T.Compose([T.Resize((640, 640)), T.ToTensor()])
 capture, frame, db = cv2.VideoCapture(video), 0, {}
 while True:
@@ -61,8 +61,8 @@ while True:
     pil = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     w, h = pil.size
     with torch.no_grad():
-        logits, boxes = model(transforms(pil)[None])
-        labels, boxes, scores = postprocess(logits, boxes, torch.tensor([[w, h]], dtype=torch.float32))
+        logits, boxes = model(transforms(pil)[None].to(device))
+        labels, boxes, scores = postprocess(logits, boxes, torch.tensor([[w, h]], dtype=torch.float32, device=device))
     keep = scores[0] > 0.3
     db[f"bench/img1/{frame:06d}"] = [f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.6f}\\n"
                                      for (x1, y1, x2, y2), s in zip(boxes[0][keep].tolist(), scores[0][keep].tolist())]
@@ -70,9 +70,11 @@ json.dump(db, open(out, "w"))
 """
 
 
-def whole_process(sizes: list[str], frames: int, repeat: int) -> None:
-    motpipe = str(Path(sys.executable).parent / "motpipe")
-    table = Table(title=f"whole processes, {frames} frames of a 1920x1080 mp4, CPU (best of {repeat})")
+def whole_process(sizes: list[str], frames: int, repeat: int, device: str) -> None:
+    script = Path(sys.executable).parent / "motpipe"  # the installed command; a bare checkout runs the module
+    motpipe = [str(script)] if script.exists() else [sys.executable, "-m", "services.gateway.cli"]
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
+    table = Table(title=f"whole processes, {frames} frames of a 1920x1080 mp4, {where} (best of {repeat})")
     for column in ("size", "motpipe detect s", "official-style loop s", "ratio"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,10 +83,11 @@ def whole_process(sizes: list[str], frames: int, repeat: int) -> None:
             weights = Path(tmp) / f"dfine_{size}.pth"
             torch.save({"model": DFINE(dfine_config(size, "obj365")).state_dict()}, weights)
             runs = {
-                "ours": [motpipe, "detect", str(scene.video), "--detector", "dfine", "--weights", str(weights),
-                         "--size", size, "--dataset", "obj365", "--sequence", "bench", "--out", f"{tmp}/a.json"],
+                "ours": [*motpipe, "detect", str(scene.video), "--detector", "dfine", "--weights", str(weights),
+                         "--size", size, "--dataset", "obj365", "--sequence", "bench", "--out", f"{tmp}/a.json",
+                         "--device", device],
                 "official": [sys.executable, "-c", OFFICIAL_STYLE_LOOP, str(scene.video), str(weights), size,
-                             f"{tmp}/b.json"],
+                             f"{tmp}/b.json", device],
             }  # fmt: skip
             best = {}
             for name, command in runs.items():
@@ -107,10 +110,10 @@ def main() -> None:
     parser.add_argument("--whole-process", action="store_true", help="fresh processes, ours vs an official-style loop")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    if args.whole_process:
-        whole_process(args.sizes, args.frames, args.repeat)
-        return
     device = pick_device(args.device)
+    if args.whole_process:
+        whole_process(args.sizes, args.frames, args.repeat, device)
+        return
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
     table = Table(title=f"D-FINE on {device} ({name}), torch {torch.__version__}, {args.frames} frames 1280x720")
     for column in ("size", "batch", "precision", "end to end frames/s", "model-only frames/s"):

@@ -159,7 +159,11 @@ def main() -> None:
         command = [sys.executable, __file__, "--case", name, "--steps", str(args.steps), "--device", device]
         if args.threads:
             command += ["--threads", str(args.threads)]
-        result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:  # show why and go on with the other cases
+            table.add_row(name, "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:100], "", "", "")
+            continue
+        result = json.loads(done.stdout.splitlines()[-1])
         rate = result["steps_per_s"]
         table.add_row(
             name, f"{rate:.3f}", f"{1 / rate:.2f}", f"{result['images_per_s']:.2f}", f"{result['peak_mib']:.0f}"

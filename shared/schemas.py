@@ -19,6 +19,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+
+class Schema(BaseModel):
+    """Every contract model. `defer_build`: a model's validator is built when first used, not at import, so
+    a command imports this module in a few milliseconds instead of building all of it (`motpipe eval` uses
+    two of its models)."""
+
+    model_config = ConfigDict(defer_build=True)
+
 class StageState(StrEnum):
     pending = "pending"
     running = "running"
@@ -26,12 +34,12 @@ class StageState(StrEnum):
     failed = "failed"
 
 
-class Progress(BaseModel):
+class Progress(Schema):
     done: int = 0
     total: int | None = None
 
 
-class StageRecord(BaseModel):
+class StageRecord(Schema):
     state: StageState = StageState.pending
     progress: Progress = Field(default_factory=Progress)
     error: str | None = None
@@ -44,12 +52,12 @@ class StageRecord(BaseModel):
     task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
 
 
-class ArtifactInfo(BaseModel):
+class ArtifactInfo(Schema):
     bytes: int
     url: str | None = None
 
 
-class RunRecord(BaseModel):
+class RunRecord(Schema):
     """What `run.json` holds and `GET /runs/{run}` answers."""
 
     run: str
@@ -69,7 +77,7 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-class Roi(BaseModel):
+class Roi(Schema):
     """Region of interest: a detection is kept when its box centre lies inside."""
 
     polygon: list[tuple[float, float]] = Field(min_length=3)
@@ -109,7 +117,7 @@ class Roi(BaseModel):
         return cls(polygon=points)
 
 
-class DetectOptions(BaseModel):
+class DetectOptions(Schema):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     detector: str = "motion"
@@ -157,7 +165,7 @@ class DetectRequest(DetectOptions):
         return value
 
 
-class ByteTrackKnobs(BaseModel):
+class ByteTrackKnobs(Schema):
     """`bytetrack`'s own knobs (the `options` of /track), checked at the request."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -170,7 +178,7 @@ class ByteTrackKnobs(BaseModel):
     frame_rate: float | None = Field(None, gt=0.0, le=10_000)
 
 
-class MOTRv2Knobs(BaseModel):
+class MOTRv2Knobs(Schema):
     """`motrv2`'s own knobs (the official inference script's), checked at the request."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -184,7 +192,7 @@ class MOTRv2Knobs(BaseModel):
 TRACKER_KNOBS: dict[str, type[BaseModel]] = {"bytetrack": ByteTrackKnobs, "motrv2": MOTRv2Knobs}
 
 
-class TrackOptions(BaseModel):
+class TrackOptions(Schema):
     model_config = ConfigDict(extra="forbid")
 
     tracker: str = "bytetrack"
@@ -223,7 +231,7 @@ class TrackRequest(TrackOptions):
     run: RunId
 
 
-class Detection(BaseModel):
+class Detection(Schema):
     left: float
     top: float
     width: float = Field(ge=0)
@@ -238,7 +246,7 @@ class Detection(BaseModel):
         return self
 
 
-class TrackRow(BaseModel):
+class TrackRow(Schema):
     frame: int = Field(ge=1)
     id: int
     left: float
@@ -249,7 +257,7 @@ class TrackRow(BaseModel):
     label: int = -1
 
 
-class DetDbInfo(BaseModel):
+class DetDbInfo(Schema):
     """Where a det_db came from; stored with the run so a wrong-detector det_db is visible."""
 
     detector: str
@@ -263,14 +271,14 @@ class DetDbInfo(BaseModel):
     notes: list[str] = Field(default_factory=list)  # why a result is empty or thin, when we know
 
 
-class TaskResult(BaseModel):
+class TaskResult(Schema):
     run: str
     stage: Literal["detect", "track", "eval"]
     state: StageState
     error: str | None = None
 
 
-class MetricsReport(BaseModel):
+class MetricsReport(Schema):
     """The metrics JSON of ARCHITECTURE.md (filled by the evaluator)."""
 
     iou_threshold: float = 0.5
@@ -291,7 +299,7 @@ class Severity(StrEnum):
     info = "info"
 
 
-class Finding(BaseModel):
+class Finding(Schema):
     """One problem the dataset doctor found: stable code, severity, evidence and a one-line fix."""
 
     code: str
@@ -301,7 +309,7 @@ class Finding(BaseModel):
     fix: str
 
 
-class DoctorReport(BaseModel):
+class DoctorReport(Schema):
     findings: list[Finding] = Field(default_factory=list)
 
     @property
@@ -313,7 +321,7 @@ class DoctorReport(BaseModel):
 TRAIN_STRATEGIES = ("minimal", "moderate", "aggressive", "full")
 
 
-class TrainOptions(BaseModel):
+class TrainOptions(Schema):
     """Options of a MOTRv2 training job (CLI flags, `POST /train` fields, `tracker.train` arguments).
     Defaults are the official configuration's, except random_drop / fp_ratio (0: dead code officially)."""
 
@@ -354,7 +362,7 @@ class TrainOptions(BaseModel):
         return _finite(value, info.field_name)
 
 
-class EpochRecord(BaseModel):
+class EpochRecord(Schema):
     epoch: int
     steps: int
     losses: dict[str, float] = Field(default_factory=dict)  # per-epoch means: loss, grad_norm, every term
@@ -362,8 +370,15 @@ class EpochRecord(BaseModel):
     checkpoints: list[str] = Field(default_factory=list)
     complete: bool = True
 
+    @field_validator("losses", "val")
+    @classmethod
+    def _finite(cls, values: dict[str, float] | None) -> dict[str, float] | None:
+        """No measurement is recorded as a missing key: JSON has no inf/NaN (they would be written as null
+        and make job.json unreadable)."""
+        return None if values is None else {k: v for k, v in values.items() if math.isfinite(v)}
 
-class JobRecord(BaseModel):
+
+class JobRecord(Schema):
     """What `job.json` holds and `GET /train/{job}` answers."""
 
     job: str
@@ -414,7 +429,7 @@ class TrainRequest(TrainOptions):
         return TrainOptions.model_validate(self.model_dump(include=set(TrainOptions.model_fields)))
 
 
-class DFineTrainOptions(BaseModel):
+class DFineTrainOptions(Schema):
     """Options of a D-FINE fine-tuning job (CLI flags, `POST /train` fields with model `dfine`, the
     `detector.train` task's arguments). `None` means the size's official value (lr, weight decay, the epochs
     trained without heavy augmentation, multi-scale batches)."""
@@ -475,13 +490,13 @@ class DFineTrainRequest(DFineTrainOptions):
 SWEEP_TRACK_FIELDS = ("score_threshold", "weights")  # grid keys that set a /track field; others are knobs
 
 
-class SweepSearch(BaseModel):
+class SweepSearch(Schema):
     model_config = ConfigDict(extra="forbid")
 
     trials: int = Field(ge=1, le=1000)
 
 
-class SweepRequest(BaseModel):
+class SweepRequest(Schema):
     """`POST /sweeps`: track a run's det_db once per combination of the grid and evaluate each."""
 
     model_config = ConfigDict(extra="forbid")
@@ -501,12 +516,12 @@ class SweepRequest(BaseModel):
         return grid
 
 
-class SweepChild(BaseModel):
+class SweepChild(Schema):
     run: str
     params: dict[str, Any]
 
 
-class SweepRecord(BaseModel):
+class SweepRecord(Schema):
     """`<data root>/sweeps/<id>/sweep.json`; the state and leaderboard are computed from the child runs."""
 
     sweep: str

@@ -6,7 +6,8 @@ Torch is imported inside the functions: the API processes import `shared` withou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.atomic import atomic_open
@@ -29,6 +30,24 @@ class EpochResult:
     mean_losses: dict[str, float]
     checkpoints: list[str]
     complete: bool  # False when --max-steps ended the epoch early
+
+
+@dataclass
+class EpochMeans:
+    """Per-epoch means of the step values, each over the steps where it was finite: under float16 AMP the
+    GradScaler skips the steps whose gradients overflowed, and their grad norm (inf) is no measurement."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            if math.isfinite(value):
+                self.sums[key] = self.sums.get(key, 0.0) + value
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {key: total / self.counts[key] for key, total in self.sums.items()}
 
 
 def rank_world() -> tuple[int, int]:

@@ -46,11 +46,13 @@ def _greedy(iou: np.ndarray, threshold: float) -> list[tuple[float, int, int]]:
     return accepted
 
 
-def _matches_numpy(gt: MotTable, pred: MotTable, g_rows_by_frame, p_rows_by_frame, threshold: float):
+def _matches_numpy(gt: MotTable, pred: MotTable, gt_rows, pred_rows, gt_offsets, pred_offsets, threshold: float):
     """(tp per frame, accepted IoUs in order, id switches): the group's script, frame by frame."""
     tps, ious, id_switches = [], [], 0
     previous: dict[int, int] = {}  # gt id -> pred id in the preceding common frame (old version)
-    for g_rows, p_rows in zip(g_rows_by_frame, p_rows_by_frame, strict=True):
+    for f in range(len(gt_offsets) - 1):
+        g_rows = gt_rows[gt_offsets[f] : gt_offsets[f + 1]]
+        p_rows = pred_rows[pred_offsets[f] : pred_offsets[f + 1]]
         accepted = _greedy(_iou_xyxy(gt.boxes[g_rows], pred.boxes[p_rows]), threshold)
         current = {}
         for value, g, p in accepted:
@@ -61,59 +63,61 @@ def _matches_numpy(gt: MotTable, pred: MotTable, g_rows_by_frame, p_rows_by_fram
             current[gid] = pid
         previous = current
         tps.append(len(accepted))
-    return tps, ious, id_switches
+    return np.array(tps, dtype=np.int64), ious, id_switches
 
 
-def _matches_compiled(gt, pred, gt_rows, pred_rows, gt_bounds, pred_bounds, threshold):
+def _matches_compiled(gt, pred, gt_rows, pred_rows, gt_offsets, pred_offsets, threshold):
     """The same as `_matches_numpy` in one compiled pass (services/evaluator/metrics/_kernels.c)."""
     from .metrics.compiled import _kernels
 
-    frames = len(gt_bounds) - 1
+    frames = len(gt_offsets) - 1
     tps = np.zeros(frames, dtype=np.int64)
-    ious = np.empty(max(1, int(np.minimum(np.diff(gt_bounds), np.diff(pred_bounds)).sum())), dtype=np.float64)
+    ious = np.empty(max(1, int(np.minimum(np.diff(gt_offsets), np.diff(pred_offsets)).sum())), dtype=np.float64)
     count, id_switches = _kernels.framewise(
         np.ascontiguousarray(gt.id[gt_rows], dtype=np.int64), np.ascontiguousarray(gt.boxes[gt_rows]),
         np.ascontiguousarray(pred.id[pred_rows], dtype=np.int64), np.ascontiguousarray(pred.boxes[pred_rows]),
-        gt_bounds, pred_bounds, float(threshold), tps, ious,
+        gt_offsets, pred_offsets, float(threshold), tps, ious,
     )  # fmt: skip
-    return tps.tolist(), ious[:count], int(id_switches)
+    return tps, ious[:count], int(id_switches)
+
+
+def _rows_on(table: MotTable, common: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows on the common frames, grouped by frame in file order, and each frame's offsets into them."""
+    from .metrics.sequence import frame_order
+
+    order = frame_order(table.frame)
+    rows = order[np.isin(table.frame[order], common)]
+    counts = np.bincount(np.searchsorted(common, table.frame[rows]), minlength=len(common))
+    offsets = np.zeros(len(common) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return rows, offsets
 
 
 def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5, backend: str | None = None) -> dict:
     """{'framewise': {...}, 'losses': {...}, 'per_frame': [...]} as the group's script computes them.
-    `backend` "compiled" (the default when the C kernels are built) or "numpy": the same bits."""
+    `backend` "compiled" (the default when the C kernels are built) or "numpy": the same bits. Per-frame
+    arithmetic runs on arrays (the same IEEE operations, in the same order, as the script's scalars)."""
     from .metrics.compiled import available
-    from .metrics.sequence import frame_order
 
-    common = np.intersect1d(np.unique(gt.frame), np.unique(pred.frame))
-    gt_order, pred_order = frame_order(gt.frame), frame_order(pred.frame)
-    gt_bounds = np.searchsorted(gt.frame[gt_order], np.stack([common, common + 1]))
-    pred_bounds = np.searchsorted(pred.frame[pred_order], np.stack([common, common + 1]))
-    g_rows_by_frame = [gt_order[a:b] for a, b in gt_bounds.T.tolist()]
-    p_rows_by_frame = [pred_order[a:b] for a, b in pred_bounds.T.tolist()]
-    if (backend or ("compiled" if available() else "numpy")) == "compiled" and len(common):
-        gt_rows, pred_rows = np.concatenate(g_rows_by_frame), np.concatenate(p_rows_by_frame)
-        counts = [np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-                  for rows in (g_rows_by_frame, p_rows_by_frame)]  # fmt: skip
-        tps, ious, id_switches = _matches_compiled(gt, pred, gt_rows, pred_rows, *counts, threshold)
+    common = np.intersect1d(gt.frame, pred.frame)
+    gt_rows, gt_offsets = _rows_on(gt, common)
+    pred_rows, pred_offsets = _rows_on(pred, common)
+    match = _matches_compiled if (backend or ("compiled" if available() else "numpy")) == "compiled" else _matches_numpy
+    if len(common):
+        tp, ious, id_switches = match(gt, pred, gt_rows, pred_rows, gt_offsets, pred_offsets, threshold)
     else:
-        tps, ious, id_switches = _matches_numpy(gt, pred, g_rows_by_frame, p_rows_by_frame, threshold)
-    pred_ids = set(np.unique(pred.id[np.concatenate(p_rows_by_frame)]).tolist()) if len(common) else set()
-    tp_total = fp_total = fn_total = n_gt_total = n_pred_total = 0
-    per_frame = []
-    for frame, g_rows, p_rows, tp in zip(common.tolist(), g_rows_by_frame, p_rows_by_frame, tps, strict=True):
-        n_gt, n_pred = len(g_rows), len(p_rows)
-        precision, recall = tp / n_pred, tp / n_gt
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0
-        per_frame.append(
-            {"frame": frame, "gt": n_gt, "pred": n_pred, "tp": tp, "fp": n_pred - tp, "fn": n_gt - tp,
-             "precision": precision, "recall": recall, "f1": f1}
-        )  # fmt: skip
-        tp_total += tp
-        fp_total += n_pred - tp
-        fn_total += n_gt - tp
-        n_gt_total += n_gt
-        n_pred_total += n_pred
+        tp, ious, id_switches = np.zeros(0, dtype=np.int64), [], 0
+    n_gt, n_pred = np.diff(gt_offsets), np.diff(pred_offsets)
+    precisions, recalls = tp / n_pred, tp / n_gt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1s = np.where(precisions + recalls > 0, 2 * precisions * recalls / (precisions + recalls), 0.0)
+    columns = (common, n_gt, n_pred, tp, n_pred - tp, n_gt - tp, precisions, recalls, f1s)
+    keys = ("frame", "gt", "pred", "tp", "fp", "fn", "precision", "recall", "f1")
+    per_frame = [dict(zip(keys, row, strict=True)) for row in zip(*(c.tolist() for c in columns), strict=True)]
+    tp_total = int(tp.sum())
+    n_gt_total, n_pred_total = int(n_gt.sum()), int(n_pred.sum())
+    fp_total, fn_total = n_pred_total - tp_total, n_gt_total - tp_total
+    unique_pred_ids = len(np.unique(pred.id[pred_rows]))
     frames = len(common)
     precision = tp_total / (tp_total + fp_total) if tp_total + fp_total > 0 else 0
     recall = tp_total / (tp_total + fn_total) if tp_total + fn_total > 0 else 0
@@ -122,12 +126,12 @@ def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5, back
     mota_idsw = 1 - (fn_total + fp_total + id_switches) / n_gt_total if n_gt_total > 0 else 0
     avg_iou = float(np.mean(ious)) if len(ious) else 0
     avg_pred = n_pred_total / frames if frames else 0
-    ratio = len(pred_ids) / avg_pred if avg_pred > 0 else 0
+    ratio = unique_pred_ids / avg_pred if avg_pred > 0 else 0
     framewise = {
         "total_frames": frames, "total_gt_detections": n_gt_total, "total_pred_detections": n_pred_total,
         "true_positives": tp_total, "false_positives": fp_total, "false_negatives": fn_total,
         "precision": precision, "recall": recall, "f1_score": f1, "mota": mota, "mota_with_idsw": mota_idsw,
-        "id_switches": id_switches, "avg_iou": avg_iou, "unique_pred_ids": len(pred_ids),
+        "id_switches": id_switches, "avg_iou": avg_iou, "unique_pred_ids": unique_pred_ids,
         "avg_pred_per_frame": avg_pred, "fragmentation_ratio": ratio, "iou_threshold": threshold,
     }  # fmt: skip
     if frames == 0:  # their script returns no metrics and all-zero losses

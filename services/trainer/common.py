@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +65,7 @@ class StepWriter:
             self.board = SummaryWriter(log_dir=str(folder / "tensorboard"))
 
     def step(self, entry) -> None:  # a StepLog of either training loop (same fields)
-        record = {**entry.losses, "loss": entry.loss, "grad_norm": entry.grad_norm}
+        record = {**entry.losses, "loss": entry.loss, "grad_norm": _json_number(entry.grad_norm)}
         self.log.write(json.dumps({"step": entry.step, "epoch": entry.epoch, **record, "lr": entry.lrs}) + "\n")
         self.log.flush()
         if self.contract:
@@ -72,7 +73,8 @@ class StepWriter:
             self.contract.flush()
         if self.board:
             for name, value in record.items():
-                self.board.add_scalar(f"train/{name}", value, entry.step)
+                if value is not None:
+                    self.board.add_scalar(f"train/{name}", value, entry.step)
             for i, lr in enumerate(entry.lrs):
                 self.board.add_scalar(f"lr/group{i}", lr, entry.step)
 
@@ -89,6 +91,11 @@ class StepWriter:
             self.contract.close()
         if self.board:
             self.board.close()
+
+
+def _json_number(value: float) -> float | None:
+    """null for inf/NaN (a float16 step the GradScaler skipped has an infinite grad norm): JSON has neither."""
+    return value if math.isfinite(value) else None
 
 
 def tensorboard_available() -> bool:

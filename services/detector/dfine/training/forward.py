@@ -61,7 +61,8 @@ def train_forward(model: DFINE, images: torch.Tensor, dn: DenoisingGroups | None
     content, ref_unact = top_memory.detach(), top_unact.detach()
     attn_mask, n_dn = None, 0
     if dn is not None:
-        content = torch.concat([head.denoising_class_embed(dn.labels), content], dim=1)
+        # the groups are drawn on the CPU (the official draw order); their tensors join the model's device here
+        content = torch.concat([head.denoising_class_embed(dn.labels.to(memory.device)), content], dim=1)
         ref_unact = torch.concat([dn.boxes_unact.to(ref_unact.device), ref_unact], dim=1)
         attn_mask, n_dn = dn.attn_mask.to(memory.device), dn.num_queries
 

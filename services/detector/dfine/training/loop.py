@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from shared.errors import InputError
-from shared.training import EpochResult, StepLog, rank_world, save_checkpoint
+from shared.training import EpochMeans, EpochResult, StepLog, rank_world, save_checkpoint
 
 from .criterion import DFINECriterion
 from .data import Sample
@@ -166,7 +166,7 @@ class DetTrainer:
             transform = pipeline(self.cfg.augment, epoch, self.cfg.img_size)
             order = self._order(epoch)
             loaded = batches(EpochSamples(self.samples, order, transform, seed), self.cfg.batch_size, self.cfg.workers)
-            sums: dict[str, float] = {}
+            means = EpochMeans()
             steps, stopped = 0, False
             for start, items in zip(range(0, len(order), self.cfg.batch_size), loaded, strict=True):
                 chunk = [self.samples[i] for i in order[start : start + self.cfg.batch_size]]
@@ -179,8 +179,7 @@ class DetTrainer:
                 result = self.runner.step(images, targets, ", ".join(s.source for s in chunk))
                 steps += 1
                 self.global_step += 1
-                for k, v in {**result.losses, "loss": result.loss, "grad_norm": result.grad_norm}.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                means.add({**result.losses, "loss": result.loss, "grad_norm": result.grad_norm})
                 if on_step:
                     lrs = [g["lr"] for g in self.optimizer.param_groups]
                     on_step(StepLog(self.global_step, epoch, result.losses, result.loss, result.grad_norm, lrs))
@@ -191,7 +190,7 @@ class DetTrainer:
                 self.scheduler.step()
             last = stopped or epoch == self.cfg.epochs - 1
             names = self.save(epoch, last)
-            result = EpochResult(epoch, steps, {k: v / max(steps, 1) for k, v in sums.items()}, names, not stopped)
+            result = EpochResult(epoch, steps, means.means(), names, not stopped)
             results.append(result)
             if on_epoch:
                 on_epoch(result)

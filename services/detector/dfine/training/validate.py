@@ -97,6 +97,7 @@ def coco_metrics(samples: list[Sample], predictions, class_names: list[str], sco
             )
     gt = COCO()
     gt.dataset = {
+        "info": {},  # pycocotools >= 2.0.9 copies it in loadRes
         "images": images,
         "annotations": annotations,
         "categories": [{"id": i, "name": n} for i, n in enumerate(class_names)],

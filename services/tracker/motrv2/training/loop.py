@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from shared.errors import InputError
-from shared.training import EpochResult, StepLog, rank_world, save_checkpoint
+from shared.training import EpochMeans, EpochResult, StepLog, rank_world, save_checkpoint
 
 from ..checkpoint import load_checkpoint_dict
 from .clip import Clip, ClipModel
@@ -184,7 +184,7 @@ class Trainer:
         results = []
         for epoch in range(self.start_epoch, self.cfg.epochs):
             rng, np_rng = self._seed(epoch)
-            sums: dict[str, float] = {}
+            means = EpochMeans()
             steps = 0
             stopped = False
             for index in self._order(epoch):
@@ -192,8 +192,7 @@ class Trainer:
                 losses, total, norm = self.train_step(clip)
                 steps += 1
                 self.global_step += 1
-                for k, v in {**losses, "loss": total, "grad_norm": norm}.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                means.add({**losses, "loss": total, "grad_norm": norm})
                 if on_step:
                     lrs = [g["lr"] for g in self.optimizer.param_groups]
                     on_step(StepLog(self.global_step, epoch, losses, total, norm, lrs))
@@ -205,7 +204,7 @@ class Trainer:
             self.args["global_step"] = self.global_step
             last = stopped or epoch == self.cfg.epochs - 1
             names = self.save(epoch, last)
-            result = EpochResult(epoch, steps, {k: v / max(steps, 1) for k, v in sums.items()}, names, not stopped)
+            result = EpochResult(epoch, steps, means.means(), names, not stopped)
             results.append(result)
             if on_epoch:
                 on_epoch(result)
