@@ -19,13 +19,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-
 class Schema(BaseModel):
     """Every contract model. `defer_build`: a model's validator is built when first used, not at import, so
     a command imports this module in a few milliseconds instead of building all of it (`motpipe eval` uses
     two of its models)."""
 
     model_config = ConfigDict(defer_build=True)
+
 
 class StageState(StrEnum):
     pending = "pending"
