@@ -837,6 +837,7 @@ static PyObject *framewise(PyObject *self, PyObject *args)
     const int64_t *gbounds = gb.buf, *pbounds = pb.buf, *gids = gid.buf, *pids = pid.buf;
     const double *G = gbox.buf, *P = pbox.buf;
     Py_ssize_t max_g = 1, max_p = 1;
+    const int positive = threshold > 0; /* then pairs that do not overlap can be skipped unseen */
     for (Py_ssize_t f = 0; f < frames; f++) {
         Py_ssize_t ng = gbounds[f + 1] - gbounds[f], np_ = pbounds[f + 1] - pbounds[f];
         if (ng > max_g) max_g = ng;
@@ -862,6 +863,8 @@ static PyObject *framewise(PyObject *self, PyObject *args)
                 double px2 = p[0] + p[2], py2 = p[1] + p[3];
                 double dx = (gx2 < px2 ? gx2 : px2) - (g[0] > p[0] ? g[0] : p[0]);
                 double dy = (gy2 < py2 ? gy2 : py2) - (g[1] > p[1] ? g[1] : p[1]);
+                if (positive && !(dx > 0 && dy > 0))
+                    continue; /* no overlap: IoU 0 (or 0/0 -> 0), below any positive threshold */
                 double inter = (dx > 0 ? dx : 0.0) * (dy > 0 ? dy : 0.0);
                 double area_p = (px2 - p[0]) * (py2 - p[1]);
                 double uni = area_g + area_p - inter;
