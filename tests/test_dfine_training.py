@@ -101,9 +101,10 @@ def test_one_step_through_the_cli_equals_the_official_float64_vector(shared_dir,
 
 def test_small_model_overfits_synthetic_frames_and_its_checkpoint_detects(stills, tmp_path, capsys):
     out = tmp_path / "job"
-    assert main(small_args(stills, out, "--epochs", "36", "--val", "frames")) == 0
+    # mAP50 per epoch on this machine: 0 until epoch 17, 0.60 at 23, 0.91 at 29 (30 epochs: a 6-epoch margin)
+    assert main(small_args(stills, out, "--epochs", "30", "--val", "frames")) == 0
     record = read_job(out)
-    assert record.state == "succeeded" and record.finished_epochs == 36
+    assert record.state == "succeeded" and record.finished_epochs == 30
     assert "validation runs on the training data" in " ".join(record.notes)
     last = record.epochs[-1].val
     assert last["mAP50"] >= 0.5, [e.val["mAP50"] for e in record.epochs]
