@@ -60,17 +60,17 @@ def train_args(base: Path, out: Path, *extra: str) -> list[str]:
 def test_small_config_learns_and_its_checkpoint_tracks(dataset, tmp_path):
     out = tmp_path / "job"
     code = main(
-        train_args(dataset, out, "--epochs", "5", "--lr-drop", "10", "--val", "court", "--val-short-side", "144")
-    )
+        train_args(dataset, out, "--epochs", "3", "--lr-drop", "10", "--val", "court", "--val-short-side", "144")
+    )  # epoch losses measured here: 11.4, 8.9, 5.0 (4.3, 3.7 with two more)
     assert code == 0
     record = read_job(out)
-    assert record.state == "succeeded" and record.finished_epochs == 5 and len(record.epochs) == 5
+    assert record.state == "succeeded" and record.finished_epochs == 3 and len(record.epochs) == 3
     first, last = record.epochs[0].losses["loss"], record.epochs[-1].losses["loss"]
     assert last < 0.6 * first, (first, last)
     assert all(set(e.val) >= {"HOTA", "IDF1", "MOTA"} for e in record.epochs)
-    assert record.checkpoints == ["checkpoint.pth", "checkpoint0004.pth"]
+    assert record.checkpoints == ["checkpoint.pth", "checkpoint0002.pth"]
     assert (out / "plots" / "loss.png").stat().st_size > 0 and (out / "plots" / "val.png").stat().st_size > 0
-    assert len((out / "log.jsonl").read_text().splitlines()) == record.progress.done == 5 * 23
+    assert len((out / "log.jsonl").read_text().splitlines()) == record.progress.done == 3 * 23
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
     # the checkpoint loads through the user's path and tracks
     frames = tmp_path / "frames"
