@@ -48,14 +48,15 @@ console = Console(width=150)
 TIMEOUT_S = 300.0  # a command that runs longer fails the check (a lent device's time is short)
 
 
-def motpipe(*args: str) -> tuple[float, str]:
+def motpipe(*args: str) -> float:
+    """Run one command; its wall-clock seconds."""
     start = time.perf_counter()
     command = [sys.executable, "-m", "services.gateway.cli", *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
     if done.returncode != 0:
         console.print(done.stdout[-4000:], done.stderr[-4000:])
         raise SystemExit(f"motpipe {args[0]} failed with exit {done.returncode}")
-    return time.perf_counter() - start, done.stdout
+    return time.perf_counter() - start
 
 
 def job_row(name: str, out: Path, seconds: float, val_key: str) -> tuple[list[str], bool]:
@@ -80,16 +81,16 @@ def check_motrv2(base: Path, device: str, epochs: int, frames: int) -> tuple[lis
     write_det_db(base / "det_db.json", detections.det_db())
     torch.save({"model": fresh_model(MOTRv2Config()).state_dict()}, base / "motrv2_init.pth")
     out = base / "motrv2_job"
-    seconds, _ = motpipe("train", "motrv2", "--data", str(base / "data"), "--det-db", str(base / "det_db.json"),
+    seconds = motpipe("train", "motrv2", "--data", str(base / "data"), "--det-db", str(base / "det_db.json"),
                          "--weights", str(base / "motrv2_init.pth"), "--out", str(out), "--strategy", "full",
                          "--epochs", str(epochs), "--autocast", "--val", "court", "--device", device)  # fmt: skip
     row, ok = job_row("MOTRv2 official size, bf16", out, seconds, "HOTA")
     tracks = base / "tracks.txt"
-    track_s, _ = motpipe("track", "--tracker", "motrv2", "--weights", str(out / "checkpoint.pth"), "--det-db",
+    track_s = motpipe("track", "--tracker", "motrv2", "--weights", str(out / "checkpoint.pth"), "--det-db",
                          str(base / "det_db.json"), "--frames", str(scene.video), "--score-threshold", "0.3",
                          "--device", device, "--out", str(tracks))  # fmt: skip
     lines = tracks.read_text().splitlines()
-    _, report = motpipe("eval", "--gt", str(seq / "gt" / "gt.txt"), "--pred", str(tracks), "--json",
+    motpipe("eval", "--gt", str(seq / "gt" / "gt.txt"), "--pred", str(tracks), "--json",
                         str(base / "metrics.json"))  # fmt: skip
     hota = json.loads((base / "metrics.json").read_text())["trackeval"]["HOTA"]
     use = [f"track {frames} frames: {track_s:.1f} s, {len(lines)} rows, HOTA {hota:.3f}"]
@@ -101,14 +102,14 @@ def check_dfine(base: Path, device: str, epochs: int, frames: int, size: str) ->
     torch.manual_seed(0)
     torch.save({"model": DFINE(dfine_config(size, "obj365")).state_dict()}, base / "dfine_init.pth")
     out = base / "dfine_job"
-    seconds, _ = motpipe("train", "dfine", "--frames", str(stills / "frames"), "--gt", str(stills / "gt.txt"),
+    seconds = motpipe("train", "dfine", "--frames", str(stills / "frames"), "--gt", str(stills / "gt.txt"),
                          "--weights", str(base / "dfine_init.pth"), "--size", size, "--dataset", "obj365",
                          "--classes", "player=person,ball=240", "--out", str(out), "--epochs", str(epochs),
                          "--batch-size", "8", "--warmup-steps", "20", "--autocast", "--workers", "4",
                          "--val", "frames", "--device", device)  # fmt: skip
     row, ok = job_row(f"D-FINE {size.upper()}, AMP, 4 workers", out, seconds, "mAP50")
     db = base / "dfine_db.json"
-    detect_s, _ = motpipe("detect", str(stills / "frames"), "--detector", "dfine", "--weights",
+    detect_s = motpipe("detect", str(stills / "frames"), "--detector", "dfine", "--weights",
                           str(out / "checkpoint.pth"), "--size", size, "--sequence", "stills", "--score-threshold",
                           "0.3", "--device", device, "--out", str(db))  # fmt: skip
     boxes = sum(len(v) for v in json.loads(db.read_text()).values())

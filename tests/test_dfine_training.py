@@ -5,6 +5,7 @@ failed and resumes to the uninterrupted weights, bad input is refused naming the
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -130,29 +131,9 @@ def test_small_model_overfits_synthetic_frames_and_its_checkpoint_detects(stills
     assert found / len(players) >= 0.5, f"{found} of {len(players)} players found"
     # the fine-tune's own class names filter detections
     balls = tmp_path / "balls.txt"
-    assert (
-        main(
-            [
-                "detect",
-                str(stills / "frames"),
-                "--detector",
-                "dfine",
-                "--weights",
-                str(out / "checkpoint.pth"),
-                "--size",
-                "n",
-                "--out",
-                str(balls),
-                "--format",
-                "mot",
-                "--classes",
-                "ball",
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    assert main(["detect", str(stills / "frames"), "--detector", "dfine", "--weights", str(out / "checkpoint.pth"),
+                 "--size", "n", "--out", str(balls), "--format", "mot", "--classes", "ball",
+                 "--device", "cpu"]) == 0  # fmt: skip
     only = np.loadtxt(balls, delimiter=",", ndmin=2)
     assert len(only) and set(only[:, 7]) == {1} and len(only) == int((rows[:, 7] == 1).sum())
 
@@ -371,8 +352,6 @@ def test_multiscale_batches_use_the_official_sizes():
 def test_two_sequences_must_have_distinct_names(stills, tmp_path, capsys):
     other = tmp_path / "b" / "frames"
     other.parent.mkdir()
-    import shutil
-
     shutil.copytree(stills / "frames", other)
     args = small_args(stills, tmp_path / "job", "--max-steps", "1")
     args[args.index("--frames") + 1 : args.index("--frames") + 2] = [str(stills / "frames"), str(other)]
