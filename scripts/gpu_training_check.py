@@ -12,7 +12,10 @@ D-FINE: L/Objects365 (default-initialised, saved in the official layout) fine-tu
 `motpipe detect` with the checkpoint.
 
 Prints one table (time, s/step, first and last epoch loss, validation) and exits 1 when a job did not
-succeed, its loss did not fall, or its checkpoint found nothing.
+succeed, its loss did not fall, or a command using its checkpoint failed or (MOTRv2) wrote no track. The
+D-FINE checkpoint's box count is reported, not required: a default-initialised L (no Objects365 weights on a
+machine without network) finds nothing at a score of 0.3 after 60 augmented steps (measured on an H200:
+loss 481 -> 57, mAP50 0 throughout), which says nothing about the path under test.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ def check_dfine(base: Path, device: str, epochs: int, frames: int, size: str) ->
                           "0.3", "--device", device, "--out", str(db))  # fmt: skip
     boxes = sum(len(v) for v in json.loads(db.read_text()).values())
     use = [f"detect {frames} stills: {detect_s:.1f} s, {boxes} boxes ({4 * frames} objects in the ground truth)"]
-    return row, use, ok and boxes > 0
+    return row, use, ok
 
 
 def main() -> None:
@@ -157,7 +160,7 @@ def main() -> None:
     for line in uses:
         console.print(line)
     if not all_ok:
-        raise SystemExit("a job did not succeed, its loss did not fall, or its checkpoint found nothing")
+        raise SystemExit("a job did not succeed, its loss did not fall, or its checkpoint did not work")
 
 
 if __name__ == "__main__":

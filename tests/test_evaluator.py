@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from services.evaluator.evaluate import evaluate, sweep
+from services.evaluator.evaluate import evaluate, report_json, sweep
 from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
 from services.gateway.cli import main
 from shared.errors import InputError
 from shared.formats.mot_txt import MotTable, parse_mot_text, write_mot
+from shared.schemas import MetricsReport
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -63,9 +64,44 @@ def test_plots_are_valid_pngs_also_for_negative_mota_and_empty_input(scene, tmp_
         assert len(names) == 6
         for name in names:
             assert (tmp_path / folder / name).read_bytes()[:8] == PNG
-    plot_sweep(sweep(scene.gt, scene.gt, [0.3, 0.5, 0.9]), tmp_path / "sweep.png")
+    plot_sweep([MetricsReport(**f) for f in sweep(scene.gt, scene.gt, [0.3, 0.5, 0.9])], tmp_path / "sweep.png")
     plot_comparison([bad, evaluate(scene.gt, scene.gt)], ["bad", "perfect"], tmp_path / "cmp.png")
     assert (tmp_path / "sweep.png").read_bytes()[:8] == PNG and (tmp_path / "cmp.png").read_bytes()[:8] == PNG
+
+
+EVAL_PROCESS = """
+import sys
+from services.gateway.cli import main
+code = main(sys.argv[1:])
+print(code, " ".join(sys.modules))
+"""
+
+
+def test_cli_eval_imports_only_what_it_uses_and_writes_the_contract_document(scene, tmp_path):
+    """`motpipe eval --json` as a process imports no pydantic, scipy, matplotlib, torch or rich's progress
+    bars (each costs tens of milliseconds of a ~0.3 s command) and writes what the contract model writes,
+    per-class blocks and NaN (as null) included."""
+    import subprocess
+    import sys
+
+    from shared.formats.mot_txt import read_mot
+    from tests.conftest import REPO
+
+    pred, out = tmp_path / "pred.txt", tmp_path / "metrics.json"
+    tracks = scene.gt.select(scene.gt.frame > 5)
+    write_mot(pred, MotTable(tracks.frame, tracks.id + 100, tracks.boxes + 3.0, tracks.conf, tracks.cls, tracks.vis))
+    command = [sys.executable, "-c", EVAL_PROCESS, "eval", "--gt", str(scene.gt_txt), "--pred", str(pred), "--json",
+               str(out)]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    code, modules = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert code == "0", done.stdout[-2000:] + done.stderr[-2000:]
+    loaded = set(modules.split())
+    assert not {"pydantic", "scipy", "matplotlib", "torch", "cv2", "rich.progress"} & loaded, sorted(loaded)
+    expected = evaluate(scene.gt, read_mot(pred))
+    assert expected.per_class and "player" in expected.per_class
+    assert json.loads(out.read_text()) == json.loads(expected.model_dump_json())
+    fields = {"trackeval": {"x": float("nan"), "y": [1.0, float("inf")]}, "notes": []}
+    assert json.loads(report_json(fields)) == {"trackeval": {"x": None, "y": [1.0, None]}, "notes": []}
 
 
 def test_cli_eval_json_plots_compare_sweep(scene, tmp_path, capsys):
@@ -88,3 +124,24 @@ def test_cli_eval_json_plots_compare_sweep(scene, tmp_path, capsys):
     dup.write_text("1,1,0,0,5,5\n1,1,0,0,5,5\n")
     assert main(["eval", "--gt", str(scene.gt_txt), "--pred", str(dup)]) == 2
     assert "appears more than once in frame 1" in capsys.readouterr().err
+
+
+def test_lookup_table_relabelling_equals_numpys_unique_on_every_path():
+    """Ids and frames are relabelled through a lookup table when their range is small and by a sort
+    otherwise (huge or negative values); both give np.unique's answer, and a repeated id in a frame is
+    reported either way."""
+    from services.evaluator.metrics import sequence
+
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(0, 50, 300), rng.integers(0, 10**12, 300), rng.integers(-5, 5, 40),
+             np.array([7]), np.zeros(0, dtype=np.int64)]  # fmt: skip
+    for values in cases:
+        distinct, index = sequence.relabel(values)
+        expected_distinct, expected_index = np.unique(values, return_inverse=True)
+        assert distinct.tolist() == expected_distinct.tolist() and index.tolist() == expected_index.tolist()
+    for cells in (1000, sequence.DENSE_CELLS + 1):  # the bitmap, then the sort
+        assert sequence._first_repeat(np.array([3, 999, 4]), cells) is None
+        assert sequence._first_repeat(np.array([3, 999, 4, 999]), cells) == 999
+    big_ids = parse_mot_text("1,900000000000,0,0,10,10\n1,900000000000,1,1,10,10\n")  # the sort path
+    with pytest.raises(InputError, match="id 900000000000 appears more than once in frame 1"):
+        evaluate(big_ids, big_ids)

@@ -12,12 +12,9 @@ from shared.errors import InputError
 def cmd_eval(args) -> int:
     from rich.console import Console
 
-    from services.evaluator.evaluate import evaluate, parse_frame_list, sweep
+    from services.evaluator.evaluate import evaluate_fields, parse_frame_list, report_json, sweep
     from services.evaluator.ground_truth import read_ground_truth
     from services.evaluator.table import comparison_table, report_table
-
-    if args.plots:  # matplotlib is imported only when plots are asked for
-        from services.evaluator.plots import plot_comparison, plot_sweep, write_plots
     from shared.atomic import atomic_write_text
     from shared.formats.mot_txt import read_mot
 
@@ -29,37 +26,47 @@ def cmd_eval(args) -> int:
         raise InputError("give --pred PRED or --compare A B ...")
     if args.sweep:
         reports = sweep(gt, read_mot(preds[0]), classes=classes)
-        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
-        out.print(comparison_table(reports, [f"IoU {r.iou_threshold:g}" for r in reports], "IoU sweep"))
-        if args.plots:
-            Path(args.plots).mkdir(parents=True, exist_ok=True)
-            plot_sweep(reports, Path(args.plots) / "iou_sweep.png")
+        payload = "[" + ",".join(report_json(r, indent=None) for r in reports) + "]"
+        out.print(comparison_table(reports, [f"IoU {r['iou_threshold']:g}" for r in reports], "IoU sweep"))
     elif args.compare:
         labels = args.labels.split(",") if args.labels else [Path(p).stem for p in preds]
         if len(labels) != len(preds):
             raise InputError(f"--labels has {len(labels)} names for {len(preds)} files")
-        reports = [evaluate(gt, read_mot(p), args.iou, classes) for p in preds]
-        payload = "[" + ",".join(r.model_dump_json() for r in reports) + "]"
+        reports = [evaluate_fields(gt, read_mot(p), args.iou, classes) for p in preds]
+        payload = "[" + ",".join(report_json(r, indent=None) for r in reports) + "]"
         out.print(comparison_table(reports, labels))
-        if args.plots:
-            Path(args.plots).mkdir(parents=True, exist_ok=True)
-            plot_comparison(reports, labels, Path(args.plots) / "comparison.png")
     else:
         frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
-        report = evaluate(gt, read_mot(preds[0]), args.iou, classes, args.annotated_only, frames)
-        payload = report.model_dump_json(indent=1)
-        out.print(report_table(report, Path(preds[0]).name))
-        for name, block in (report.per_class or {}).items():
-            out.print(report_table(report.model_copy(update=block), f"{Path(preds[0]).name}: {name}"))
-        for note in report.notes:
+        reports = [evaluate_fields(gt, read_mot(preds[0]), args.iou, classes, args.annotated_only, frames)]
+        payload = report_json(reports[0])
+        name = Path(preds[0]).name
+        out.print(report_table(reports[0], name))
+        for class_name, block in (reports[0]["per_class"] or {}).items():
+            out.print(report_table({**reports[0], **block}, f"{name}: {class_name}"))
+        for note in reports[0]["notes"]:
             out.print(f"note: {note}")
-        if args.plots:
-            write_plots(report, args.plots)
+    if args.plots:  # matplotlib and the contract models are imported only when plots are asked for
+        write_plots(args, reports, labels if args.compare else None)
     if args.json == "-":
         print(payload)
     elif args.json:
         atomic_write_text(args.json, payload)
     return 0
+
+
+def write_plots(args, fields: list[dict], labels: list[str] | None) -> None:
+    from services.evaluator import plots
+    from shared.schemas import MetricsReport
+
+    reports = [MetricsReport(**f) for f in fields]
+    folder = Path(args.plots)
+    folder.mkdir(parents=True, exist_ok=True)
+    if args.sweep:
+        plots.plot_sweep(reports, folder / "iou_sweep.png")
+    elif labels:
+        plots.plot_comparison(reports, labels, folder / "comparison.png")
+    else:
+        plots.write_plots(reports[0], folder)
 
 
 def cmd_doctor(args) -> int:

@@ -81,15 +81,28 @@ def _matches_compiled(gt, pred, gt_rows, pred_rows, gt_offsets, pred_offsets, th
     return tps, ious[:count], int(id_switches)
 
 
-def _rows_on(table: MotTable, common: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _common_frames(gt: MotTable, pred: MotTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frames in both files (ascending) and, for each gt and each pred row, its frame's index among
+    them (-1 where the frame is not in both)."""
+    from .metrics.sequence import relabel
+
+    frames, index = relabel(np.concatenate([gt.frame, pred.frame]))
+    in_gt, in_pred = np.zeros(len(frames), dtype=bool), np.zeros(len(frames), dtype=bool)
+    in_gt[index[: len(gt)]] = True
+    in_pred[index[len(gt) :]] = True
+    both = in_gt & in_pred
+    slot = np.where(both, np.cumsum(both) - 1, -1)[index]
+    return frames[both], slot[: len(gt)], slot[len(gt) :]
+
+
+def _rows_on(table: MotTable, slot: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows on the common frames, grouped by frame in file order, and each frame's offsets into them."""
     from .metrics.sequence import frame_order
 
     order = frame_order(table.frame)
-    rows = order[np.isin(table.frame[order], common)]
-    counts = np.bincount(np.searchsorted(common, table.frame[rows]), minlength=len(common))
-    offsets = np.zeros(len(common) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    rows = order[slot[order] >= 0]
+    offsets = np.zeros(frames + 1, dtype=np.int64)
+    np.cumsum(np.bincount(slot[rows], minlength=frames), out=offsets[1:])
     return rows, offsets
 
 
@@ -98,10 +111,11 @@ def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5, back
     `backend` "compiled" (the default when the C kernels are built) or "numpy": the same bits. Per-frame
     arithmetic runs on arrays (the same IEEE operations, in the same order, as the script's scalars)."""
     from .metrics.compiled import available
+    from .metrics.sequence import relabel
 
-    common = np.intersect1d(gt.frame, pred.frame)
-    gt_rows, gt_offsets = _rows_on(gt, common)
-    pred_rows, pred_offsets = _rows_on(pred, common)
+    common, gt_slot, pred_slot = _common_frames(gt, pred)
+    gt_rows, gt_offsets = _rows_on(gt, gt_slot, len(common))
+    pred_rows, pred_offsets = _rows_on(pred, pred_slot, len(common))
     match = _matches_compiled if (backend or ("compiled" if available() else "numpy")) == "compiled" else _matches_numpy
     if len(common):
         tp, ious, id_switches = match(gt, pred, gt_rows, pred_rows, gt_offsets, pred_offsets, threshold)
@@ -117,7 +131,7 @@ def framewise_metrics(gt: MotTable, pred: MotTable, threshold: float = 0.5, back
     tp_total = int(tp.sum())
     n_gt_total, n_pred_total = int(n_gt.sum()), int(n_pred.sum())
     fp_total, fn_total = n_pred_total - tp_total, n_gt_total - tp_total
-    unique_pred_ids = len(np.unique(pred.id[pred_rows]))
+    unique_pred_ids = len(relabel(pred.id[pred_rows])[0])
     frames = len(common)
     precision = tp_total / (tp_total + fp_total) if tp_total + fp_total > 0 else 0
     recall = tp_total / (tp_total + fn_total) if tp_total + fn_total > 0 else 0

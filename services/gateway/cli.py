@@ -4,11 +4,10 @@ train/sweep); the gateway keeps synth, convert, serve, worker and demo. One line
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from shared.cli import console
 from shared.errors import InputError
@@ -106,17 +105,29 @@ def cmd_demo(args) -> int:
     return run_demo(Path(args.out), args.frames, args.seed, console, args.tracker, args.weights)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The command groups other services register, by the commands they own: a command builds only its own
+# group's parsers (the train options' defaults come from the pydantic schemas, which `eval` never needs).
+GROUPS = {
+    "services.detector.cli": ("detect",),
+    "services.tracker.cli": ("track",),
+    "services.evaluator.cli": ("eval", "doctor", "render"),
+    "services.trainer.cli": ("train", "sweep"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for `command` alone when a service owns it; every command's otherwise (help, errors)."""
     parser = argparse.ArgumentParser(prog="motpipe", description="video -> detections -> tracks -> metrics")
     sub = parser.add_subparsers(dest="command", required=True)
-    from services.detector.cli import register as register_detect
-    from services.evaluator.cli import register as register_evaluator
-    from services.tracker.cli import register as register_track
+    owners = [module for module, commands in GROUPS.items() if command in commands]
+    for module in owners or GROUPS:
+        importlib.import_module(module).register(sub)
+    if not owners:
+        _register_gateway(sub)
+    return parser
 
-    register_detect(sub)
-    register_track(sub)
-    register_evaluator(sub)
 
+def _register_gateway(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render a synthetic beach-volleyball clip with exact ground truth")
     p.add_argument("out")
     p.add_argument("--frames", type=int, default=150)
@@ -153,12 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname")
     p.set_defaults(func=cmd_worker)
 
-    from services.trainer.cli import register as register_train
-    from services.trainer.cli import register_sweep
-
-    register_train(sub)
-    register_sweep(sub)
-
     p = sub.add_parser("demo", help="synthetic clip -> motion detector -> det_db -> bytetrack -> tracks")
     p.add_argument("--out", default="demo-output")
     p.add_argument("--frames", type=int, default=150)
@@ -166,25 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "motrv2"])
     p.add_argument("--weights", help="MOTRv2 checkpoint (with --tracker motrv2)")
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.func(args)
     except InputError as exc:
         console.print(f"motpipe {args.command}: error: {exc}", markup=False, highlight=False)
         return 2
-    except ValidationError as exc:  # an option out of range, named by the schema
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "option"
-        console.print(f"motpipe {args.command}: error: {where}: {first['msg']}", markup=False, highlight=False)
-        return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # one line, not a traceback; MOTPIPE_DEBUG=1 shows it
-        if os.environ.get("MOTPIPE_DEBUG"):
+    except Exception as exc:
+        pydantic = sys.modules.get("pydantic")  # not imported: no schema was used, none can have failed
+        if pydantic is not None and isinstance(exc, pydantic.ValidationError):  # an option out of range
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "option"
+            console.print(f"motpipe {args.command}: error: {where}: {first['msg']}", markup=False, highlight=False)
+            return 2
+        if os.environ.get("MOTPIPE_DEBUG"):  # one line, not a traceback; MOTPIPE_DEBUG=1 shows it
             raise
         console.print(f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False)
         return 1

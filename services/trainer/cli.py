@@ -103,6 +103,8 @@ def _d(name: str):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """`train motrv2`, `train dfine` and `sweep`."""
+    register_sweep(sub)
     train = sub.add_parser("train", help="fine-tune a model on your own data")
     models = train.add_subparsers(dest="model", required=True)
     p = models.add_parser(

@@ -96,23 +96,47 @@ def frame_order(frames: np.ndarray) -> np.ndarray:
     return np.argsort(frames, kind="stable")
 
 
+DENSE_CELLS = 1 << 25  # largest lookup table (bytes) the O(n) paths below use instead of a sort
+
+
+def relabel(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_inverse=True)` of integers: through a lookup table when they are
+    non-negative and their range is small enough (O(n); ids and frame numbers almost always are), else a sort."""
+    top = int(values.max()) + 1 if len(values) else 0
+    if top > max(DENSE_CELLS // 8, 16 * len(values)) or (len(values) and values.min() < 0):
+        return np.unique(values, return_inverse=True)
+    present = np.zeros(top, dtype=bool)
+    present[values] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+
+
+def _first_repeat(keys: np.ndarray, cells: int) -> int | None:
+    """A value that occurs twice in `keys` (non-negative, below `cells`), or None."""
+    if cells <= DENSE_CELLS:  # the common case: a bitmap, and the sort only when there is something to report
+        seen = np.zeros(cells, dtype=bool)
+        seen[keys] = True
+        if np.count_nonzero(seen) == len(keys):
+            return None
+    sorted_keys = np.sort(keys)
+    repeats = np.flatnonzero(np.diff(sorted_keys) == 0)
+    return int(sorted_keys[repeats[0]]) if repeats.size else None
+
+
 def _layout(table: MotTable, num_timesteps: int, source: str):
     """Relabelled ids, per-frame counts and each row's (frame index, position in frame)."""
     if len(table) and (table.id < 0).any():
         row = int(np.flatnonzero(table.id < 0)[0])
         raise InputError(f"negative id {int(table.id[row])} in frame {int(table.frame[row])}", source=source)
-    unique_ids, relabelled = np.unique(table.id, return_inverse=True)
+    unique_ids, relabelled = relabel(table.id)
     order = frame_order(table.frame)
     frame_index = table.frame[order] - 1
     counts = np.bincount(frame_index, minlength=num_timesteps)[:num_timesteps]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.arange(len(order)) - starts[frame_index]
-    keys = frame_index * max(1, len(unique_ids)) + relabelled[order]
-    sorted_keys = np.sort(keys)
-    dup = np.flatnonzero(np.diff(sorted_keys) == 0)
-    if dup.size:
-        key = sorted_keys[dup[0]]
-        frame, local = divmod(int(key), max(1, len(unique_ids)))
+    width = max(1, len(unique_ids))
+    repeat = _first_repeat(frame_index * width + relabelled[order], num_timesteps * width)
+    if repeat is not None:
+        frame, local = divmod(repeat, width)
         raise InputError(f"id {int(unique_ids[local])} appears more than once in frame {frame + 1}", source=source)
     return order, relabelled[order], frame_index, position, counts, len(unique_ids)
 
