@@ -814,60 +814,39 @@ static int pair_desc(const void *a, const void *b)
     return (x->p < y->p) - (x->p > y->p);
 }
 
-/* framewise(gt_ids int64[G], gt_boxes float64[G*4], pred_ids int64[P], pred_boxes float64[P*4],
- *           gt_bounds int64[F+1], pred_bounds int64[F+1], threshold,
- *           out_tp int64[F], out_ious float64[...]) -> (number of ious, id switches)
- * Rows come grouped by common frame (stable order, as framewise.py walks them). Per frame: the IoU of
- * `_iou_xyxy` with the same operations in the same order (x2 = x + w, area from the corners, union =
- * area_g + area_p - inter), pairs >= threshold taken greedily in descending (iou, gt row, pred row) order,
- * and id switches against the preceding common frame's matches (the last match of a gt id wins). */
-static PyObject *framewise(PyObject *self, PyObject *args)
+/* The frame loop of framewise(): 0, -1 when `ious` is too small. Runs without the GIL. */
+static int framewise_frames(const int64_t *gbounds, const int64_t *pbounds, const int64_t *gids, const int64_t *pids,
+                            const double *G, const double *P, Py_ssize_t frames, double threshold, int64_t *tp,
+                            double *ious, Py_ssize_t capacity, Pair *pairs, char *used_g, char *used_p,
+                            double *pc, int64_t *prev, int64_t *cur, Py_ssize_t *n_ious, long long *switches)
 {
-    (void)self;
-    Py_buffer gid = {0}, gbox = {0}, pid = {0}, pbox = {0}, gb = {0}, pb = {0}, tp = {0}, ious = {0};
-    double threshold;
-    PyObject *result = NULL;
-    Pair *pairs = NULL;
-    char *used_g = NULL, *used_p = NULL;
-    int64_t *prev = NULL, *cur = NULL; /* (gt id, pred id) pairs of the previous / current frame */
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*dw*w*", &gid, &gbox, &pid, &pbox, &gb, &pb, &threshold, &tp, &ious))
-        return NULL;
-    Py_ssize_t frames = gb.len / 8 - 1, n_ious = 0, capacity = ious.len / 8, n_prev = 0;
-    long long switches = 0;
-    const int64_t *gbounds = gb.buf, *pbounds = pb.buf, *gids = gid.buf, *pids = pid.buf;
-    const double *G = gbox.buf, *P = pbox.buf;
-    Py_ssize_t max_g = 1, max_p = 1;
     const int positive = threshold > 0; /* then pairs that do not overlap can be skipped unseen */
-    for (Py_ssize_t f = 0; f < frames; f++) {
-        Py_ssize_t ng = gbounds[f + 1] - gbounds[f], np_ = pbounds[f + 1] - pbounds[f];
-        if (ng > max_g) max_g = ng;
-        if (np_ > max_p) max_p = np_;
-    }
-    pairs = malloc(sizeof(Pair) * max_g * max_p);
-    used_g = malloc(max_g);
-    used_p = malloc(max_p);
-    prev = malloc(sizeof(int64_t) * 2 * (max_g < max_p ? max_g : max_p));
-    cur = malloc(sizeof(int64_t) * 2 * (max_g < max_p ? max_g : max_p));
-    if (!pairs || !used_g || !used_p || !prev || !cur) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    Py_ssize_t n_prev = 0;
     for (Py_ssize_t f = 0; f < frames; f++) {
         Py_ssize_t g0 = gbounds[f], ng = gbounds[f + 1] - g0, p0 = pbounds[f], np_ = pbounds[f + 1] - p0, n = 0;
+        /* the frame's prediction corners once (not once per gt row): x1, y1, x2, y2, area */
+        double *px1 = pc, *py1 = pc + np_, *px2 = pc + 2 * np_, *py2 = pc + 3 * np_, *parea = pc + 4 * np_;
+        for (Py_ssize_t j = 0; j < np_; j++) {
+            const double *b = P + 4 * (p0 + j);
+            px1[j] = b[0];
+            py1[j] = b[1];
+            px2[j] = b[0] + b[2];
+            py2[j] = b[1] + b[3];
+            parea[j] = (px2[j] - px1[j]) * (py2[j] - py1[j]);
+        }
         for (Py_ssize_t i = 0; i < ng; i++) {
             const double *g = G + 4 * (g0 + i);
-            double gx2 = g[0] + g[2], gy2 = g[1] + g[3];
-            double area_g = (gx2 - g[0]) * (gy2 - g[1]);
+            const double gx1 = g[0], gy1 = g[1], gx2 = g[0] + g[2], gy2 = g[1] + g[3];
+            const double area_g = (gx2 - gx1) * (gy2 - gy1);
             for (Py_ssize_t j = 0; j < np_; j++) {
-                const double *p = P + 4 * (p0 + j);
-                double px2 = p[0] + p[2], py2 = p[1] + p[3];
-                double dx = (gx2 < px2 ? gx2 : px2) - (g[0] > p[0] ? g[0] : p[0]);
-                double dy = (gy2 < py2 ? gy2 : py2) - (g[1] > p[1] ? g[1] : p[1]);
-                if (positive && !(dx > 0 && dy > 0))
+                double dx = (gx2 < px2[j] ? gx2 : px2[j]) - (gx1 > px1[j] ? gx1 : px1[j]);
+                if (positive && !(dx > 0))
                     continue; /* no overlap: IoU 0 (or 0/0 -> 0), below any positive threshold */
+                double dy = (gy2 < py2[j] ? gy2 : py2[j]) - (gy1 > py1[j] ? gy1 : py1[j]);
+                if (positive && !(dy > 0))
+                    continue;
                 double inter = (dx > 0 ? dx : 0.0) * (dy > 0 ? dy : 0.0);
-                double area_p = (px2 - p[0]) * (py2 - p[1]);
-                double uni = area_g + area_p - inter;
+                double uni = area_g + parea[j] - inter;
                 double iou = uni > 0 ? inter / uni : 0.0;
                 if (iou >= threshold) {
                     pairs[n].iou = iou;
@@ -878,24 +857,24 @@ static PyObject *framewise(PyObject *self, PyObject *args)
             }
         }
         qsort(pairs, n, sizeof(Pair), pair_desc);
-        memset(used_g, 0, ng);
-        memset(used_p, 0, np_);
+        for (Py_ssize_t i = 0; i < ng; i++)
+            used_g[i] = 0;
+        for (Py_ssize_t j = 0; j < np_; j++)
+            used_p[j] = 0;
         Py_ssize_t n_cur = 0, accepted = 0;
         for (Py_ssize_t k = 0; k < n; k++) {
             if (used_g[pairs[k].g] || used_p[pairs[k].p])
                 continue;
             used_g[pairs[k].g] = used_p[pairs[k].p] = 1;
-            if (n_ious >= capacity) {
-                PyErr_SetString(PyExc_ValueError, "framewise: iou buffer too small");
-                goto done;
-            }
-            ((double *)ious.buf)[n_ious++] = pairs[k].iou;
+            if (*n_ious >= capacity)
+                return -1;
+            ious[(*n_ious)++] = pairs[k].iou;
             accepted++;
             int64_t g_id = gids[g0 + pairs[k].g], p_id = pids[p0 + pairs[k].p];
             for (Py_ssize_t m = n_prev - 1; m >= 0; m--) { /* the last entry for an id is the dict's value */
                 if (prev[2 * m] == g_id) {
                     if (prev[2 * m + 1] != p_id)
-                        switches++;
+                        (*switches)++;
                     break;
                 }
             }
@@ -903,17 +882,68 @@ static PyObject *framewise(PyObject *self, PyObject *args)
             cur[2 * n_cur + 1] = p_id;
             n_cur++;
         }
-        ((int64_t *)tp.buf)[f] = accepted;
+        tp[f] = accepted;
         int64_t *swap = prev;
         prev = cur;
         cur = swap;
         n_prev = n_cur;
     }
-    result = Py_BuildValue("nL", n_ious, switches);
+    return 0;
+}
+
+/* framewise(gt_ids int64[G], gt_boxes float64[G*4], pred_ids int64[P], pred_boxes float64[P*4],
+ *           gt_bounds int64[F+1], pred_bounds int64[F+1], threshold,
+ *           out_tp int64[F], out_ious float64[...]) -> (number of ious, id switches)
+ * Rows come grouped by common frame (stable order, as framewise.py walks them). Per frame: the IoU of
+ * `_iou_xyxy` with the same operations in the same order (x2 = x + w, area from the corners, union =
+ * area_g + area_p - inter), pairs >= threshold taken greedily in descending (iou, gt row, pred row) order,
+ * and id switches against the preceding common frame's matches (the last match of a gt id wins). The
+ * GIL is released: the evaluator runs this beside the TrackEval kernel. */
+static PyObject *framewise(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer gid = {0}, gbox = {0}, pid = {0}, pbox = {0}, gb = {0}, pb = {0}, tp = {0}, ious = {0};
+    double threshold;
+    PyObject *result = NULL;
+    Pair *pairs = NULL;
+    char *used_g = NULL, *used_p = NULL;
+    double *pc = NULL;
+    int64_t *prev = NULL, *cur = NULL; /* (gt id, pred id) pairs of the previous / current frame */
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*dw*w*", &gid, &gbox, &pid, &pbox, &gb, &pb, &threshold, &tp, &ious))
+        return NULL;
+    Py_ssize_t frames = gb.len / 8 - 1, n_ious = 0;
+    long long switches = 0;
+    const int64_t *gbounds = gb.buf, *pbounds = pb.buf;
+    Py_ssize_t max_g = 1, max_p = 1;
+    for (Py_ssize_t f = 0; f < frames; f++) {
+        Py_ssize_t ng = gbounds[f + 1] - gbounds[f], np_ = pbounds[f + 1] - pbounds[f];
+        if (ng > max_g) max_g = ng;
+        if (np_ > max_p) max_p = np_;
+    }
+    pairs = malloc(sizeof(Pair) * max_g * max_p);
+    used_g = malloc(max_g);
+    used_p = malloc(max_p);
+    pc = malloc(sizeof(double) * 5 * max_p);
+    prev = malloc(sizeof(int64_t) * 2 * (max_g < max_p ? max_g : max_p));
+    cur = malloc(sizeof(int64_t) * 2 * (max_g < max_p ? max_g : max_p));
+    if (!pairs || !used_g || !used_p || !pc || !prev || !cur) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = framewise_frames(gbounds, pbounds, gid.buf, pid.buf, gbox.buf, pbox.buf, frames, threshold, tp.buf,
+                              ious.buf, ious.len / 8, pairs, used_g, used_p, pc, prev, cur, &n_ious, &switches);
+    Py_END_ALLOW_THREADS
+    if (status)
+        PyErr_SetString(PyExc_ValueError, "framewise: iou buffer too small");
+    else
+        result = Py_BuildValue("nL", n_ious, switches);
 done:
     free(pairs);
     free(used_g);
     free(used_p);
+    free(pc);
     free(prev);
     free(cur);
     PyBuffer_Release(&gid);
