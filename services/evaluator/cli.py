@@ -26,14 +26,14 @@ def cmd_eval(args) -> int:
         raise InputError("give --pred PRED or --compare A B ...")
     if args.sweep:
         reports = sweep(gt, read_mot(preds[0]), classes=classes)
-        payload = "[" + ",".join(report_json(r, indent=None) for r in reports) + "]"
+        payload = "[" + ",".join(report_json(r, lines=False) for r in reports) + "]"
         out.print(comparison_table(reports, [f"IoU {r['iou_threshold']:g}" for r in reports], "IoU sweep"))
     elif args.compare:
         labels = args.labels.split(",") if args.labels else [Path(p).stem for p in preds]
         if len(labels) != len(preds):
             raise InputError(f"--labels has {len(labels)} names for {len(preds)} files")
         reports = [evaluate_fields(gt, read_mot(p), args.iou, classes) for p in preds]
-        payload = "[" + ",".join(report_json(r, indent=None) for r in reports) + "]"
+        payload = "[" + ",".join(report_json(r, lines=False) for r in reports) + "]"
         out.print(comparison_table(reports, labels))
     else:
         frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,17 +64,43 @@ def _on_frames(table: MotTable, frames: np.ndarray, compact: bool) -> MotTable:
     return MotTable(np.searchsorted(frames, kept.frame) + 1, kept.id, kept.boxes, kept.conf, kept.cls, kept.vis)
 
 
+def _beside(function, *args):
+    """Start `function(*args)` in a thread; the returned call waits and gives its result (or raises its
+    error). Both blocks' compiled kernels release the GIL, so on two cores the group's block runs while
+    TrackEval's does (a whole `motpipe eval` ~30 ms sooner at 5000 frames x 40 objects)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the waiting caller
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+
+    def result():
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    return result
+
+
 def _blocks(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None) -> dict:
     """The metric blocks, numbers as floats. With `frames`, TrackEval sees only those frames (renumbered, as
     TrackEval run on a sequence of just those frames); the group's block keeps the real frame numbers."""
-    group = framewise_metrics(gt, pred, iou)
+    group = _beside(framewise_metrics, gt, pred, iou)
     if frames is not None:
         gt, pred = _on_frames(gt, frames, True), _on_frames(pred, frames, True)
+    trackeval = trackeval_metrics(gt, pred, iou)
+    group = group()
     return {
-        "trackeval": {name: _floats(value) for name, value in trackeval_metrics(gt, pred, iou).items()},
+        "trackeval": {name: _floats(value) for name, value in trackeval.items()},
         "framewise": {name: float(value) for name, value in group["framewise"].items()},
         "losses": {name: float(value) for name, value in group["losses"].items()},
-        "per_frame": [{name: float(value) for name, value in row.items()} for row in group["per_frame"]],
+        "per_frame": group["per_frame"],  # numbers as they are (the contract model turns them into floats)
     }
 
 
@@ -99,7 +126,7 @@ def evaluate_fields(
     annotated_only: bool = False,
     annotated_frames: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The metrics report's fields as `MetricsReport` holds them. `annotated_only` scores only frames that
+    """The metrics report's fields (`MetricsReport(**fields)` is the report). `annotated_only` scores only frames that
     carry ground truth (`annotated_frames` names them explicitly), for ground truth annotated on a subset of
     frames; the default is TrackEval's (every frame counts). Ground truth with two or more classes adds
     `per_class` (a prediction's class is its 8th column); class-agnostic predictions (-1) get a note instead."""
@@ -145,9 +172,21 @@ def _nulls(value):
     return value
 
 
-def report_json(fields: dict[str, Any], indent: int | None = 1) -> str:
-    """The metrics JSON of `evaluate_fields`, the same document as `MetricsReport.model_dump_json`."""
-    return json.dumps(_nulls(fields), indent=indent, separators=None if indent else (",", ":"))
+def _dumps(value) -> str:
+    """Compact JSON through the C encoder (`indent` would select the pure-Python one: ~50 ms for 5000
+    per-frame rows); NaN and infinities, rare, as None."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_nulls(value), separators=(",", ":"))
+
+
+def report_json(fields: dict[str, Any], lines: bool = True) -> str:
+    """The metrics JSON of `evaluate_fields`, the document `MetricsReport.model_dump_json` writes; with
+    `lines`, each top-level field on a line of its own."""
+    if not lines:
+        return _dumps(fields)
+    return "{\n" + ",\n".join(f" {json.dumps(name)}: {_dumps(value)}" for name, value in fields.items()) + "\n}"
 
 
 def sweep(gt: MotTable, pred: MotTable, thresholds=None, classes: list[int] | None = None) -> list[dict[str, Any]]:
