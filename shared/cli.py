@@ -5,9 +5,25 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from rich.console import Console
 
-console = Console(stderr=True)
+class _LazyConsole:
+    """rich's stderr Console, made on first use: importing rich costs ~20 ms that a command printing
+    nothing through it (`motpipe eval`) need not pay."""
+
+    _console = None
+
+    def real(self):
+        if _LazyConsole._console is None:
+            from rich.console import Console
+
+            _LazyConsole._console = Console(stderr=True)
+        return _LazyConsole._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.real(), name)
+
+
+console = _LazyConsole()
 
 
 def parse_value(text: str):
@@ -31,7 +47,7 @@ def progress_bar(label: str) -> Iterator:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=console.real(),
         transient=False,
     ) as bar:
         task = bar.add_task(label, total=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from shared.cli import console, progress_bar
@@ -10,41 +11,41 @@ from shared.errors import InputError
 
 
 def cmd_eval(args) -> int:
-    from rich.console import Console
-
-    from services.evaluator.evaluate import evaluate_fields, parse_frame_list, report_json, sweep
+    from services.evaluator.evaluate import evaluate_fields, in_background, parse_frame_list, report_json, sweep
     from services.evaluator.ground_truth import read_ground_truth
     from services.evaluator.table import comparison_table, report_table
     from shared.atomic import atomic_write_text
     from shared.formats.mot_txt import read_mot
 
-    out = Console(stderr=args.json == "-")  # keep stdout clean for the JSON
+    out = sys.stderr if args.json == "-" else sys.stdout  # keep stdout clean for the JSON
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
-    _, gt = read_ground_truth(args.gt)
     preds = args.compare or ([args.pred] if args.pred else [])
     if not preds:
         raise InputError("give --pred PRED or --compare A B ...")
+    parsed = [in_background(read_mot, p) for p in preds]  # while the ground truth is parsed
+    _, gt = read_ground_truth(args.gt)
+    tables = [table() for table in parsed]
     if args.sweep:
-        reports = sweep(gt, read_mot(preds[0]), classes=classes)
+        reports = sweep(gt, tables[0], classes=classes)
         payload = "[" + ",".join(report_json(r, lines=False) for r in reports) + "]"
-        out.print(comparison_table(reports, [f"IoU {r['iou_threshold']:g}" for r in reports], "IoU sweep"))
+        print(comparison_table(reports, [f"IoU {r['iou_threshold']:g}" for r in reports], "IoU sweep"), file=out)
     elif args.compare:
         labels = args.labels.split(",") if args.labels else [Path(p).stem for p in preds]
         if len(labels) != len(preds):
             raise InputError(f"--labels has {len(labels)} names for {len(preds)} files")
-        reports = [evaluate_fields(gt, read_mot(p), args.iou, classes) for p in preds]
+        reports = [evaluate_fields(gt, table, args.iou, classes) for table in tables]
         payload = "[" + ",".join(report_json(r, lines=False) for r in reports) + "]"
-        out.print(comparison_table(reports, labels))
+        print(comparison_table(reports, labels), file=out)
     else:
         frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
-        reports = [evaluate_fields(gt, read_mot(preds[0]), args.iou, classes, args.annotated_only, frames)]
+        reports = [evaluate_fields(gt, tables[0], args.iou, classes, args.annotated_only, frames)]
         payload = report_json(reports[0])
         name = Path(preds[0]).name
-        out.print(report_table(reports[0], name))
+        print(report_table(reports[0], name), file=out)
         for class_name, block in (reports[0]["per_class"] or {}).items():
-            out.print(report_table({**reports[0], **block}, f"{name}: {class_name}"))
+            print("\n" + report_table({**reports[0], **block}, f"{name}: {class_name}"), file=out)
         for note in reports[0]["notes"]:
-            out.print(f"note: {note}")
+            print(f"note: {note}", file=out)
     if args.plots:  # matplotlib and the contract models are imported only when plots are asked for
         write_plots(args, reports, labels if args.compare else None)
     if args.json == "-":
