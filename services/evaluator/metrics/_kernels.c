@@ -284,6 +284,15 @@ static inline double pair_iou(const Corners *g, Py_ssize_t i, const Corners *p, 
     return iou_from_width(g, i, p, j, min_np(g->x2[i], p->x2[j]) - max_np(g->x1[i], p->x1[j]));
 }
 
+/* hit[j] = 1 where box j's x-range [x1, x2] may overlap (a1, a2). `restrict` (a char array may alias
+ * anything): without it the compiler would not vectorise the loop. */
+static void may_overlap(const double *restrict x1, const double *restrict x2, Py_ssize_t n, double a1, double a2,
+                        unsigned char *restrict hit)
+{
+    for (Py_ssize_t j = 0; j < n; j++)
+        hit[j] = (x2[j] > a1) & (x1[j] < a2);
+}
+
 typedef struct {
     /* inputs */
     Py_ssize_t T, G, P, A;
@@ -304,6 +313,7 @@ typedef struct {
     double *cand_val, *cand_sim;
     Py_ssize_t *prev_step, *prev_any, *last_set, n_last;
     Py_ssize_t *parent, *group_start, *group_of, *grouped;
+    unsigned char *hit;
     int use_groups;
     Solver solver;
 } Work;
@@ -463,13 +473,19 @@ static int first_pass_frame(Work *w, Py_ssize_t t)
     Sparse *sp = &w->sp;
     for (Py_ssize_t j = 0; j < np_; j++)
         w->colsum[j] = 0.0;
+    unsigned char *hit = w->hit;
     for (Py_ssize_t i = 0; i < ng; i++) {
         const double ax1 = w->gc.x1[g0 + i], ax2 = w->gc.x2[g0 + i];
         w->row_start[i] = sp->len;
+        /* which pairs may overlap in x, for the whole row first: a loop without branches, which the
+         * compiler vectorises, then the few that do (most pairs do not). For finite values
+         * min(ax2, px2) - max(ax1, px1) > 0 implies px2 > ax1 and px1 < ax2, so no pair is lost; the
+         * width below decides, as before. */
+        may_overlap(px1, px2, np_, ax1, ax2, hit);
         for (Py_ssize_t j = 0; j < np_; j++) {
+            if (!hit[j])
+                continue;
             double width = min_np(ax2, px2[j]) - max_np(ax1, px1[j]);
-            if (!(width > 0.0))
-                continue; /* most pairs: no overlap in x */
             double s = iou_from_width(&w->gc, g0 + i, &w->pc, p0 + j, width);
             if (s != 0.0) {
                 if (sparse_push(sp, (int32_t)i, (int32_t)j, s))
@@ -605,7 +621,7 @@ static void work_free(Work *w)
     free(w->row_nnz); free(w->row_start); free(w->row_count); free(w->col_count); free(w->match);
     free(w->cand_row); free(w->cand_col); free(w->cand_val); free(w->cand_sim);
     free(w->prev_step); free(w->prev_any); free(w->last_set);
-    free(w->parent); free(w->group_start); free(w->group_of); free(w->grouped);
+    free(w->parent); free(w->group_start); free(w->group_of); free(w->grouped); free(w->hit);
     corners_free(&w->gc);
     corners_free(&w->pc);
     solver_free(&w->solver);
@@ -623,6 +639,7 @@ static int work_alloc(Work *w, const double *g_boxes, const double *p_boxes)
     Py_ssize_t cells = max_g * max_p;
     w->nz_off = calloc((size_t)w->T + 1, sizeof(Py_ssize_t));
     w->row_buf = calloc((size_t)max_p, sizeof(double));
+    w->hit = malloc((size_t)max_p);
     w->score = malloc(sizeof(double) * cells);
     w->colsum = malloc(sizeof(double) * max_p);
     w->rowsum = malloc(sizeof(double) * max_g);
@@ -643,7 +660,7 @@ static int work_alloc(Work *w, const double *g_boxes, const double *p_boxes)
     w->group_start = malloc(sizeof(Py_ssize_t) * (max_g + max_p));
     w->group_of = malloc(sizeof(Py_ssize_t) * cells);
     w->grouped = malloc(sizeof(Py_ssize_t) * cells);
-    if (!w->parent || !w->group_start || !w->group_of || !w->grouped ||
+    if (!w->hit || !w->parent || !w->group_start || !w->group_of || !w->grouped ||
         !w->nz_off || !w->row_buf || !w->score || !w->colsum || !w->rowsum || !w->frame_loc ||
         !w->row_nnz || !w->row_start || !w->row_count || !w->col_count || !w->match || !w->cand_row ||
         !w->cand_col || !w->cand_val || !w->cand_sim || !w->prev_step || !w->prev_any || !w->last_set ||

@@ -96,28 +96,31 @@ def frame_order(frames: np.ndarray) -> np.ndarray:
     return np.argsort(frames, kind="stable")
 
 
-DENSE_CELLS = 1 << 25  # largest lookup table (bytes) the O(n) paths below use instead of a sort
+DENSE_CELLS = 1 << 25  # largest lookup table (entries) `relabel` uses instead of a sort
 
 
 def relabel(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`np.unique(values, return_inverse=True)` of integers: through a lookup table when they are
-    non-negative and their range is small enough (O(n); ids and frame numbers almost always are), else a sort."""
+    non-negative and their range is small enough (O(n); ids and frame numbers almost always are), else a sort.
+    The table is written only where values are, so a sparse range costs little memory."""
     top = int(values.max()) + 1 if len(values) else 0
     if top > max(DENSE_CELLS // 8, 16 * len(values)) or (len(values) and values.min() < 0):
         return np.unique(values, return_inverse=True)
     present = np.zeros(top, dtype=bool)
     present[values] = True
-    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+    distinct = np.flatnonzero(present)
+    lookup = np.empty(top, dtype=np.int64)
+    lookup[distinct] = np.arange(len(distinct))
+    return distinct, lookup[values]
 
 
-def _first_repeat(keys: np.ndarray, cells: int) -> int | None:
-    """A value that occurs twice in `keys` (non-negative, below `cells`), or None."""
-    if cells <= DENSE_CELLS:  # the common case: a bitmap, and the sort only when there is something to report
-        seen = np.zeros(cells, dtype=bool)
-        seen[keys] = True
-        if np.count_nonzero(seen) == len(keys):
-            return None
-    sorted_keys = np.sort(keys)
+def _first_repeat(keys: np.ndarray) -> int | None:
+    """A value that occurs twice in `keys`, or None. Keys of a file written frame by frame with ascending
+    ids are already strictly ascending (one pass proves it); others get a stable sort, which is timsort,
+    near-linear on the nearly sorted keys that files give."""
+    if len(keys) < 2 or bool((keys[1:] > keys[:-1]).all()):
+        return None
+    sorted_keys = np.sort(keys, kind="stable")
     repeats = np.flatnonzero(np.diff(sorted_keys) == 0)
     return int(sorted_keys[repeats[0]]) if repeats.size else None
 
@@ -134,7 +137,7 @@ def _layout(table: MotTable, num_timesteps: int, source: str):
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     position = np.arange(len(order)) - starts[frame_index]
     width = max(1, len(unique_ids))
-    repeat = _first_repeat(frame_index * width + relabelled[order], num_timesteps * width)
+    repeat = _first_repeat(frame_index * width + relabelled[order])
     if repeat is not None:
         frame, local = divmod(repeat, width)
         raise InputError(f"id {int(unique_ids[local])} appears more than once in frame {frame + 1}", source=source)
