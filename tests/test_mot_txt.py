@@ -130,6 +130,10 @@ def test_compiled_and_numpy_parsers_agree_on_line_endings():
     for text in (b"1,2,3.5,-0.25,.5,7.\r\n2,3,4,5,6,7", b"1,2,3,4,5,6\n2,3,4,5,6,-0\n"):
         fast, slow = parse_decimal_table(text, 6), parse_decimal_table(text, 6, compiled=False)
         assert fast.shape == (2, 6) and (fast.view(np.int64) == slow.view(np.int64)).all()
+        fill = [0, 0, 0, 0, 0, 0, 1.0, -1.0, -1.0]  # rows 9 wide, the missing columns filled
+        fast, slow = parse_decimal_table(text, 6, fill=fill), parse_decimal_table(text, 6, compiled=False, fill=fill)
+        assert fast.shape == (2, 9) and (fast.view(np.int64) == slow.view(np.int64)).all()
+        assert fast[:, 6:].tolist() == [[1.0, -1.0, -1.0]] * 2 and fast[:, :6].tolist() == slow[:, :6].tolist()
 
 
 def test_fast_path_errors_still_name_the_line(tmp_path):

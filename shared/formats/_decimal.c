@@ -16,9 +16,20 @@
 static const double POW10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
 
-/* Rows parsed into `out`, or -1 when the text is not plain decimals in `ncols` columns. */
-static Py_ssize_t parse_table(const unsigned char *s, const unsigned char *end, Py_ssize_t ncols, double *out,
-                              Py_ssize_t capacity)
+/* Ends a row: the columns after the parsed ones from `fill` (rows `width` wide). 0, or -1 when full. */
+static int end_row(double *out, Py_ssize_t *count, Py_ssize_t capacity, Py_ssize_t ncols, Py_ssize_t width,
+                   const double *fill)
+{
+    if (*count + (width - ncols) > capacity)
+        return -1;
+    for (Py_ssize_t k = ncols; k < width; k++)
+        out[(*count)++] = fill[k];
+    return 0;
+}
+
+/* Rows parsed into `out` (`width` values each), or -1 when the text is not plain decimals in `ncols` columns. */
+static Py_ssize_t parse_table(const unsigned char *s, const unsigned char *end, Py_ssize_t ncols, Py_ssize_t width,
+                              const double *fill, double *out, Py_ssize_t capacity)
 {
     Py_ssize_t count = 0, column = 0;
     while (s < end) {
@@ -48,8 +59,11 @@ static Py_ssize_t parse_table(const unsigned char *s, const unsigned char *end, 
             value /= POW10[frac];
         out[count++] = negative ? -value : value;
         column++;
-        if (s == end) /* last line without a newline */
-            return column == ncols ? count / ncols : -1;
+        if (s == end) { /* last line without a newline */
+            if (column != ncols || end_row(out, &count, capacity, ncols, width, fill))
+                return -1;
+            return count / width;
+        }
         unsigned c = *s++;
         if (c == ',') {
             if (column >= ncols)
@@ -62,33 +76,38 @@ static Py_ssize_t parse_table(const unsigned char *s, const unsigned char *end, 
             s++;
             c = '\n';
         }
-        if (c != '\n' || column != ncols)
+        if (c != '\n' || column != ncols || end_row(out, &count, capacity, ncols, width, fill))
             return -1;
         column = 0;
     }
-    return count / ncols;
+    return count / width;
 }
 
-/* parse(data, ncols, out float64 buffer) -> rows parsed, or -1 */
+/* parse(data, ncols, out float64 buffer, fill float64 buffer) -> rows parsed, or -1. Rows are as wide as
+ * `fill`, whose values past the first `ncols` fill the columns the text does not have. */
 static PyObject *parse(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer data = {0}, out = {0};
+    Py_buffer data = {0}, out = {0}, fill = {0};
     Py_ssize_t ncols, rows;
-    if (!PyArg_ParseTuple(args, "y*nw*", &data, &ncols, &out))
+    if (!PyArg_ParseTuple(args, "y*nw*y*", &data, &ncols, &out, &fill))
         return NULL;
-    if (ncols < 1) {
+    Py_ssize_t width = fill.len / (Py_ssize_t)sizeof(double);
+    if (ncols < 1 || width < ncols) {
         PyBuffer_Release(&data);
         PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "ncols must be >= 1");
+        PyBuffer_Release(&fill);
+        PyErr_SetString(PyExc_ValueError, "need 1 <= ncols <= len(fill)");
         return NULL;
     }
     const unsigned char *start = data.buf;
     Py_BEGIN_ALLOW_THREADS
-    rows = parse_table(start, start + data.len, ncols, out.buf, out.len / (Py_ssize_t)sizeof(double));
+    rows = parse_table(start, start + data.len, ncols, width, fill.buf, out.buf,
+                       out.len / (Py_ssize_t)sizeof(double));
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
+    PyBuffer_Release(&fill);
     return PyLong_FromSsize_t(rows);
 }
 

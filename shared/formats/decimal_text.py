@@ -27,15 +27,18 @@ except ImportError:  # installed without a C compiler
 BLOCK_BYTES = 1 << 21  # work on ~2 MB of text at a time: temporaries stay small and cache-warm
 
 
-def parse_decimal_table(data, ncols: int, compiled: bool = True) -> np.ndarray | None:
+def parse_decimal_table(data, ncols: int, compiled: bool = True, fill=None) -> np.ndarray | None:
     """(lines, ncols) float64 array, or None when the text is not plain comma-separated decimals. `data` is
-    bytes or a read-only memory map of a file (parsed in place, not copied)."""
+    bytes or a read-only memory map of a file (parsed in place, not copied). With `fill` (at least `ncols`
+    values) the rows are `len(fill)` wide, the columns past `ncols` taken from it."""
+    fill = np.zeros(ncols) if fill is None else np.ascontiguousarray(fill, dtype=np.float64)
+    width = len(fill)
     if compiled and _decimal is not None:
-        # room for the most values the bytes can hold (one digit and a separator each) instead of a pass
+        # room for the most rows the bytes can hold (one digit and a separator per value) instead of a pass
         # counting lines: np.empty does not touch the memory, so only the pages written are ever used
-        out = np.empty(len(data) // 2 + ncols)
-        rows = _decimal.parse(data, ncols, out)
-        return out[: rows * ncols].reshape(rows, ncols) if rows > 0 else None
+        out = np.empty((len(data) // (2 * ncols) + 1) * width)
+        rows = _decimal.parse(data, ncols, out, fill)
+        return out[: rows * width].reshape(rows, width) if rows > 0 else None
     blocks, start = [], 0
     while start < len(data):
         cut = data.find(b"\n", start + BLOCK_BYTES)
@@ -45,7 +48,14 @@ def parse_decimal_table(data, ncols: int, compiled: bool = True) -> np.ndarray |
             return None
         blocks.append(block)
         start = end
-    return np.concatenate(blocks) if blocks else None
+    if not blocks:
+        return None
+    values = np.concatenate(blocks)
+    if width == ncols:
+        return values
+    matrix = np.tile(fill, (len(values), 1))
+    matrix[:, :ncols] = values
+    return matrix
 
 
 def _parse_block(data: bytes, ncols: int) -> np.ndarray | None:

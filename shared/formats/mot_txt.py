@@ -182,14 +182,9 @@ def parse_mot_bytes(data, source: str = "MOT text") -> MotTable:
     or a read-only memory map of the file (the fast path reads it in place)."""
     newline = data.find(b"\n")
     ncols = data[: newline if newline >= 0 else len(data)].count(b",") + 1
-    fast = parse_decimal_table(data, ncols) if 6 <= ncols <= 10 and not _blank(data) else None
-    if fast is None:
+    matrix = parse_decimal_table(data, ncols, fill=_DEFAULTS) if 6 <= ncols <= 10 and not _blank(data) else None
+    if matrix is None:
         return parse_mot_text(decode_text(data[:], source), source)
-    if ncols == len(_DEFAULTS):
-        matrix = fast
-    else:
-        matrix = np.tile(_DEFAULTS, (len(fast), 1))
-        matrix[:, :ncols] = fast
     _validate(matrix, lambda: decode_text(data[:], source).splitlines(), source)
     return MotTable.from_matrix(matrix)
 
