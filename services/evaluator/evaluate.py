@@ -104,8 +104,9 @@ def _group_block(gt: MotTable, pred: MotTable, iou: float) -> dict:
 
 
 def _blocks(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None) -> dict:
-    """The metric blocks (the summary numbers as floats). With `frames`, TrackEval sees only those frames (renumbered, as
-    TrackEval run on a sequence of just those frames); the group's block keeps the real frame numbers."""
+    """The metric blocks (the summary numbers as floats). With `frames`, TrackEval sees only those frames
+    (renumbered, as TrackEval run on a sequence of just those frames); the group's block keeps the real frame
+    numbers."""
     group = in_background(_group_block, gt, pred, iou)
     if frames is not None:
         gt, pred = _on_frames(gt, frames, True), _on_frames(pred, frames, True)
