@@ -1,5 +1,6 @@
 """Evaluator interfaces: the metrics JSON, class filter, robust input, plots, CLI."""
 
+import gc
 import json
 
 import numpy as np
@@ -113,6 +114,7 @@ def test_cli_eval_json_plots_compare_sweep(scene, tmp_path, capsys):
     assert main(["eval", "--gt", str(scene.gt_labelstudio), "--pred", str(pred), "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["trackeval"]["CLR_FN"] == int((scene.gt.frame <= 5).sum())
+    assert gc.isenabled()  # the own-process tuning (no GC, allocator) is not applied to a caller's process
     assert main(["eval", "--gt", str(scene.gt_txt), "--pred", str(pred), "--plots", str(tmp_path / "p")]) == 0
     assert "HOTA" in capsys.readouterr().out and (tmp_path / "p" / "dashboard.png").is_file()
     assert main(["eval", "--gt", str(scene.gt_txt), "--compare", str(pred), str(scene.gt_txt), "--labels", "a,b",

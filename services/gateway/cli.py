@@ -174,8 +174,10 @@ def _register_gateway(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    own_process = argv is None  # the `motpipe` program itself, not a caller in this process (tests, scripts)
+    argv = sys.argv[1:] if own_process else argv
     args = build_parser(argv[0] if argv else None).parse_args(argv)
+    args.own_process = own_process
     try:
         return args.func(args)
     except InputError as exc:
