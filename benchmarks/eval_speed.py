@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from trackeval_run import run_trackeval
 
 from services.evaluator.metrics import trackeval_metrics
 from services.evaluator.metrics.hota import ARRAYS
@@ -86,30 +86,6 @@ def layout_trackeval(root: Path, gt: MotTable, pred: MotTable, frames: int) -> d
     }
 
 
-def run_trackeval(dataset_config: dict) -> dict:
-    import trackeval
-
-    quiet = {"PRINT_CONFIG": False}
-    eval_config = {
-        "USE_PARALLEL": False,
-        "PRINT_RESULTS": False,
-        "PRINT_CONFIG": False,
-        "TIME_PROGRESS": False,
-        "DISPLAY_LESS_PROGRESS": True,
-        "OUTPUT_SUMMARY": False,
-        "OUTPUT_DETAILED": False,
-        "PLOT_CURVES": False,
-        "OUTPUT_EMPTY_CLASSES": False,
-    }
-    evaluator = trackeval.Evaluator(eval_config)
-    dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
-    # Count is always added by the Evaluator itself
-    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(quiet), trackeval.metrics.Identity(quiet)]
-    with contextlib.redirect_stdout(io.StringIO()):
-        results, _ = evaluator.evaluate([dataset], metrics)
-    return results["MotChallenge2DBox"]["motpipe"]["COMBINED_SEQ"]["pedestrian"]
-
-
 def identical(ours: dict, theirs: dict) -> bool:
     """Every CLEAR and Identity value and every per-alpha HOTA array equal, bit for bit."""
     for block in ("CLEAR", "Identity"):
@@ -140,10 +116,11 @@ def timed(fn, repeat: int):
     return best, value
 
 
+# TrackEval's process imports TrackEval and nothing of ours (`trackeval_run` holds only the Evaluator call)
 TRACKEVAL_PROCESS = """
 import json, sys
 sys.path.insert(0, {bench!r})
-from eval_speed import run_trackeval
+from trackeval_run import run_trackeval
 print(run_trackeval(json.loads(sys.argv[1]))["HOTA"]["HOTA"].mean())
 """
 MOTRICS_PROCESS = """
