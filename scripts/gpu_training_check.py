@@ -86,16 +86,16 @@ def check_motrv2(base: Path, device: str, epochs: int, frames: int) -> tuple[lis
     torch.save({"model": fresh_model(MOTRv2Config()).state_dict()}, base / "motrv2_init.pth")
     out = base / "motrv2_job"
     seconds = motpipe("train", "motrv2", "--data", str(base / "data"), "--det-db", str(base / "det_db.json"),
-                         "--weights", str(base / "motrv2_init.pth"), "--out", str(out), "--strategy", "full",
-                         "--epochs", str(epochs), "--autocast", "--val", "court", "--device", device)  # fmt: skip
+                      "--weights", str(base / "motrv2_init.pth"), "--out", str(out), "--strategy", "full",
+                      "--epochs", str(epochs), "--autocast", "--val", "court", "--device", device)  # fmt: skip
     row, ok = job_row("MOTRv2 official size, bf16", out, seconds, "HOTA")
     tracks = base / "tracks.txt"
     track_s = motpipe("track", "--tracker", "motrv2", "--weights", str(out / "checkpoint.pth"), "--det-db",
-                         str(base / "det_db.json"), "--frames", str(scene.video), "--score-threshold", "0.3",
-                         "--device", device, "--out", str(tracks))  # fmt: skip
+                      str(base / "det_db.json"), "--frames", str(scene.video), "--score-threshold", "0.3",
+                      "--device", device, "--out", str(tracks))  # fmt: skip
     lines = tracks.read_text().splitlines()
     motpipe("eval", "--gt", str(seq / "gt" / "gt.txt"), "--pred", str(tracks), "--json",
-                        str(base / "metrics.json"))  # fmt: skip
+            str(base / "metrics.json"))  # fmt: skip
     hota = json.loads((base / "metrics.json").read_text())["trackeval"]["HOTA"]
     use = [f"track {frames} frames: {track_s:.1f} s, {len(lines)} rows, HOTA {hota:.3f}"]
     return row, use, ok and len(lines) > 0
@@ -107,15 +107,15 @@ def check_dfine(base: Path, device: str, epochs: int, frames: int, size: str) ->
     torch.save({"model": DFINE(dfine_config(size, "obj365")).state_dict()}, base / "dfine_init.pth")
     out = base / "dfine_job"
     seconds = motpipe("train", "dfine", "--frames", str(stills / "frames"), "--gt", str(stills / "gt.txt"),
-                         "--weights", str(base / "dfine_init.pth"), "--size", size, "--dataset", "obj365",
-                         "--classes", "player=person,ball=240", "--out", str(out), "--epochs", str(epochs),
-                         "--batch-size", "8", "--warmup-steps", "20", "--autocast", "--workers", "4",
-                         "--val", "frames", "--device", device)  # fmt: skip
+                      "--weights", str(base / "dfine_init.pth"), "--size", size, "--dataset", "obj365",
+                      "--classes", "player=person,ball=240", "--out", str(out), "--epochs", str(epochs),
+                      "--batch-size", "8", "--warmup-steps", "20", "--autocast", "--workers", "4",
+                      "--val", "frames", "--device", device)  # fmt: skip
     row, ok = job_row(f"D-FINE {size.upper()}, AMP, 4 workers", out, seconds, "mAP50")
     db = base / "dfine_db.json"
     detect_s = motpipe("detect", str(stills / "frames"), "--detector", "dfine", "--weights",
-                          str(out / "checkpoint.pth"), "--size", size, "--sequence", "stills", "--score-threshold",
-                          "0.3", "--device", device, "--out", str(db))  # fmt: skip
+                       str(out / "checkpoint.pth"), "--size", size, "--sequence", "stills", "--score-threshold",
+                       "0.3", "--device", device, "--out", str(db))  # fmt: skip
     boxes = sum(len(v) for v in json.loads(db.read_text()).values())
     use = [f"detect {frames} stills: {detect_s:.1f} s, {boxes} boxes ({4 * frames} objects in the ground truth)"]
     return row, use, ok
@@ -129,10 +129,10 @@ def check_dfine_learns(base: Path, device: str, epochs: int) -> tuple[list[str],
     torch.save({"model": DFINE(dfine_config("n", "coco")).state_dict()}, base / "dfine_n_init.pth")
     out = base / "dfine_small_job"
     seconds = motpipe("train", "dfine", "--frames", str(stills / "frames"), "--gt", str(stills / "gt.txt"),
-                         "--weights", str(base / "dfine_n_init.pth"), "--size", "n", "--dataset", "coco",
-                         "--classes", 'player=person,ball="sports ball"', "--out", str(out), "--img-size", "256",
-                         "--warmup-steps", "10", "--batch-size", "3", "--no-augment", "--epochs", str(epochs),
-                         "--autocast", "--val", "frames", "--device", device)  # fmt: skip
+                      "--weights", str(base / "dfine_n_init.pth"), "--size", "n", "--dataset", "coco",
+                      "--classes", 'player=person,ball="sports ball"', "--out", str(out), "--img-size", "256",
+                      "--warmup-steps", "10", "--batch-size", "3", "--no-augment", "--epochs", str(epochs),
+                      "--autocast", "--val", "frames", "--device", device)  # fmt: skip
     row, ok = job_row("D-FINE N overfit, AMP", out, seconds, "mAP50")
     map50 = read_job(out).epochs[-1].val.get("mAP50", 0.0)
     return (

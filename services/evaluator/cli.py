@@ -62,7 +62,7 @@ def cmd_eval(args) -> int:
         print(comparison_table(reports, labels), file=out)
     else:
         frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
-        reports = [evaluate_fields(gt, tables[0], args.iou, classes, args.annotated_only, frames)]
+        reports = [evaluate_fields(gt, tables[0], args.iou, classes, args.annotated_only, frames, encode_rows=True)]
         payload = report_json(reports[0])
         name = Path(preds[0]).name
         print(report_table(reports[0], name), file=out)

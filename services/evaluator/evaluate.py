@@ -91,23 +91,25 @@ def in_background(function, *args):
 class _EncodedRows(list):
     """Per-frame rows with their JSON text, made in the thread that computed them: the encoder holds the GIL,
     which TrackEval's kernel has released meanwhile, so the text costs the command nothing (~11 ms otherwise
-    at 5000 frames). `report_json` uses the text."""
+    at 5000 frames). `report_json` uses the text; only callers that write the JSON ask for it."""
 
     text: str
 
 
-def _group_block(gt: MotTable, pred: MotTable, iou: float) -> dict:
+def _group_block(gt: MotTable, pred: MotTable, iou: float, encode_rows: bool) -> dict:
     group = framewise_metrics(gt, pred, iou)
+    if not encode_rows:
+        return group
     rows = _EncodedRows(group["per_frame"])
     rows.text = _dumps(group["per_frame"])
     return group | {"per_frame": rows}
 
 
-def _blocks(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None) -> dict:
+def _blocks(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None, encode_rows: bool = False) -> dict:
     """The metric blocks (the summary numbers as floats). With `frames`, TrackEval sees only those frames
     (renumbered, as TrackEval run on a sequence of just those frames); the group's block keeps the real frame
     numbers."""
-    group = in_background(_group_block, gt, pred, iou)
+    group = in_background(_group_block, gt, pred, iou, encode_rows)
     if frames is not None:
         gt, pred = _on_frames(gt, frames, True), _on_frames(pred, frames, True)
     trackeval = trackeval_metrics(gt, pred, iou)
@@ -141,11 +143,13 @@ def evaluate_fields(
     classes: list[int] | None = None,
     annotated_only: bool = False,
     annotated_frames: list[int] | None = None,
+    encode_rows: bool = False,
 ) -> dict[str, Any]:
     """The metrics report's fields (`MetricsReport(**fields)` is the report). `annotated_only` scores only frames that
     carry ground truth (`annotated_frames` names them explicitly), for ground truth annotated on a subset of
     frames; the default is TrackEval's (every frame counts). Ground truth with two or more classes adds
-    `per_class` (a prediction's class is its 8th column); class-agnostic predictions (-1) get a note instead."""
+    `per_class` (a prediction's class is its 8th column); class-agnostic predictions (-1) get a note instead.
+    `encode_rows`: the top-level per-frame rows' JSON is made beside TrackEval's kernel, for `report_json`."""
     if not 0.0 < iou <= 1.0:
         raise InputError(f"IoU threshold must be in (0, 1], got {iou}", field="iou")
     gt = select_classes(gt, classes, is_prediction=False)
@@ -168,7 +172,7 @@ def evaluate_fields(
         else:
             per_class = {class_name(c): _blocks(gt.select(gt.cls == c), pred.select(pred.cls == c), iou, frames)
                          for c in gt_classes}  # fmt: skip
-    blocks = _blocks(gt, pred, iou, frames)
+    blocks = _blocks(gt, pred, iou, frames, encode_rows)
     return {"iou_threshold": float(iou), "classes": classes, **blocks, "per_class": per_class, "frames": scope,
             "notes": notes}  # fmt: skip
 
