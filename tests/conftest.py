@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
-import pytest
+# Intel MKL picks its kernels by CPU (on AVX-512/AMX machines its float64 GEMM and vector math round
+# differently), so parity vectors made elsewhere drifted by up to 6e-6 and tie-broken selections flipped.
+# Its CPU-independent code path makes the suite's numbers the same on every x86 machine; set before torch
+# loads MKL, and inherited by the workers and commands the tests start.
+os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
-from shared.synth import render_scene
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from shared.synth import render_scene  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,7 +1,8 @@
 """D-FINE: the whole model's names/shapes equal every manifest; raw and postprocessed outputs match
 the official vectors. The official top-300 selection has exact score ties, so outputs are compared
 after pairing queries one to one (the spec's advice); at most 1% of queries may differ (a tie at the
-selection boundary swaps one in or out)."""
+selection boundary swaps one in or out). The detector's fused backbone (`fuse.py`) is held to the same
+tolerances."""
 
 import json
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from services.detector.dfine.fuse import fuse_backbone
 from services.detector.dfine.model import DFINE, postprocess
 
 KEYS = [f"{s}_{d}" for s in "nsmlx" for d in ("coco", "obj365", "crowdhuman")]
@@ -30,8 +32,9 @@ def test_model_state_dict_equals_the_manifest(reference, key):
     assert [(k, list(v.shape)) for k, v in state.items()] == [(n, s) for n, s, _ in manifest]
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["deploy", "fused"])
 @pytest.mark.parametrize("key", ["n_coco", "s_coco", "n_crowdhuman", "l_obj365"])
-def test_outputs_match_the_official_vectors(reference, key):
+def test_outputs_match_the_official_vectors(reference, key, fused):
     folder, fill, configs = reference
     manifest = json.loads((folder / f"manifest_{key}.json").read_text())
     vectors = np.load(folder / f"vectors_{key}.npz")
@@ -45,8 +48,9 @@ def test_outputs_match_the_official_vectors(reference, key):
             state[name] = torch.from_numpy(fill.fill_value(name, shape))
     model = DFINE(configs[key])
     model.load_state_dict(state, strict=True)
+    model = fuse_backbone(model.deploy()) if fused else model.deploy()
     with torch.inference_mode():
-        logits, boxes = model.deploy()(torch.from_numpy(vectors["input"]))
+        logits, boxes = model(torch.from_numpy(vectors["input"]))
     ref_boxes, ref_logits = vectors["pred_boxes"][0], vectors["pred_logits"][0]
     rows, cols = linear_sum_assignment(np.abs(ref_boxes[:, None] - boxes[0].numpy()[None]).sum(-1))
     box_ok = np.abs(ref_boxes[rows] - boxes[0].numpy()[cols]).max(-1) <= 1e-5

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import FrozenBatchNorm2d
 
 # stem (in, mid, out); per stage: in, mid, out, blocks, downsample, light block, kernel, layers
 ARCH = {
@@ -116,6 +115,10 @@ class HGStage(nn.Module):
 
 
 def _freeze_norms(module: nn.Module) -> None:
+    # imported here: torchvision costs ~1.1 s of start-up (its ops import torch._dynamo), and the N/S/M
+    # backbones, which have no frozen norms, never need it
+    from torchvision.ops import FrozenBatchNorm2d
+
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
             setattr(module, name, FrozenBatchNorm2d(child.num_features))

@@ -1,0 +1,76 @@
+"""Inference-time fusion of the HGNetv2 backbone, applied by the detector on top of the official `deploy()`.
+
+Each conv + batch norm pair becomes one convolution with a bias (the norm's scale and shift folded into
+the weights in float64, then rounded to the model's dtype); ReLU and the learnable affine run in place on
+the convolution's output instead of allocating two more feature maps; the stem's 2x2 stride-1 max pool
+becomes the maximum of four shifted views (max is exact: same values, no index tensor). On a CPU the
+backbone is memory-bound, so these cut its time by about a quarter; outputs stay within the parity
+tolerances (`tests/test_dfine_parity.py` runs the fused model too). Training never sees a fused model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .hgnetv2 import ConvBNAct, StemBlock
+
+
+class FusedConvAct(nn.Module):
+    """`ConvBNAct` after folding: conv with bias, then (optionally) ReLU and `scale * x + bias` in place."""
+
+    def __init__(self, conv: nn.Conv2d, act: bool, affine: tuple[float, float] | None):
+        super().__init__()
+        self.conv, self.act, self.affine = conv, act, affine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.act:
+            x = torch.relu_(x)
+            if self.affine is not None:
+                x = x.mul_(self.affine[0]).add_(self.affine[1])
+        return x
+
+
+class ShiftedMaxPool(nn.Module):
+    """`MaxPool2d(kernel_size=2, stride=1, ceil_mode=True)` on an (H+1, W+1) map -> (H, W), without indices."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        top = torch.maximum(x[..., :-1, :-1], x[..., :-1, 1:])
+        return torch.maximum(top, torch.maximum(x[..., 1:, :-1], x[..., 1:, 1:]))
+
+
+def _norm_scale_shift(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) in float64 for nn.BatchNorm2d in eval mode or torchvision's FrozenBatchNorm2d."""
+    eps = getattr(norm, "eps", 1e-5)
+    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + eps)
+    return scale, norm.bias.double() - norm.running_mean.double() * scale
+
+
+def _fold(block: ConvBNAct) -> FusedConvAct:
+    conv = block.conv
+    scale, shift = _norm_scale_shift(block.bn)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      groups=conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype)  # fmt: skip
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight.double() * scale[:, None, None, None])
+        fused.bias.copy_(shift)
+    affine = None
+    if isinstance(block.lab, nn.Module) and hasattr(block.lab, "scale"):
+        affine = (float(block.lab.scale), float(block.lab.bias))
+    return FusedConvAct(fused, block.act, affine).eval()
+
+
+def fuse_backbone(model: nn.Module) -> nn.Module:
+    """Fuse `model.backbone` in place (an inference-only model: its parameters no longer match a checkpoint)."""
+    def visit(module: nn.Module) -> None:
+        for name, child in module.named_children():
+            if isinstance(child, ConvBNAct):
+                setattr(module, name, _fold(child))
+            else:
+                if isinstance(child, StemBlock):
+                    child.pool = ShiftedMaxPool()
+                visit(child)
+
+    visit(model.backbone)
+    return model
