@@ -63,6 +63,7 @@ def _fold(block: ConvBNAct) -> FusedConvAct:
 
 def fuse_backbone(model: nn.Module) -> nn.Module:
     """Fuse `model.backbone` in place (an inference-only model: its parameters no longer match a checkpoint)."""
+
     def visit(module: nn.Module) -> None:
         for name, child in module.named_children():
             if isinstance(child, ConvBNAct):
