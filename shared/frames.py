@@ -74,36 +74,59 @@ def open_frames(spec: str | os.PathLike) -> FrameSource:
     return FrameSource(text, info.frames, (info.width, info.height), info.fps, video=path)
 
 
-def prefetch(items: Iterator, depth: int = 8) -> Iterator:
-    """Run `items` in a background thread, `depth` items ahead; re-raises its errors here."""
-    done = object()
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class Prefetch:
+    """Iterates `items` run in a background thread, `depth` items ahead; re-raises its errors here. The
+    thread starts at construction, not at the first `next()`: a caller can start decoding before a slow
+    set-up (`motpipe detect` decodes while torch is imported). `close()` stops the thread."""
 
-    def produce() -> None:
+    _DONE = object()
+
+    def __init__(self, items: Iterator, depth: int = 8):
+        self._buffer: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        # the thread holds the queue and the flag, not this object: a consumer that stops early drops it,
+        # and `__del__` then stops the thread
+        args = (items, self._buffer, self._stop)
+        threading.Thread(target=self._produce, args=args, daemon=True, name="frame-prefetch").start()
+
+    @classmethod
+    def _produce(cls, items: Iterator, buffer: queue.Queue, stop: threading.Event) -> None:
         try:
             for item in items:
                 if stop.is_set():
                     return
                 buffer.put(item)
-            buffer.put(done)
+            buffer.put(cls._DONE)
         except BaseException as exc:  # handed to the consumer
             buffer.put(exc)
 
-    worker = threading.Thread(target=produce, daemon=True, name="frame-prefetch")
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while not buffer.empty():  # unblock a producer waiting on a full queue
-            buffer.get_nowait()
+    def __iter__(self) -> Prefetch:
+        return self
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        item = self._buffer.get()
+        if item is self._DONE or isinstance(item, BaseException):
+            self.close()
+            if item is self._DONE:
+                raise StopIteration
+            raise item
+        return item
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._finished = True
+        self._stop.set()
+        while not self._buffer.empty():  # unblock a producer waiting on a full queue
+            self._buffer.get_nowait()
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Prefetch:
+    return Prefetch(items, depth)
 
 
 def extract_video_frames(video: Path, folder: Path) -> dict[int, Path]:

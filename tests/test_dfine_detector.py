@@ -1,8 +1,15 @@
 """The dfine detector end to end: official preprocessing, checkpoint formats, CLI det_db equal to the model."""
 
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.detector import DFINEDetector, load_dfine, preprocess
@@ -38,6 +45,11 @@ def test_preprocessing_equals_the_official_input(checkpoint):
     _, vectors = checkpoint
     got = preprocess(np.ascontiguousarray(vectors["image_uint8"][:, :, ::-1]))
     assert torch.equal(got, torch.from_numpy(vectors["input"][0]))
+    # a decoded frame (here a strided view, as a decoder may hand out): resized before the colour swap,
+    # the same bytes as the official colour conversion first
+    frame = np.random.default_rng(0).integers(0, 256, (1080, 1930, 3), dtype=np.uint8)[:, 5:1925]
+    official = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)).resize((640, 640), Image.BILINEAR)
+    assert torch.equal(preprocess(frame), torch.from_numpy(np.array(official)).permute(2, 0, 1).float().div(255))
 
 
 def test_cli_det_db_equals_the_in_process_model(checkpoint, tmp_path):
@@ -82,3 +94,67 @@ def test_batch_size_follows_the_device_unless_given():
     assert DFINEDetector(torch.nn.Identity(), "cpu").batch_size == 1  # a CPU is fastest frame by frame
     assert DFINEDetector(torch.nn.Identity(), "cpu", batch_size=4).batch_size == 4
     assert DFINEDetector.__init__.__defaults__[1] is None  # the CLI/API option overrides only when given
+
+
+def test_a_cpu_runs_two_frames_at_once_in_order_with_the_fused_backbone(checkpoint, tmp_path):
+    path, _ = checkpoint
+    scene = render_scene(tmp_path / "clip", frames=5, seed=4, size=(320, 180))
+    frames = list(open_frames(scene.video))
+    model = load_dfine(path, "n", "coco")
+    parallel = DFINEDetector(model, "cpu", workers=2)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in parallel.model.backbone.modules())
+    threads = torch.get_num_threads()
+    got = list(parallel.detect(iter(frames)))
+    assert torch.get_num_threads() == threads  # the per-frame thread count is restored
+    torch.set_num_threads(1)  # one frame at a time on one thread: the same arithmetic as each worker's
+    try:
+        alone = list(DFINEDetector(model, "cpu", workers=1).detect(iter(frames)))
+    finally:
+        torch.set_num_threads(threads)
+    assert [n for n, _ in got] == [1, 2, 3, 4, 5]
+    for (_, a), (_, b) in zip(got, alone, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_detect_as_its_own_process_ends_quickly_and_completely(checkpoint, tmp_path):
+    """`motpipe detect` ends with os._exit once its det_db is written: the file and the summary are whole,
+    and a failure still prints its one line and exit code."""
+    path, _ = checkpoint
+    scene = render_scene(tmp_path / "clip", frames=3, seed=2, size=(320, 180))
+    out = tmp_path / "db.json"
+    command = [sys.executable, "-m", "services.gateway.cli", "detect", str(scene.video), "--detector", "dfine",
+               "--size", "n", "--dataset", "coco", "--sequence", "clip", "--device", "cpu"]  # fmt: skip
+    done = subprocess.run([*command, "--weights", str(path), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "detections in 3/3 frames" in " ".join(done.stderr.split())  # the summary, flushed before the exit
+    assert sorted(read_det_db(out)) == [f"clip/img1/{f:06d}" for f in (1, 2, 3)]
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    failed = subprocess.run([*command, "--weights", str(bad), "--out", str(tmp_path / "x.json")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert failed.returncode == 2 and "not a loadable D-FINE checkpoint" in " ".join(failed.stderr.split())
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_frames_are_read_ahead_from_the_start_and_stop_when_dropped():
+    from shared.frames import prefetch
+
+    produced = []
+
+    def numbers():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    frames = prefetch(numbers(), depth=4)
+    deadline = time.monotonic() + 5
+    while len(produced) < 4 and time.monotonic() < deadline:  # before anyone asked for a frame
+        time.sleep(0.01)
+    assert len(produced) >= 4
+    assert [next(frames), next(frames)] == [0, 1]
+    del frames  # a consumer that stops early: the reading thread ends instead of waiting forever
+    deadline = time.monotonic() + 5
+    while any(t.name == "frame-prefetch" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == "frame-prefetch" for t in threading.enumerate())
+    assert len(produced) < 1000

@@ -10,7 +10,7 @@ from shared.cli import console, progress_bar
 def cmd_detect(args) -> int:
     from services.detector.engine import run_detection, write_detections
     from services.detector.registry import build_detector
-    from shared.frames import open_frames
+    from shared.frames import open_frames, prefetch
     from shared.schemas import DetectOptions
     from shared.settings import get_settings, pick_device
 
@@ -27,11 +27,25 @@ def cmd_detect(args) -> int:
         batch_size=args.batch_size,
     )
     source = open_frames(args.input)
-    detector = build_detector(options, pick_device(args.device or get_settings().device))
-    if getattr(detector, "class_names", None):
-        console.print("classes: " + ", ".join(f"{i} {name}" for i, name in enumerate(detector.class_names)))
-    with progress_bar("detect") as update:
-        result = run_detection(source, detector, options, update)
+    frames = None
+    if options.detector == "dfine":
+        # decode and resize while torch is imported and the model loaded (a core that is idle otherwise);
+        # a fine-tune at another input size than 640 reads the frames again
+        from services.detector.dfine.preprocess import prepare
+
+        frames = prefetch(((n, prepare(image)) for n, image in source), depth=64)
+    try:
+        detector = build_detector(options, pick_device(args.device or get_settings().device))
+        if frames is not None and detector.input_size != 640:
+            frames.close()
+            frames = None
+        if getattr(detector, "class_names", None):
+            console.print("classes: " + ", ".join(f"{i} {name}" for i, name in enumerate(detector.class_names)))
+        with progress_bar("detect") as update:
+            result = run_detection(source, detector, options, update, frames)
+    finally:
+        if frames is not None:
+            frames.close()
     write_detections(result, args.out, args.format)
     console.print(
         f"{result.info.detections} detections in {result.info.keys_with_detections}/{result.info.frames} frames "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,13 +40,22 @@ class Detections:
 
 
 def run_detection(
-    source: FrameSource, detector, options: DetectOptions, progress: ProgressFn | None = None
+    source: FrameSource,
+    detector,
+    options: DetectOptions,
+    progress: ProgressFn | None = None,
+    frames: Iterator | None = None,
 ) -> Detections:
+    """`frames`: the source's frames, already being read (`motpipe detect` starts them before the model
+    loads); otherwise they are read here, in a thread that also runs the detector's `prepare_frame`."""
     keep = DetectionFilter(options, resolve_classes(options, getattr(detector, "class_names", None) or []))
     if hasattr(detector, "prepare"):
         detector.prepare(source)
+    if frames is None:
+        prepare = getattr(detector, "prepare_frame", None)
+        frames = prefetch(iter(source) if prepare is None else ((n, prepare(image)) for n, image in source))
     per_frame: dict[int, np.ndarray] = {}
-    for number, dets in detector.detect(prefetch(iter(source))):
+    for number, dets in detector.detect(frames):
         per_frame[number] = keep(dets)
         if progress:
             progress(number, source.count)

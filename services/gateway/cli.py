@@ -4,10 +4,12 @@ train/sweep); the gateway keeps synth, convert, serve, worker and demo. One line
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from shared.cli import console
 from shared.errors import InputError
@@ -173,11 +175,33 @@ def _register_gateway(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+# commands whose own process ends without the interpreter's teardown (`_leave_now`)
+QUICK_EXIT = ("detect", "track")
+
+
+def _leave_now(code: int) -> NoReturn:
+    """End the process without tearing the interpreter down: with torch loaded, finalising every module's
+    objects one by one takes ~0.9 s and writes nothing (`python -c "import torch"` 3.1 s, 2.2 s when it
+    ends with os._exit; a `motpipe detect` of 40 frames spends 1 s of its 7 s there). The command's files
+    are written and closed by then; exit handlers (multiprocessing, logging, temporary folders) still run."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     own_process = argv is None  # the `motpipe` program itself, not a caller in this process (tests, scripts)
     argv = sys.argv[1:] if own_process else argv
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     args.own_process = own_process
+    code = _run(args)
+    if own_process and args.command in QUICK_EXIT:
+        _leave_now(code)
+    return code
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except InputError as exc:

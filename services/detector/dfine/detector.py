@@ -1,29 +1,42 @@
 """`dfine` behind the detector interface: frames in batches on the device, official preprocessing
-(PIL bilinear resize to 640x640, no normalisation), deploy-mode model, top-300 postprocessing."""
+(PIL bilinear resize to 640x640, no normalisation), deploy-mode model with the backbone fused for
+inference (`fuse.py`), top-300 postprocessing.
+
+On a CPU two frames run at once, each on its own thread with half the cores: the model's many small,
+memory-bound layers keep one frame from using two cores well (measured on 2 cores, N: 127 ms/frame on 2
+threads, 87 ms/frame for two frames side by side on one thread each; `benchmarks/detect_speed.py`).
+Frames may arrive prepared (`preprocess.PreparedFrame`, resized in the frame thread) or as BGR arrays.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from shared.errors import InputError
 
 from .configs import NUM_CLASSES, dfine_config
+from .fuse import fuse_backbone
 from .model import DFINE, postprocess
+from .preprocess import PreparedFrame, prepare
 
 NAME = "dfine"
 
 
+def to_input(frame: PreparedFrame) -> torch.Tensor:
+    """(3, size, size) float in 0..1, as the official ToTensor (uint8 -> float, then / 255)."""
+    return torch.from_numpy(frame.pixels).permute(2, 0, 1).contiguous().float().div(255)
+
+
 def preprocess(frame_bgr: np.ndarray, size: int = 640) -> torch.Tensor:
     """(3, 640, 640) float in 0..1, exactly as the official script (PIL resize, ToTensor)."""
-    image = Image.fromarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous().float().div(255)
+    return to_input(prepare(frame_bgr, size))
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -93,8 +106,15 @@ def load_dfine(path: str | os.PathLike, size: str, dataset: str) -> DFINE:
 class DFINEDetector:
     name = NAME
 
-    def __init__(self, model: DFINE, device: str = "cpu", batch_size: int | None = None, autocast: bool = False):
-        self.model = model.to(device)
+    def __init__(
+        self,
+        model: DFINE,
+        device: str = "cpu",
+        batch_size: int | None = None,
+        autocast: bool = False,
+        workers: int | None = None,
+    ):
+        self.model = (fuse_backbone(model) if isinstance(model, DFINE) else model).to(device)
         self.class_names: list[str] = getattr(model, "class_names", [])  # a motpipe fine-tune's classes
         self.input_size: int = getattr(model, "input_size", 640)
         self.device = device
@@ -102,6 +122,9 @@ class DFINEDetector:
         # wants batches
         self.batch_size = batch_size or (32 if device.startswith("cuda") else 1)
         self.autocast = autocast and device.startswith("cuda")
+        # frames in flight at once: two on a CPU with two or more threads (see the module docstring)
+        on_cpu = not device.startswith("cuda")
+        self.workers = workers or (2 if on_cpu and torch.get_num_threads() >= 2 else 1)
 
     @classmethod
     def from_weights(cls, weights, size: str, dataset: str, device: str = "cpu", **kwargs) -> DFINEDetector:
@@ -111,12 +134,17 @@ class DFINEDetector:
             raise InputError(f"unknown dataset {dataset!r}; known: {sorted(NUM_CLASSES)}", field="dataset")
         return cls(load_dfine(weights, size, dataset), device, **kwargs)
 
+    def prepare_frame(self, frame: np.ndarray | PreparedFrame) -> PreparedFrame:
+        """What the frame thread may run ahead of the model (no torch involved)."""
+        if isinstance(frame, PreparedFrame) and frame.pixels.shape[0] == self.input_size:
+            return frame
+        return prepare(frame, self.input_size)
+
     @torch.inference_mode()
-    def _run(self, batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-        images = torch.stack([preprocess(img, self.input_size) for _, img in batch]).to(self.device)
-        sizes = torch.tensor(
-            [[img.shape[1], img.shape[0]] for _, img in batch], dtype=torch.float32, device=self.device
-        )
+    def _run(self, batch: list[tuple[int, np.ndarray | PreparedFrame]]) -> list[tuple[int, np.ndarray]]:
+        frames = [self.prepare_frame(img) for _, img in batch]
+        images = torch.stack([to_input(f) for f in frames]).to(self.device)
+        sizes = torch.tensor([[f.width, f.height] for f in frames], dtype=torch.float32, device=self.device)
         context = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
         with context:
             logits, boxes = self.model(images)
@@ -128,12 +156,32 @@ class DFINEDetector:
             out.append((number, rows))
         return out
 
-    def detect(self, frames: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
-        batch: list[tuple[int, np.ndarray]] = []
+    def _batches(self, frames: Iterable[tuple[int, np.ndarray | PreparedFrame]]) -> Iterator[list]:
+        batch: list = []
         for item in frames:
             batch.append(item)
             if len(batch) == self.batch_size:
-                yield from self._run(batch)
+                yield batch
                 batch = []
         if batch:
-            yield from self._run(batch)
+            yield batch
+
+    def detect(self, frames: Iterable[tuple[int, np.ndarray | PreparedFrame]]) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame number, rows l,t,w,h,score,label) in the frames' order."""
+        if self.workers == 1:
+            for batch in self._batches(frames):
+                yield from self._run(batch)
+            return
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, threads // self.workers))  # process-wide: restored below
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="dfine") as pool:
+                pending: deque = deque()
+                for batch in self._batches(frames):
+                    pending.append(pool.submit(self._run, batch))
+                    if len(pending) > self.workers:
+                        yield from pending.popleft().result()
+                while pending:
+                    yield from pending.popleft().result()
+        finally:
+            torch.set_num_threads(threads)

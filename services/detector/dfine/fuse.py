@@ -3,7 +3,8 @@
 Each conv + batch norm pair becomes one convolution with a bias (the norm's scale and shift folded into
 the weights in float64, then rounded to the model's dtype); ReLU and the learnable affine run in place on
 the convolution's output instead of allocating two more feature maps; the stem's 2x2 stride-1 max pool
-becomes the maximum of four shifted views (max is exact: same values, no index tensor). On a CPU the
+becomes two maxima of shifted views (max is exact: same values; on one thread 1.7 ms instead of
+31 ms, as `max_pool2d` computes an index tensor it does not return). On a CPU the
 backbone is memory-bound, so these cut its time by about a quarter; outputs stay within the parity
 tolerances (`tests/test_dfine_parity.py` runs the fused model too). Training never sees a fused model.
 """
@@ -36,8 +37,8 @@ class ShiftedMaxPool(nn.Module):
     """`MaxPool2d(kernel_size=2, stride=1, ceil_mode=True)` on an (H+1, W+1) map -> (H, W), without indices."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top = torch.maximum(x[..., :-1, :-1], x[..., :-1, 1:])
-        return torch.maximum(top, torch.maximum(x[..., 1:, :-1], x[..., 1:, 1:]))
+        across = torch.maximum(x[..., :, :-1], x[..., :, 1:])  # (H+1, W): max of horizontal neighbours
+        return torch.maximum(across[..., :-1, :], across[..., 1:, :])
 
 
 def _norm_scale_shift(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +58,7 @@ def _fold(block: ConvBNAct) -> FusedConvAct:
         fused.bias.copy_(shift)
     affine = None
     if isinstance(block.lab, nn.Module) and hasattr(block.lab, "scale"):
-        affine = (float(block.lab.scale), float(block.lab.bias))
+        affine = (block.lab.scale.item(), block.lab.bias.item())
     return FusedConvAct(fused, block.act, affine).eval()
 
 
