@@ -101,7 +101,8 @@ def test_denoising_groups_equal_the_official_draws(shared_dir, param_fill):
     dn = groups(meta, targets)
     assert dn.num_group == meta["dn_num_group"]
     assert np.array_equal(dn.labels.numpy(), vectors["dn/dn_query_class"])
-    assert np.array_equal(dn.boxes_unact.numpy(), vectors["dn/dn_query_bbox_unact"])
+    # the same draws; the float32 inverse sigmoid of them may round one unit apart with MKL's vector log
+    np.testing.assert_array_max_ulp(dn.boxes_unact.numpy(), vectors["dn/dn_query_bbox_unact"], maxulp=1)
     assert np.array_equal(dn.attn_mask.numpy(), vectors["dn/dn_attn_mask"])
     assert np.array_equal(torch.cat(dn.positive_idx).numpy(), vectors["dn/dn_positive_idx"])
 

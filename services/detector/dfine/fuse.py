@@ -1,7 +1,8 @@
 """Inference-time fusion of the HGNetv2 backbone, applied by the detector on top of the official `deploy()`.
 
 Each conv + batch norm pair becomes one convolution with a bias (the norm's scale and shift folded into
-the weights in float64, then rounded to the model's dtype); ReLU and the learnable affine run in place on
+the weights in float64, then rounded to the model's dtype; the L/X backbones' frozen norms keep their own
+arithmetic, applied in place); ReLU and the learnable affine run in place on
 the convolution's output instead of allocating two more feature maps; the stem's 2x2 stride-1 max pool
 becomes two maxima of shifted views (max is exact: same values; on one thread 1.7 ms instead of
 31 ms, as `max_pool2d` computes an index tensor it does not return). On a CPU the
@@ -18,14 +19,21 @@ from .hgnetv2 import ConvBNAct, StemBlock
 
 
 class FusedConvAct(nn.Module):
-    """`ConvBNAct` after folding: conv with bias, then (optionally) ReLU and `scale * x + bias` in place."""
+    """`ConvBNAct` for inference: conv (batch norm folded in, or a frozen norm's affine applied in place),
+    then optionally ReLU and the learnable `scale * x + bias`, both in place."""
 
-    def __init__(self, conv: nn.Conv2d, act: bool, affine: tuple[float, float] | None):
+    def __init__(self, conv: nn.Conv2d, act: bool, affine: tuple[float, float] | None, norm=None):
         super().__init__()
         self.conv, self.act, self.affine = conv, act, affine
+        self.has_norm = norm is not None
+        if norm is not None:
+            self.register_buffer("norm_scale", norm[0])
+            self.register_buffer("norm_shift", norm[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
+        if self.has_norm:
+            x = x.mul_(self.norm_scale).add_(self.norm_shift)
         if self.act:
             x = torch.relu_(x)
             if self.affine is not None:
@@ -41,24 +49,24 @@ class ShiftedMaxPool(nn.Module):
         return torch.maximum(across[..., :-1, :], across[..., 1:, :])
 
 
-def _norm_scale_shift(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) in float64 for nn.BatchNorm2d in eval mode or torchvision's FrozenBatchNorm2d."""
-    eps = getattr(norm, "eps", 1e-5)
-    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + eps)
-    return scale, norm.bias.double() - norm.running_mean.double() * scale
-
-
 def _fold(block: ConvBNAct) -> FusedConvAct:
-    conv = block.conv
-    scale, shift = _norm_scale_shift(block.bn)
+    conv, norm = block.conv, block.bn
+    affine = None
+    if isinstance(block.lab, nn.Module) and hasattr(block.lab, "scale"):
+        affine = (block.lab.scale.item(), block.lab.bias.item())
+    if not isinstance(norm, nn.BatchNorm2d):
+        # torchvision's FrozenBatchNorm2d (L, X): its own arithmetic, `x * scale + shift` with the scale and
+        # shift it computes, in place; folding it would round differently, and the L reference's query
+        # selection has near-ties that a different rounding flips (measured under MKL's AVX2 path)
+        scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+        shift = norm.bias - norm.running_mean * scale
+        return FusedConvAct(conv, block.act, affine, (scale[None, :, None, None], shift[None, :, None, None]))
+    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
     fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                       groups=conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype)  # fmt: skip
     with torch.no_grad():
         fused.weight.copy_(conv.weight.double() * scale[:, None, None, None])
-        fused.bias.copy_(shift)
-    affine = None
-    if isinstance(block.lab, nn.Module) and hasattr(block.lab, "scale"):
-        affine = (block.lab.scale.item(), block.lab.bias.item())
+        fused.bias.copy_(norm.bias.double() - norm.running_mean.double() * scale)
     return FusedConvAct(fused, block.act, affine).eval()
 
 
