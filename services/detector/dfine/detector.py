@@ -136,9 +136,11 @@ class DFINEDetector:
 
     def prepare_frame(self, frame: np.ndarray | PreparedFrame) -> PreparedFrame:
         """What the frame thread may run ahead of the model (no torch involved)."""
-        if isinstance(frame, PreparedFrame) and frame.pixels.shape[0] == self.input_size:
-            return frame
-        return prepare(frame, self.input_size)
+        if not isinstance(frame, PreparedFrame):
+            return prepare(frame, self.input_size)
+        if frame.pixels.shape[0] != self.input_size:
+            raise ValueError(f"frame prepared at {frame.pixels.shape[0]} px; this model takes {self.input_size}")
+        return frame
 
     @torch.inference_mode()
     def _run(self, batch: list[tuple[int, np.ndarray | PreparedFrame]]) -> list[tuple[int, np.ndarray]]:
