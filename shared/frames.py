@@ -125,8 +125,7 @@ class Prefetch:
             self._buffer.get_nowait()
 
 
-def prefetch(items: Iterator, depth: int = 8) -> Prefetch:
-    return Prefetch(items, depth)
+prefetch = Prefetch  # the name its callers use
 
 
 def extract_video_frames(video: Path, folder: Path) -> dict[int, Path]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .hgnetv2 import ConvBNAct, StemBlock
+from .hgnetv2 import ConvBNAct, LearnableAffine, StemBlock
 
 
 class FusedConvAct(nn.Module):
@@ -51,9 +51,8 @@ class ShiftedMaxPool(nn.Module):
 
 def _fold(block: ConvBNAct) -> FusedConvAct:
     conv, norm = block.conv, block.bn
-    affine = None
-    if isinstance(block.lab, nn.Module) and hasattr(block.lab, "scale"):
-        affine = (block.lab.scale.item(), block.lab.bias.item())
+    lab = block.lab
+    affine = (lab.scale.item(), lab.bias.item()) if isinstance(lab, LearnableAffine) else None
     if not isinstance(norm, nn.BatchNorm2d):
         # torchvision's FrozenBatchNorm2d (L, X): its own arithmetic, `x * scale + shift` with the scale and
         # shift it computes, in place; folding it would round differently, and the L reference's query
