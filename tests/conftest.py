@@ -11,6 +11,12 @@ from pathlib import Path
 # but makes GEMM 3x slower: the suite took 20 min). Set before torch loads MKL; workers and commands that
 # the tests start inherit it.
 os.environ.setdefault("MKL_CBWR", "AVX2")
+# Every process a test starts inherits this mark, so the end of the session can tell whether one outlived it.
+SESSION_MARK = f"MOTPIPE_TEST_SESSION={os.getpid()}"
+os.environ["MOTPIPE_TEST_SESSION"] = str(os.getpid())
+
+import signal  # noqa: E402
+import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -80,8 +86,43 @@ def pytest_sessionstart(session):
     session.config._untracked_before = _untracked()
 
 
+def processes_with(environment_entry: str) -> list[int]:
+    """Live processes (not this one) whose environment holds `environment_entry` (`NAME=value`)."""
+    needle = environment_entry.encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                if needle in handle.read() + b"\0":
+                    found.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def _left_running(timeout: float = 15.0) -> list[str]:
+    """Processes the tests started that are still alive `timeout` seconds from now (then killed)."""
+    deadline = time.monotonic() + timeout
+    while (alive := processes_with(SESSION_MARK)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    described = []
+    for pid in alive:
+        try:
+            described.append(f"{pid}: " + open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()[:120])
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+    return described
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """The suite writes nothing into the repository: runs, brokers and caches live in temporary folders."""
+    """The suite leaves no process running (servers, workers, browsers: a test stops what it starts) and
+    writes nothing into the repository (runs, brokers and caches live in temporary folders)."""
+    if os.path.isdir("/proc") and (left := _left_running()):
+        print("\nprocesses started by the tests outlived them (now killed):\n  " + "\n  ".join(left))
+        session.exitstatus = 1
     before = getattr(session.config, "_untracked_before", None)
     after = _untracked()
     if before is None or after is None:

@@ -7,6 +7,7 @@ import argparse
 import atexit
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -85,16 +86,36 @@ def cmd_serve(args) -> int:
 
     from services.gateway.supervisor import WorkerSupervisor
 
+    # uvicorn ends on SIGTERM/SIGINT and then raises the signal again with the handler it found: ours turns
+    # it into SystemExit so that the `finally` below stops the worker (the default SIGTERM action would end
+    # serve at once and leave the worker running); also before uvicorn is up.
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, _exit_on_signal)
     supervisor = WorkerSupervisor([sys.executable, "-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu"])
-    supervisor.start()
     try:
+        supervisor.start()
         uvicorn.run("services.gateway.app:create", factory=True, host=args.host, port=args.port)
+    except _Stopped:
+        pass
     finally:
+        for number in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl-C must not cut the worker's stop short
+            signal.signal(number, signal.SIG_IGN)
         supervisor.stop()
     return 0
 
 
+class _Stopped(SystemExit):
+    """serve was asked to stop by a signal (a clean end: exit 0)."""
+
+
+def _exit_on_signal(number, _frame) -> NoReturn:
+    raise _Stopped(128 + number)
+
+
 def cmd_worker(args) -> int:
+    from services.gateway.supervisor import exit_with_parent
+
+    exit_with_parent()  # before the heavy imports: serve may end while this worker still starts
     from services.gateway.worker import run_worker
 
     run_worker(args.queues, args.concurrency, args.loglevel, args.hostname)
