@@ -13,6 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 RUN_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 SEQUENCE_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 STAGES = ("detect", "track", "eval")
+# A grid (training jobs, sweeps) is counted from its lists' lengths before any combination is built.
+MAX_GRID_COMBINATIONS = 10_000
+SEED_MAX = 2**32 - 1  # numpy's seeds are 32-bit
 
 
 def utcnow() -> datetime:
@@ -49,6 +52,34 @@ class StageRecord(Schema):
     heartbeat: datetime | None = None  # refreshed by the worker while the stage runs
     queued: datetime | None = None  # when its task was (last) sent to the broker
     task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
+
+
+def check_grid(grid: dict[str, list], factor: int = 1) -> dict[str, list]:
+    """Every key has values and the combinations (times `factor`, e.g. a sweep's weights) stay countable."""
+    for key, values in grid.items():
+        if not values:
+            raise ValueError(f"grid key {key!r} has no values")
+    count = math.prod(len(v) for v in grid.values()) * factor
+    if count > MAX_GRID_COMBINATIONS:
+        raise ValueError(f"the grid has {count:,} combinations; at most {MAX_GRID_COMBINATIONS:,}")
+    return grid
+
+
+def _no_parent(value: str) -> str:
+    if ".." in value.split("/"):
+        raise ValueError("a sequence name cannot hold '..'")
+    return value
+
+
+SequenceName = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=SEQUENCE_RE.pattern), AfterValidator(_no_parent)
+]
+# a parameter-name prefix of the model (`--trainable`): letters, digits, '_' and '.'
+ParameterKey = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.]+$")]
+# D-FINE `--val`: a sequence, a frame range A-B, or SEQ:A-B
+ValItem = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^([A-Za-z0-9_./-]+|([A-Za-z0-9_./-]+:)?\d{1,9}-\d{1,9})$")
+]
 
 
 class ArtifactInfo(Schema):
@@ -121,8 +152,8 @@ class DetectOptions(Schema):
 
     detector: str = "motion"
     weights: str | None = None
-    size: str | None = None
-    dataset: str | None = None
+    size: Literal["n", "s", "m", "l", "x"] | None = None
+    dataset: Literal["coco", "obj365", "crowdhuman"] | None = None
     score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     classes: list[int | str] | None = None
     roi: Roi | None = None
@@ -324,17 +355,17 @@ class TrainOptions(Schema):
     """Options of a MOTRv2 training job (CLI flags, `POST /train` fields, `tracker.train` arguments).
     Defaults are the official configuration's, except random_drop / fp_ratio (0: dead code officially)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     strategy: Literal["minimal", "moderate", "aggressive", "full"] = "full"
-    trainable: list[str] | None = None
+    trainable: list[ParameterKey] | None = Field(None, max_length=200)
     epochs: int = Field(5, ge=1, le=10000)
     lr: float = Field(2e-4, gt=0, le=1)
     lr_backbone: float = Field(2e-5, ge=0, le=1)
-    lr_drop: int = Field(4, ge=1)
-    lr_linear_proj_mult: float = Field(0.1, ge=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    clip_max_norm: float = Field(0.1, ge=0)
+    lr_drop: int = Field(4, ge=1, le=10000)
+    lr_linear_proj_mult: float = Field(0.1, ge=0, le=1000)
+    weight_decay: float = Field(1e-4, ge=0, le=1)
+    clip_max_norm: float = Field(0.1, ge=0, le=1e6)
     batch_size: Literal[1] = 1  # the official MOTRv2 trains one clip per step and GPU
     sampler_length: int = Field(5, ge=1, le=100)
     sample_interval: int = Field(10, ge=0, le=1000)
@@ -342,16 +373,16 @@ class TrainOptions(Schema):
     random_drop: float = Field(0.0, ge=0, le=1)
     fp_ratio: float = Field(0.0, ge=0, le=1)
     num_classes: int | None = Field(None, ge=1, le=1000)
-    val: list[str] = Field(default_factory=list)
+    val: list[SequenceName] = Field(default_factory=list, max_length=1000)
     val_short_side: int = Field(800, ge=32, le=4096)
-    accept: list[str] = Field(default_factory=list)
-    max_steps: int | None = Field(None, ge=1)
+    accept: list[Annotated[str, Field(pattern=r"^[A-Z0-9_]{1,64}$")]] = Field(default_factory=list, max_length=100)
+    max_steps: int | None = Field(None, ge=1, le=10**9)
     augment: bool = True  # False: frames at their stored size, nothing random (--no-augment)
     flip: bool = True  # each official augmentation can be switched off on its own
     resize_crop: bool = True
     hsv: bool = True
-    seed: int = 42
-    save_period: int | None = Field(None, ge=1)
+    seed: int = Field(42, ge=0, le=SEED_MAX)
+    save_period: int | None = Field(None, ge=1, le=10000)
     activation_checkpoint: bool = False
     autocast: bool = False
 
@@ -416,6 +447,11 @@ class TrainRequest(TrainOptions):
     weights: str
     grid: dict[str, list[Any]] | None = None
 
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, grid: dict[str, list] | None) -> dict[str, list] | None:
+        return None if grid is None else check_grid(grid)
+
     @model_validator(mode="after")
     def _one_source(self) -> TrainRequest:
         if bool(self.runs) == bool(self.data):
@@ -433,7 +469,7 @@ class DFineTrainOptions(Schema):
     `detector.train` task's arguments). `None` means the size's official value (lr, weight decay, the epochs
     trained without heavy augmentation, multi-scale batches)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     size: Literal["n", "s", "m", "l", "x"] = "l"
     dataset: Literal["coco", "obj365", "crowdhuman"] = "obj365"
@@ -445,9 +481,9 @@ class DFineTrainOptions(Schema):
     weight_decay: float | None = Field(None, ge=0, le=1)
     batch_size: int = Field(8, ge=1, le=256)
     img_size: int = Field(640, ge=64, le=2048)
-    warmup_steps: int = Field(500, ge=0)
+    warmup_steps: int = Field(500, ge=0, le=10**7)
     ema_decay: float = Field(0.9999, gt=0, lt=1)
-    clip_max_norm: float = Field(0.1, ge=0)
+    clip_max_norm: float = Field(0.1, ge=0, le=1e6)
     denoising: bool = True
     augment: bool = True
     photometric: bool = True
@@ -456,12 +492,12 @@ class DFineTrainOptions(Schema):
     flip: bool = True
     no_aug_epochs: int | None = Field(None, ge=0)
     multiscale: bool | None = None
-    val: list[str] = Field(default_factory=list)
+    val: list[ValItem] = Field(default_factory=list, max_length=1000)
     val_score: float = Field(0.3, ge=0, le=1)
-    empty_frames: str | None = None  # frames annotated as empty, e.g. 1-40,97
-    max_steps: int | None = Field(None, ge=1)
-    seed: int = 0
-    save_period: int = Field(12, ge=1)
+    empty_frames: str | None = Field(None, max_length=100_000)  # frames annotated as empty, e.g. 1-40,97
+    max_steps: int | None = Field(None, ge=1, le=10**9)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    save_period: int = Field(12, ge=1, le=10000)
     autocast: bool = False
     dtype: Literal["float32", "float64"] = "float32"
     workers: int | None = Field(None, ge=0, le=64)  # loader processes; None: 0 on a CPU, 4 on a GPU
@@ -506,13 +542,10 @@ class SweepRequest(Schema):
     grid: dict[str, list[float | int | str | bool]] = Field(min_length=1)
     search: SweepSearch | None = None
 
-    @field_validator("grid")
-    @classmethod
-    def _values(cls, grid: dict[str, list]) -> dict[str, list]:
-        for key, values in grid.items():
-            if not values:
-                raise ValueError(f"grid key {key!r} has no values")
-        return grid
+    @model_validator(mode="after")
+    def _countable(self) -> SweepRequest:
+        check_grid(self.grid, len(self.weights or []) or 1)
+        return self
 
 
 class SweepChild(Schema):

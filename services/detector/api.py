@@ -52,6 +52,8 @@ async def _from_path(request: Request, settings: Settings, store: RunStore) -> t
         body = await request.json()
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON body: {exc.msg}") from None
+    except ValueError as exc:  # not UTF-8 (or -16/-32), or an integer beyond Python's 4,300-digit limit
+        raise InputError(f"invalid JSON body: {exc}"[:300]) from None
     req = DetectRequest.model_validate(body)
     path = confine(settings, req.path)
     source = await run_in_threadpool(open_frames, str(path))
@@ -79,7 +81,7 @@ async def detect(
         check_detector(options.detector)
         resolve_classes(options)
         if options.weights:  # a caller's checkpoint path is confined to the data root and must exist
-            options.weights = str(confine(settings, options.weights))
+            options.weights = str(confine(settings, options.weights, "weights"))
             if not Path(options.weights).is_file():
                 raise InputError("weights not found under the data root", field="weights")
     except InputError:

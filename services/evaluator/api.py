@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -20,7 +21,7 @@ from shared.settings import Settings
 
 from .ground_truth import GT_NAMES, read_ground_truth
 from .plots import plot_comparison
-from .store import doctor_run, evaluate_run, plot_path, render_run_overlay
+from .store import doctor_run, evaluate_run, plot_path, render_run_overlay, run_frame_count
 
 router = APIRouter(tags=["evaluator"])
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
@@ -39,7 +40,8 @@ async def upload_gt(
         if "file" not in upload.files:
             raise InputError("multipart field 'file' (the ground truth) is missing", field="file")
         filename, temp_path, _ = upload.files["file"]
-        kind, table = await run_in_threadpool(read_ground_truth, temp_path, filename or "upload")
+        frames = run_frame_count(store.get(run_id))
+        kind, table = await run_in_threadpool(read_ground_truth, temp_path, filename or "upload", frames)
         name = GT_NAMES[kind]
         atomic_move(temp_path, folder / name)
     finally:
@@ -91,7 +93,7 @@ def get_plot(run_id: str, name: str, store: RunStore = Depends(get_store)):
 
 class CompareRequest(BaseModel):
     runs: list[str] = Field(min_length=1, max_length=20)
-    labels: list[str] | None = None
+    labels: list[Annotated[str, Field(max_length=200)]] | None = Field(None, max_length=20)
     iou: float = Field(0.5, gt=0.0, le=1.0)
 
 
@@ -102,7 +104,9 @@ def compare(req: CompareRequest, store: RunStore = Depends(get_store)):
     if len(labels) != len(req.runs):
         raise InputError("labels must match runs one to one", field="labels")
     reports = [evaluate_run(store, run, req.iou) for run in req.runs]
-    plot_comparison(reports, labels, store.run_dir(req.runs[0]) / "plots" / "comparison.png")
+    folder = store.run_dir(req.runs[0])
+    plot_comparison(reports, labels, folder / "plots" / "comparison.png")
+    store.update(req.runs[0], lambda r: store.record_artifacts(r, folder, ["plots/comparison.png"]))
     return {
         "iou_threshold": req.iou,
         "runs": [

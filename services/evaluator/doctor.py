@@ -281,7 +281,7 @@ def run_doctor(
     gt = None
     if gt_path is not None:
         try:
-            _, gt = read_ground_truth(gt_path)
+            _, gt = read_ground_truth(gt_path, num_frames=num_frames)
             findings += check_gt(gt, num_frames, frame_size)
         except InputError as exc:
             findings.append(_finding("GT_UNPARSABLE", E, str(exc), "fix the file at the place named"))

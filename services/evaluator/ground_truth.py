@@ -7,19 +7,20 @@ import os
 from shared.errors import InputError
 from shared.formats.labelstudio import parse_labelstudio
 from shared.formats.mot_txt import MotTable, parse_mot_bytes
-from shared.formats.text_io import decode_json, decode_text, mapped
+from shared.formats.text_io import decode_json, decode_text, has_bom, mapped
 
 # where a run keeps its ground truth, by format
 GT_NAMES = {"labelstudio": "gt.json", "mot": "gt.txt"}
 
 
-def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
-    """('labelstudio' | 'mot', table); JSON text is Label Studio, anything else MOT text."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: decode before looking
+def parse_ground_truth(data: bytes, source: str, num_frames: int | None = None) -> tuple[str, MotTable]:
+    """('labelstudio' | 'mot', table); JSON text is Label Studio, anything else MOT text. `num_frames`: the
+    video's frame count when known (Label Studio video regions are held no further)."""
+    if has_bom(data):  # UTF-16 or UTF-8 with a byte-order mark: plain UTF-8 before looking
         data = decode_text(data, source).encode("utf-8")
-    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{"):
+    if data.lstrip(b" \t\r\n")[:1] in (b"[", b"{"):
         text = decode_text(data, source)
-        kind, table = "labelstudio", parse_labelstudio(decode_json(text, source), source).table
+        kind, table = "labelstudio", parse_labelstudio(decode_json(text, source), source, num_frames=num_frames).table
     else:
         kind, table = "mot", parse_mot_bytes(data, source)  # the compiled fast path for plain decimals
     if len(table) == 0:  # refused before anything is stored: an empty export never replaces a valid one
@@ -27,14 +28,16 @@ def parse_ground_truth(data: bytes, source: str) -> tuple[str, MotTable]:
     return kind, table
 
 
-def read_ground_truth(path: str | os.PathLike, source: str | None = None) -> tuple[str, MotTable]:
+def read_ground_truth(
+    path: str | os.PathLike, source: str | None = None, num_frames: int | None = None
+) -> tuple[str, MotTable]:
     """A file on disk: MOT text is parsed from a memory map of it (a large upload is never copied into the
     process); Label Studio JSON is read whole (the JSON parser needs it)."""
     source = source or str(path)
     with mapped(path) as data:
-        head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not head or head[:1] in (b"[", b"{") or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            return parse_ground_truth(data[:], source)
+        head = data[:4096].lstrip(b" \t\r\n")
+        if not head or head[:1] in (b"[", b"{") or has_bom(data):
+            return parse_ground_truth(data[:], source, num_frames)
         table = parse_mot_bytes(data, source)
     if len(table) == 0:
         raise InputError("ground truth is empty (no tasks or no boxes)", source=source)

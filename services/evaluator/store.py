@@ -42,7 +42,7 @@ def evaluate_run(
     gt_path = next((folder / n for n in GT_NAMES.values() if (folder / n).is_file()), None)
     if gt_path is None:
         raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
-    _, gt = read_ground_truth(gt_path)
+    _, gt = read_ground_truth(gt_path, num_frames=run_frame_count(record))
     if not (folder / "tracks.txt").is_file():
         store.output_missing(run_id, "tracks.txt")
         raise GoneError(f"run {run_id}: tracks.txt is no longer on disk; run the track stage again")
@@ -53,6 +53,12 @@ def evaluate_run(
     atomic_write_text(cached, report.model_dump_json())
     store.update(run_id, lambda r: store.record_artifacts(r, folder, artifacts))
     return report
+
+
+def run_frame_count(record) -> int | None:
+    """The run's video frame count once its detect stage has said it (None before)."""
+    detect = record.stages.get("detect")
+    return detect.params.get("det_db", {}).get("frames") if detect is not None else None
 
 
 def plot_path(store: RunStore, run_id: str, name: str) -> Path:
@@ -86,7 +92,7 @@ def render_run_overlay(store: RunStore, run_id: str) -> Path:
     if video is None:
         raise ConflictError(f"run {run_id} has no input video to draw on")
     gt_path = next((folder / n for n in GT_NAMES.values() if n in record.artifacts), None)
-    gt = read_ground_truth(gt_path)[1] if gt_path else None
+    gt = read_ground_truth(gt_path, num_frames=run_frame_count(record))[1] if gt_path else None
     dets = None
     if "det_db.json" in record.artifacts:
         det_db = read_det_db(folder / "det_db.json")

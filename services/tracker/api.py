@@ -34,7 +34,7 @@ def track(
     options = TrackOptions.model_validate(req.model_dump(exclude={"run"}))
     check_tracker(options)  # unknown tracker or option -> 400 now, not a failed task later
     if options.weights:
-        options.weights = str(confine(settings, options.weights))
+        options.weights = str(confine(settings, options.weights, "weights"))
         if not Path(options.weights).is_file():
             raise InputError(f"weights {req.weights!r} not found under the data root", field="weights")
     info = detect.params.get("det_db", {})

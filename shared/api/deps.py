@@ -47,11 +47,13 @@ def require_token(request: Request) -> None:
         )
 
 
-def confine(settings: Settings, user_path: str) -> Path:
-    """A caller's path resolved inside the data root; anything escaping it is refused."""
+def confine(settings: Settings, user_path: str, field: str = "path") -> Path:
+    """A caller's path resolved inside the data root; anything escaping it (or no path at all) is refused."""
+    if "\0" in user_path:
+        raise InputError("a path cannot hold a NUL byte", field=field)
     root = settings.data_root.resolve()
     candidate = (root / user_path).resolve() if not Path(user_path).is_absolute() else Path(user_path).resolve()
     # globs are resolved on their non-magic prefix; the pattern part may not climb out either
     if ".." in Path(user_path).parts or not candidate.is_relative_to(root):
-        raise InputError(f"path {user_path!r} is outside the data root", field="path")
+        raise InputError(f"path {user_path!r} is outside the data root", field=field)
     return candidate

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.run_store import RESERVE_BYTES
 
 from .docs import binary
 
@@ -21,7 +24,8 @@ def healthz(request: Request):
         settings.data_root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=settings.data_root):
             pass
-        checks["data_root"] = "ok"
+        free = shutil.disk_usage(settings.data_root).free
+        checks["data_root"] = "ok" if free >= RESERVE_BYTES else f"disk almost full: {free:,} bytes free"
     except OSError as exc:
         checks["data_root"] = f"not writable: {exc}"
     try:

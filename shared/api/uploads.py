@@ -115,7 +115,7 @@ async def receive_multipart(request: Request, folder: Path, limit: int) -> Uploa
         raise HTTPException(
             413, f"upload is over the limit of {limit / 2**20:g} MB (MOTPIPE_UPLOAD_LIMIT_MB)"
         ) from None
-    except HTTPException:
+    except (HTTPException, OSError):  # an OSError is the disk (full, read-only): the app answers 507
         _cleanup(state, upload)
         raise
     except Exception as exc:  # malformed body or client gone

@@ -21,11 +21,16 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from shared.errors import InputError
-from shared.formats.mot_txt import MotTable
+from shared.formats.mot_txt import ID_LIMIT, MAX_FRAME, MotTable
 from shared.formats.text_io import read_json
 
 DEFAULT_CLASSES = {"player": 1, "ball": 2}
 _NUMBER_RE = re.compile(r"(\d+)")
+# A video region's keyframes expand into one row per frame: a 261-byte task claiming 3 M frames would make 3 M
+# rows (GBs). A region is held or interpolated up to the video's frame count when it is known, and never
+# expands into more rows than this.
+MAX_REGION_ROWS = 100_000
+MAX_VIDEO_ROWS = 5_000_000  # all video regions of one file together (~400 MB as a table)
 
 
 @dataclass
@@ -47,10 +52,14 @@ class _Builder:
         self.rows: list[tuple[float, ...]] = []
         self.seen: set[tuple[int, int]] = set()
 
-    def track_id(self, region_id: object) -> int:
+    def track_id(self, region_id: object, where: str) -> int:
         key = str(region_id)
         if key not in self.track_ids:
-            self.track_ids[key] = int(key[6:]) if self.numeric_ids else len(self.track_ids) + 1
+            number = int(key[6:]) if self.numeric_ids else len(self.track_ids) + 1
+            if number >= ID_LIMIT:
+                raise InputError(f"track id {number} is not below {ID_LIMIT:,}", source=self.source, where=where,
+                                 field="id")  # fmt: skip
+            self.track_ids[key] = number
         return self.track_ids[key]
 
     def label(self, labels: object, where: str) -> int:
@@ -68,6 +77,7 @@ class _Builder:
         )
 
     def add(self, frame: int, track: int, cls: int, box_pct: dict, size: tuple[float, float], where: str) -> None:
+        _check_frame(frame, self.source, where)
         values = []
         for name in ("x", "y", "width", "height"):
             value = box_pct.get(name)
@@ -92,6 +102,12 @@ class _Builder:
         matrix = np.asarray(self.rows, dtype=np.float64).reshape(-1, 10)
         order = np.lexsort((matrix[:, 1], matrix[:, 0]))
         return LabelStudioGT(MotTable.from_matrix(matrix[order]), self.track_ids, dict(self.classes))
+
+
+def _check_frame(frame: object, source: str, where: str, field: str = "frame") -> None:
+    if isinstance(frame, bool) or not isinstance(frame, int) or not 1 <= frame <= MAX_FRAME:
+        raise InputError(f"frame must be an integer from 1 to {MAX_FRAME:,}, got {frame!r}", source=source,
+                         where=where, field=field)  # fmt: skip
 
 
 def frame_from_name(name: str) -> int | None:
@@ -131,17 +147,27 @@ def _annotation_results(task: dict, where: str, source: str) -> list[dict]:
     return results
 
 
-def _expand_sequence(value: dict, where: str, source: str) -> list[tuple[int, dict]]:
+def _expand_sequence(value: dict, where: str, source: str, num_frames: int | None) -> list[tuple[int, dict]]:
+    """Keyframes -> one box per frame; `num_frames` (the video's, when known) bounds the last box's hold."""
     sequence = value.get("sequence")
-    if not isinstance(sequence, list):
+    if not isinstance(sequence, list) or not all(isinstance(k, dict) for k in sequence):
         raise InputError("videorectangle without a keyframe sequence", source=source, where=where, field="sequence")
-    keys = sorted(sequence, key=lambda k: k.get("frame", 0))
-    frames_count = int(value.get("framesCount") or 0)
+    for key in sequence:
+        _check_frame(key.get("frame"), source, where, "sequence.frame")
+    keys = sorted(sequence, key=lambda k: k["frame"])
+    frames_count = value.get("framesCount") or 0
+    if isinstance(frames_count, bool) or not isinstance(frames_count, int) or not 0 <= frames_count <= MAX_FRAME:
+        raise InputError(f"framesCount must be an integer from 0 to {MAX_FRAME:,}, got {frames_count!r}",
+                         source=source, where=where, field="framesCount")  # fmt: skip
+    if num_frames is not None:
+        frames_count = min(frames_count, num_frames)
+    last = max(frames_count, keys[-1]["frame"]) if keys else 0
+    if keys and last - keys[0]["frame"] + 1 > MAX_REGION_ROWS:
+        raise InputError(f"the region spans frames {keys[0]['frame']}-{last}, more than {MAX_REGION_ROWS:,} rows "
+                         "(framesCount or a keyframe beyond the video?)", source=source, where=where)  # fmt: skip
     boxes: dict[int, dict] = {}
     for i, key in enumerate(keys):
-        frame = key.get("frame")
-        if not isinstance(frame, int) or frame < 1:
-            raise InputError(f"keyframe frame must be an integer >= 1, got {frame!r}", source=source, where=where)
+        frame = key["frame"]
         boxes[frame] = key
         if not key.get("enabled", True):
             continue
@@ -163,7 +189,9 @@ def parse_labelstudio(
     source: str = "Label Studio JSON",
     classes: dict[str, int] | None = None,
     frame_size: tuple[int, int] | None = None,
+    num_frames: int | None = None,
 ) -> LabelStudioGT:
+    """`num_frames`: the video's frame count when known (a video region is held no further)."""
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -180,6 +208,7 @@ def parse_labelstudio(
     numeric = bool(region_ids) and all(_TRACK_RE.match(rid) for rid in region_ids)
     builder = _Builder(source, dict(classes or DEFAULT_CLASSES), numeric)
     image_frames: dict[int, int] = {}
+    video_rows = 0
     for t, task in enumerate(data):
         where = f"task {t}" + (f" (id {task.get('id')})" if isinstance(task, dict) and "id" in task else "")
         if not isinstance(task, dict):
@@ -192,9 +221,9 @@ def parse_labelstudio(
             if kind == "rectanglelabels":
                 name = task_data.get("image") or next((v for v in task_data.values() if isinstance(v, str)), None)
                 frame = frame_from_name(name) if name else None
-                if frame is None:
+                if frame is None or frame > MAX_FRAME:
                     raise InputError(
-                        f"no frame number in image name {name!r}",
+                        f"no frame number from 1 to {MAX_FRAME:,} in image name {name!r}",
                         source=source,
                         where=where,
                         field="data.image",
@@ -207,14 +236,19 @@ def parse_labelstudio(
                         field="data.image",
                     )
                 size = _image_size(result, rwhere, source, frame_size)
-                track = builder.track_id(result.get("id", f"task{t}-result{r}"))
+                track = builder.track_id(result.get("id", f"task{t}-result{r}"), rwhere)
                 cls = builder.label(value.get("rectanglelabels"), rwhere)
                 builder.add(frame, track, cls, value, size, rwhere)
             elif kind == "videorectangle":
                 size = _image_size(result, rwhere, source, frame_size)
-                track = builder.track_id(result.get("id", f"task{t}-result{r}"))
+                track = builder.track_id(result.get("id", f"task{t}-result{r}"), rwhere)
                 cls = builder.label(value.get("labels"), rwhere)
-                for frame, box in _expand_sequence(value, rwhere, source):
+                boxes = _expand_sequence(value, rwhere, source, num_frames)
+                video_rows += len(boxes)
+                if video_rows > MAX_VIDEO_ROWS:
+                    raise InputError(f"video regions expand to more than {MAX_VIDEO_ROWS:,} rows", source=source,
+                                     where=rwhere)  # fmt: skip
+                for frame, box in boxes:
                     builder.add(frame, track, cls, box, size, f"{rwhere} frame {frame}")
     return builder.result()
 

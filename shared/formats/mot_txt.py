@@ -19,9 +19,11 @@ import numpy as np
 from shared.atomic import atomic_open
 from shared.errors import InputError
 from shared.formats.decimal_text import parse_decimal_table
-from shared.formats.text_io import decode_text, mapped
+from shared.formats.text_io import decode_text, has_bom, mapped
 
 MAX_FRAME = 10_000_000  # evaluation allocates per frame number: absurd ones are refused, not allocated
+# ids and classes are 32-bit in the metric kernels (and in TrackEval's files): larger ones would wrap silently
+ID_LIMIT = 2**31
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
 # Values given to columns a file leaves out (MOT ground truth without conf counts as "use it").
 _DEFAULTS = np.array([0, 0, 0, 0, 0, 0, 1, -1, -1, -1], dtype=np.float64)
@@ -151,6 +153,8 @@ def _validate(matrix: np.ndarray, get_lines: Callable[[], list[str]], source: st
         ),
         (matrix[:, 0] > MAX_FRAME, "frame", f"frame number above {MAX_FRAME:,} (over 4 days at 25 fps)"),
         ((matrix[:, 4] < 0) | (matrix[:, 5] < 0), "w/h", "negative box size"),
+        (~(np.abs(matrix[:, 1]) < ID_LIMIT), "id", f"id must be a number within ±{ID_LIMIT - 1:,}"),
+        (~(np.abs(matrix[:, 7]) < ID_LIMIT), "class", f"class must be a number within ±{ID_LIMIT - 1:,}"),
     )
     fractional = np.flatnonzero(matrix[:, 1] != np.trunc(matrix[:, 1]))
     if fractional.size:  # TrackEval casts ids with astype(int) (truncation); we read them the same, and say so
@@ -180,6 +184,8 @@ def _blank(data) -> bool:
 def parse_mot_bytes(data, source: str = "MOT text") -> MotTable:
     """Plain decimal files take the vectorised fast path; anything else the general parser. `data` is bytes
     or a read-only memory map of the file (the fast path reads it in place)."""
+    if has_bom(data):  # UTF-16, or UTF-8 with a byte-order mark (Windows editors): plain UTF-8 from here on
+        data = decode_text(data[:], source).encode("utf-8")
     newline = data.find(b"\n")
     ncols = data[: newline if newline >= 0 else len(data)].count(b",") + 1
     matrix = parse_decimal_table(data, ncols, fill=_DEFAULTS) if 6 <= ncols <= 10 and not _blank(data) else None

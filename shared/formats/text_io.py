@@ -12,12 +12,27 @@ from pathlib import Path
 from shared.errors import InputError
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def decode_text(data: bytes, source: str) -> str:
+    """UTF-8 text; a byte-order mark says UTF-8 or UTF-16 (what Windows editors save) and is dropped."""
+    if data[:2] in UTF16_BOMS:
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not UTF-16 text (byte {exc.start})", source=source) from None
+    start = len(UTF8_BOM) if data[:3] == UTF8_BOM else 0
     try:
-        return data.decode("utf-8")
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 text (byte {exc.start})", source=source, where=f"line {line}") from None
+        line = data[: start + exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {start + exc.start})", source=source, where=f"line {line}") from None
+
+
+def has_bom(data) -> bool:
+    return data[:3] == UTF8_BOM or data[:2] in UTF16_BOMS
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:

@@ -1,0 +1,162 @@
+"""Hostile or unusual input found by the third attack on the server: each answered 5xx, crashed the API, wrapped
+silently, or was accepted and failed later in a worker. Now: a 4xx naming the problem, nothing stored changed."""
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.test_api import TOKEN, api, snapshot, stored_run  # noqa: F401 - fixtures
+from tests.test_reliability import small_disk  # noqa: F401 - fixture
+
+
+def _gt(client, run: str, name: str, data: bytes):
+    return client.post(f"/runs/{run}/gt", files={"file": (name, data)})
+
+
+def _task(image: str, box_id: str = "a") -> dict:
+    box = {"id": box_id, "type": "rectanglelabels", "original_width": 640, "original_height": 360,
+           "value": {"x": 1, "y": 1, "width": 5, "height": 9, "rectanglelabels": ["player"]}}  # fmt: skip
+    return {"id": 7, "data": {"image": image}, "annotations": [{"result": [box]}]}
+
+
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        # a frame number beyond int64 once crashed the API process (heap corruption in the C kernel)
+        (json.dumps([_task("f/100000000000000000000.jpg")]), "task 0 (id 7)"),
+        (json.dumps([_task("f/000001.jpg", "track_99999999999999999999")]), "track id"),
+        (b"1,1,0,0,5,5,1,1,1\n2,1e30,0,0,5,5,1,1,1\n", "line 2, field 'id'"),
+        (b"1,1,0,0,5,5,1,1e30,1\n", "line 1, field 'class'"),
+        (b"1,1,0,0,5,5,1,nan,1\n", "field 'class'"),
+    ],
+)
+def test_numbers_a_kernel_cannot_hold_are_refused_naming_where(api, stored_run, content, needle):  # noqa: F811
+    client, store, _ = api
+    before = snapshot(store)
+    answer = _gt(client, stored_run, "gt.json" if str(content)[:1] == "[" else "gt.txt", content)
+    assert answer.status_code == 400 and needle in answer.json()["detail"], answer.text
+    assert snapshot(store) == before
+
+
+def _video_region(frames_count: int) -> bytes:
+    region = {"id": "r", "type": "videorectangle", "original_width": 640, "original_height": 360,
+              "value": {"framesCount": frames_count, "labels": ["player"],
+                        "sequence": [{"frame": 1, "x": 1, "y": 1, "width": 5, "height": 5, "enabled": True}]}}  # fmt: skip
+    return json.dumps([{"data": {"video": "v.mp4"}, "annotations": [{"result": [region]}]}]).encode()
+
+
+def test_a_ground_truth_bomb_is_held_to_the_video_or_refused(api, stored_run):  # noqa: F811
+    """261 bytes claiming 3 M frames made 3 M rows (2.9 GB): a region is held up to the run's frame count
+    when it is known, and never expands into more than 100,000 rows."""
+    client, store, _ = api
+    before = snapshot(store)
+    started = time.monotonic()
+    answer = _gt(client, stored_run, "gt.json", _video_region(3_000_000))
+    assert answer.status_code == 400 and "more than 100,000 rows" in answer.json()["detail"], answer.text
+    assert time.monotonic() - started < 5 and snapshot(store) == before
+    store.update(stored_run, lambda r: r.stages["detect"].params.update(det_db={"frames": 60}))
+    answer = _gt(client, stored_run, "gt.json", _video_region(3_000_000))
+    assert answer.status_code == 201 and answer.json()["rows"] == 60 and answer.json()["frames"] == [1, 60]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig"])
+def test_mot_text_from_windows_editors_is_read(api, stored_run, encoding):  # noqa: F811
+    client, _, _ = api
+    data = "1,1,10,10,5,5,1,1,1\r\n2,1,11,10,5,5,1,1,1\r\n".encode(encoding)
+    answer = _gt(client, stored_run, "gt.txt", data)
+    assert answer.status_code == 201 and answer.json()["rows"] == 2 and answer.json()["frames"] == [1, 2], answer.text
+
+
+def test_nul_bytes_and_undecodable_bodies_are_4xx_not_500(api, stored_run, scene):  # noqa: F811
+    client, store, _ = api
+    before = snapshot(store)
+    with open(scene.video, "rb") as handle:
+        answer = client.post("/detect", files={"file": ("c.mp4", handle)}, data={"weights": "a\x00b"})
+    assert answer.status_code == 400 and "NUL" in answer.json()["detail"], answer.text
+    for path, body in [
+        ("/track", {"run": stored_run, "tracker": "motrv2", "weights": "a\x00b"}),
+        ("/train", {"runs": [stored_run], "weights": "a\x00b"}),
+        ("/sweeps", {"run": stored_run, "tracker": "motrv2", "weights": ["a\x00b"], "grid": {"miss_tolerance": [1]}}),
+    ]:
+        answer = client.post(path, json=body)
+        assert 400 <= answer.status_code < 500, (path, answer.text)
+    for body, content_type in [
+        (b'{"path": "\xff\xfe"}', "application/json"),
+        ('{"path": "clip.mp4", "sequence": "\u00e9"}'.encode("latin-1"), "application/json; charset=latin-1"),
+        (b'{"path": "clip.mp4", "min_area": ' + b"9" * 5000 + b"}", "application/json"),
+    ]:
+        answer = client.post("/detect", content=body, headers={"Content-Type": content_type})
+        assert answer.status_code == 400 and "invalid JSON body" in answer.json()["detail"], answer.text
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"seed": 10**30}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"lr_linear_proj_mult": 1e308}, "lr_linear_proj_mult"),
+        ({"trainable": ["backbone; rm -rf"]}, "trainable"),
+        ({"val": ["../etc"]}, "val"),
+        ({"grid": {"lr": []}}, "grid"),
+        ({"grid": {"lr": list(range(1000)), "epochs": list(range(1, 1001))}}, "1,000,000 combinations"),
+        ({"model": "dfine", "clip_max_norm": float("inf"), "size": "n", "dataset": "coco"}, "clip_max_norm"),
+        ({"model": "dfine", "val": ["a:b-c"], "size": "n", "dataset": "coco"}, "val"),
+    ],
+)
+def test_training_options_that_would_fail_in_the_worker_are_422(api, stored_run, body, field):  # noqa: F811
+    client, store, settings = api
+    (settings.data_root / "w.pth").write_bytes(b"x")
+    before = snapshot(store)
+    started = time.monotonic()
+    answer = client.post("/train", content=json.dumps({"runs": [stored_run], "weights": "w.pth", **body}),
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 422 and field in answer.json()["detail"], answer.text
+    assert time.monotonic() - started < 1.5 and snapshot(store) == before
+    assert not (settings.data_root / "jobs").exists() or not any((settings.data_root / "jobs").iterdir())
+
+
+def test_expensive_requests_are_capped_at_the_request(api, stored_run, scene):  # noqa: F811
+    client, store, settings = api
+    _gt(client, stored_run, "gt.txt", scene.gt_txt.read_bytes())
+    started = time.monotonic()
+    grid = {"lost_track_buffer": list(range(1000)), "minimum_iou": [i / 1000 for i in range(1000)]}
+    answer = client.post("/sweeps", json={"run": stored_run, "tracker": "bytetrack", "grid": grid})
+    assert answer.status_code == 422 and "1,000,000 combinations" in answer.json()["detail"], answer.text
+    answer = client.post("/eval/compare", json={"runs": [stored_run], "labels": ["x" * 1_000_000]})
+    assert answer.status_code == 422 and "labels" in answer.json()["detail"]
+    answer = client.post("/detect", json={"path": "clip.mp4", "detector": "dfine", "size": "xxl"})
+    assert answer.status_code == 422 and "size" in answer.json()["detail"]
+    assert time.monotonic() - started < 3
+
+
+def test_the_comparison_plot_url_it_answers_with_serves_the_plot(api, stored_run, scene):  # noqa: F811
+    client, store, _ = api
+    (store.run_dir(stored_run) / "tracks.txt").write_bytes(scene.gt_txt.read_bytes())
+    store.start_stage(stored_run, "track")
+    store.succeed_stage(stored_run, "track", ["tracks.txt"])
+    assert _gt(client, stored_run, "gt.txt", scene.gt_txt.read_bytes()).status_code == 201
+    answer = client.post("/eval/compare", json={"runs": [stored_run, stored_run], "labels": ["a", "b"]})
+    assert answer.status_code == 200, answer.text
+    plot = client.get(answer.json()["plot"])
+    assert plot.status_code == 200 and plot.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_full_disk_is_a_507_for_uploads_and_degraded_health(small_disk, scene):  # noqa: F811
+    from services.gateway.app import create
+    from shared.settings import Settings
+    from tests.test_reliability import _fill
+
+    client = TestClient(create(Settings(data_root=small_disk, api_token=TOKEN)))
+    client.headers["Authorization"] = f"Bearer {TOKEN}"
+    health = client.get("/healthz").json()
+    assert health["checks"]["data_root"] == "ok", health
+    _fill(small_disk)
+    health = client.get("/healthz")
+    assert health.status_code == 503 and "disk almost full" in health.json()["checks"]["data_root"], health.text
+    with open(scene.video, "rb") as handle:
+        answer = client.post("/detect", files={"file": ("clip.mp4", handle, "video/mp4")})
+    assert answer.status_code == 507 and "No space left" in answer.json()["detail"], answer.text
+    assert not list((small_disk / "uploads").glob("*.part"))
