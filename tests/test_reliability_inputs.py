@@ -41,9 +41,9 @@ def test_numbers_a_kernel_cannot_hold_are_refused_naming_where(api, stored_run, 
 
 
 def _video_region(frames_count: int) -> bytes:
+    key = {"frame": 1, "x": 1, "y": 1, "width": 5, "height": 5, "enabled": True}
     region = {"id": "r", "type": "videorectangle", "original_width": 640, "original_height": 360,
-              "value": {"framesCount": frames_count, "labels": ["player"],
-                        "sequence": [{"frame": 1, "x": 1, "y": 1, "width": 5, "height": 5, "enabled": True}]}}  # fmt: skip
+              "value": {"framesCount": frames_count, "labels": ["player"], "sequence": [key]}}  # fmt: skip
     return json.dumps([{"data": {"video": "v.mp4"}, "annotations": [{"result": [region]}]}]).encode()
 
 

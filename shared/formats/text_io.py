@@ -11,7 +11,6 @@ from pathlib import Path
 
 from shared.errors import InputError
 
-
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
