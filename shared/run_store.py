@@ -233,14 +233,17 @@ class RunStore:
         log.warning("the data root's disk is full: released the reserve to record a failure")
         return True
 
-    def reset_stage(self, run_id: str, stage: str, params: dict, task: dict | None = None) -> RunRecord:
-        """Queue a stage again: pending, with new parameters (and the task that will run it), error cleared."""
+    def reset_stage(
+        self, run_id: str, stage: str, params: dict, task: dict | None = None, keep_attempts: bool = True
+    ) -> RunRecord:
+        """Queue a stage again: pending, with new parameters (and the task that will run it), error cleared;
+        `keep_attempts=False` for a new request (its attempts count from 0)."""
 
         def change(record: RunRecord) -> None:
             previous = record.stages.get(stage) or StageRecord()
-            record.stages[stage] = StageRecord(
-                params=params, attempts=previous.attempts, task=task or previous.task, queued=utcnow()
-            )
+            attempts = previous.attempts if keep_attempts else 0
+            record.stages[stage] = StageRecord(params=params, attempts=attempts, task=task or previous.task,
+                                               queued=utcnow())  # fmt: skip
 
         return self.update(run_id, change)
 

@@ -433,6 +433,8 @@ class JobRecord(Schema):
     checkpoints: list[str] = Field(default_factory=list)
     attempts: int = 0
     worker: dict[str, Any] = Field(default_factory=dict)  # host and pid of the process running it
+    task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
+    queued: datetime | None = None  # when its task was (last) sent to the broker
     grid: list[dict[str, Any]] | None = None  # a grid's table: one row per combination
 
 

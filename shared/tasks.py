@@ -30,9 +30,12 @@ class BrokerUnavailable(RuntimeError):
     """The task could not be queued; the stage has been marked failed with the reason."""
 
 
-def enqueue(store: RunStore, celery, run_id: str, stage: str, name: str, args: list, params: dict) -> None:
-    """Record the task in the stage (pending), then send it; a broker failure fails the stage and raises."""
-    store.reset_stage(run_id, stage, params, {"name": name, "args": args})
+def enqueue(
+    store: RunStore, celery, run_id: str, stage: str, name: str, args: list, params: dict, retry: bool = False
+) -> None:
+    """Record the task in the stage (pending), then send it; a broker failure fails the stage and raises.
+    `retry`: the reaper queues a lost attempt again (its attempts keep counting); otherwise a new request."""
+    store.reset_stage(run_id, stage, params, {"name": name, "args": args}, keep_attempts=retry)
     try:
         celery.send_task(name, args=args)
     except Exception as exc:  # broker down: say so instead of leaving the stage pending forever
@@ -41,17 +44,30 @@ def enqueue(store: RunStore, celery, run_id: str, stage: str, name: str, args: l
 
 
 def run_stage(
-    store: RunStore, run_id: str, stage: str, body: Callable[[], list[str]], heartbeat_s: float = 10.0
+    store: RunStore,
+    run_id: str,
+    stage: str,
+    body: Callable[[], list[str]],
+    heartbeat_s: float = 10.0,
+    retries: int | None = None,
 ) -> dict:
     """Run `body` (which writes artifacts and returns their names) as `stage` of `run_id`.
 
     The stage ends `succeeded` only after the artifacts exist; any error leaves it `failed`
     with a one-line reason (bad input) or the exception (a bug), never a partial success.
+    A delivery after `retries` + 1 attempts whose worker died (the broker hands a task whose process was
+    killed, e.g. for memory, out again at once) fails the stage instead of dying once more.
     """
     current = store.get(run_id).stages.get(stage)
     if current is not None and current.state == StageState.succeeded:
         log.info("stage %s of run %s already succeeded: a duplicate delivery, nothing to do", stage, run_id)
         return TaskResult(run=run_id, stage=stage, state=StageState.succeeded).model_dump()
+    if retries is not None and current is not None and current.attempts > retries:
+        reason = (f"not tried again: its worker died during each of {current.attempts} attempts "
+                  "(killed for memory? `motpipe doctor` checks the inputs)")  # fmt: skip
+        store.fail_stage_on_full_disk(run_id, stage, reason)
+        log.error("stage %s of run %s: %s", stage, run_id, reason)
+        return TaskResult(run=run_id, stage=stage, state=StageState.failed, error=reason).model_dump()
     try:
         with every(heartbeat_s, lambda: store.beat(run_id, stage), f"heartbeat-{run_id}-{stage}"):
             artifacts = body()
@@ -96,7 +112,8 @@ def reap(store: RunStore, celery, stale_s: float, retries: int) -> list[tuple[st
         for record, name, stage in lost_pending:
             if held is not None and record.run.encode() not in held:
                 try:
-                    enqueue(store, celery, record.run, name, stage.task["name"], stage.task["args"], stage.params)
+                    enqueue(store, celery, record.run, name, stage.task["name"], stage.task["args"], stage.params,
+                            retry=True)  # fmt: skip
                     done.append((record.run, name, "requeued (its message was lost)"))
                 except BrokerUnavailable:
                     done.append((record.run, name, "failed"))
@@ -107,7 +124,8 @@ def reap(store: RunStore, celery, stale_s: float, retries: int) -> list[tuple[st
                 continue
             if stage.task and stage.attempts <= retries:
                 try:
-                    enqueue(store, celery, record.run, name, stage.task["name"], stage.task["args"], stage.params)
+                    enqueue(store, celery, record.run, name, stage.task["name"], stage.task["args"], stage.params,
+                            retry=True)  # fmt: skip
                     done.append((record.run, name, "requeued"))
                 except BrokerUnavailable:
                     done.append((record.run, name, "failed"))
@@ -119,8 +137,11 @@ def reap(store: RunStore, celery, stale_s: float, retries: int) -> list[tuple[st
     return done
 
 
-def start_reaper(store: RunStore, celery, stale_s: float, retries: int, every_s: float) -> threading.Event:
-    """Run `reap` every `every_s` seconds in a daemon thread; set the returned event to stop it."""
+def start_reaper(
+    store: RunStore, celery, stale_s: float, retries: int, every_s: float, also: Callable[[], object] | None = None
+) -> threading.Event:
+    """Run `reap` (and `also`, e.g. the training jobs' reaper) every `every_s` seconds in a daemon thread; set
+    the returned event to stop it."""
     stop = threading.Event()
 
     def loop() -> None:
@@ -129,6 +150,8 @@ def start_reaper(store: RunStore, celery, stale_s: float, retries: int, every_s:
             try:
                 store.keep_reserve()
                 reap(store, celery, stale_s, retries)
+                if also is not None:
+                    also()
             except Exception:  # the reaper must outlive a bad record or a broker hiccup
                 log.exception("reaper pass failed")
 

@@ -345,15 +345,26 @@ def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_pa
 
 
 def test_a_redis_restart_without_persistence_loses_no_run(stack, tmp_path):
-    """Runs queued while no worker runs; Redis is wiped (a restart without persistence); the worker that
-    starts afterwards finds pending stages whose messages are gone and queues them again."""
+    """Runs, a sweep and a training job queued while no worker runs; Redis is wiped (a restart without
+    persistence); the worker that starts afterwards finds what waits for a message that is gone and queues it
+    again: the runs are detected, the sweep's children tracked and evaluated, the job started."""
     import redis
 
     scene = render_scene(tmp_path / "clip", frames=20, seed=9, size=(320, 180))
     stack.env |= {"MOTPIPE_STAGE_STALE_S": "3"}
     stack.start_gateway()
+    first = stack.start_worker("w0")
+    parent = upload(stack, scene.video, "parent")
+    assert stack.wait_stage(parent, "detect")["stages"]["detect"]["state"] == "succeeded"
+    with open(scene.gt_txt, "rb") as handle:
+        assert httpx.post(f"{stack.url}/runs/{parent}/gt", files={"file": ("gt.txt", handle)}).status_code == 201
+    stack.kill(first)
     runs = [upload(stack, scene.video, f"s{i}") for i in range(2)]
     assert all(stack.run(r)["stages"]["detect"]["state"] == "pending" for r in runs)
+    grid = {"lost_track_buffer": [5, 30]}
+    sweep = httpx.post(f"{stack.url}/sweeps", json={"run": parent, "tracker": "bytetrack", "grid": grid}).json()
+    (stack.root / "w.pth").write_bytes(b"not a checkpoint")
+    job = httpx.post(f"{stack.url}/train", json={"runs": [parent], "weights": "w.pth", "epochs": 1}).json()["job"]
     redis.Redis.from_url(REDIS_URL).flushdb()  # what a Redis restart without persistence leaves
     time.sleep(3.5)
     stack.start_worker("w1")
@@ -361,3 +372,8 @@ def test_a_redis_restart_without_persistence_loses_no_run(stack, tmp_path):
         record = stack.wait_stage(run, "detect", timeout=90)
         assert record["stages"]["detect"]["state"] == "succeeded", record
     assert "had no message in the broker: queued again" in (stack.logs / "w1.log").read_text()
+    body = stack.poll(f"/sweeps/{sweep['sweep']}", lambda b: b["state"] in ("succeeded", "failed"), timeout=120)
+    assert body["state"] == "succeeded" and body["progress"] == {"done": 2, "total": 2}, body
+    assert all(row["HOTA"] > 0 for row in body["leaderboard"])
+    record = stack.poll(f"/train/{job}", lambda b: b["state"] != "pending", timeout=90)
+    assert record["state"] == "failed" and "w.pth" in record["error"], (record["state"], record["error"])

@@ -39,4 +39,4 @@ def detect(self, run_id: str, input_path: str, options: dict) -> dict:
         store.update(run_id, lambda r: r.stages["detect"].params.update(det_db=result.info.model_dump(mode="json")))
         return ["det_db.json"]
 
-    return run_stage(store, run_id, "detect", body, get_settings().heartbeat_s)
+    return run_stage(store, run_id, "detect", body, settings.heartbeat_s, settings.stage_retries)

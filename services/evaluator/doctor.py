@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from shared.errors import InputError
-from shared.formats.det_db import det_db_key, parse_key, read_det_db, sequences
+from shared.formats.det_db import MAX_PROPOSALS_PER_FRAME, det_db_key, parse_key, read_det_db, sequences
 from shared.formats.mot_txt import MotTable, read_mot
 from shared.schemas import DoctorReport, Finding, Severity
 
@@ -148,6 +148,14 @@ def check_det_db(
             "check that the det_db was made from this video", first_extra_key=det_db_key(sequence, extra[0]),
         ))  # fmt: skip
     counts = np.array([len(det_db.get(det_db_key(sequence, f), ())) for f in range(1, expected + 1)])
+    crowded = np.flatnonzero(counts > MAX_PROPOSALS_PER_FRAME)
+    if crowded.size:
+        findings.append(_finding(
+            "DETDB_TOO_MANY_PROPOSALS", E,
+            f"{crowded.size} frame(s) hold more than {MAX_PROPOSALS_PER_FRAME:,} proposals (up to {counts.max():,})",
+            "make the det_db again with the detector's score threshold: trackers refuse such frames",
+            first_key=det_db_key(sequence, int(crowded[0]) + 1), most=int(counts.max()),
+        ))  # fmt: skip
     start, length = _longest_run((counts == 0) & covered[1:])
     if total and length >= max(25, expected // 20):
         findings.append(_finding(

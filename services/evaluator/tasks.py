@@ -13,14 +13,15 @@ from .store import doctor_run, evaluate_run, metrics_name
 
 @app.task(name="evaluator.evaluate", bind=True)
 def evaluate(self, run_id: str, iou: float = 0.5) -> dict:
-    store = RunStore(get_settings().data_root)
+    settings = get_settings()
+    store = RunStore(settings.data_root)
 
     def body() -> list[str]:
         store.start_stage(run_id, "eval", {"iou": iou})
         evaluate_run(store, run_id, iou)
         return [metrics_name(iou)]
 
-    return run_stage(store, run_id, "eval", body, get_settings().heartbeat_s)
+    return run_stage(store, run_id, "eval", body, settings.heartbeat_s, settings.stage_retries)
 
 
 @app.task(name="evaluator.doctor", bind=True)

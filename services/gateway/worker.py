@@ -8,6 +8,7 @@ import services.detector.tasks  # noqa: F401 - registers detector.detect
 import services.evaluator.tasks  # noqa: F401 - registers evaluator.evaluate
 import services.tracker.tasks  # noqa: F401 - registers tracker.track
 import services.trainer.tasks  # noqa: F401 - registers tracker.train and detector.train
+from services.trainer.jobs import reap_jobs
 from shared.celery_app import app
 from shared.run_store import RunStore
 from shared.settings import get_settings
@@ -19,7 +20,9 @@ def _start_reaper(**_) -> None:
     """Every worker looks for stages whose worker died (no heartbeat) and queues them again."""
     settings = get_settings()
     every = max(1.0, min(15.0, settings.stage_stale_s / 4))
-    start_reaper(RunStore(settings.data_root), app, settings.stage_stale_s, settings.stage_retries, every)
+    jobs = settings.data_root.resolve() / "jobs"
+    also = lambda: reap_jobs(jobs, app, settings.stage_stale_s)  # noqa: E731
+    start_reaper(RunStore(settings.data_root), app, settings.stage_stale_s, settings.stage_retries, every, also)
 
 
 def run_worker(

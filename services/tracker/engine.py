@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from shared.errors import InputError
-from shared.formats.det_db import det_db_key, parse_key, resolve_sequence
+from shared.formats.det_db import MAX_PROPOSALS_PER_FRAME, det_db_key, parse_key, resolve_sequence
 from shared.formats.mot_txt import MotTable
 from shared.frames import FrameSource, prefetch
 from shared.schemas import TrackOptions
@@ -59,6 +59,10 @@ def frame_keys(
             f"available e.g. {available[0] if available else None!r}",
             source=source,
         )
+    crowded = next((k for k in keys if len(det_db[k]) > MAX_PROPOSALS_PER_FRAME), None)
+    if crowded is not None:
+        raise InputError(f"{len(det_db[crowded]):,} proposals in one frame, more than {MAX_PROPOSALS_PER_FRAME:,} "
+                         "(`motpipe doctor` lists such frames)", source=source, where=crowded)  # fmt: skip
     return keys
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 
 from shared.celery_app import app
@@ -11,7 +12,7 @@ from shared.frames import open_frames
 from shared.run_store import ProgressReporter, RunStore
 from shared.schemas import TrackOptions
 from shared.settings import get_settings, pick_device
-from shared.tasks import run_stage
+from shared.tasks import BrokerUnavailable, enqueue, run_stage
 
 from .engine import build_tracker, run_tracking
 
@@ -25,7 +26,11 @@ def _model(weights: str, device: str):
 
 
 @app.task(name="tracker.track", bind=True)
-def track(self, run_id: str, options: dict, sequence: str | None = None, num_frames: int | None = None) -> dict:
+def track(
+    self, run_id: str, options: dict, sequence: str | None = None, num_frames: int | None = None, evaluate=False
+) -> dict:
+    """Track a run's det_db; `evaluate`: queue the run's evaluation once its tracks are written (sweeps). The
+    evaluation is a stage of its own (recorded, so the reaper queues it again if the broker loses it)."""
     settings = get_settings()
     store = RunStore(settings.data_root)
     opts = TrackOptions.model_validate(options)
@@ -47,4 +52,8 @@ def track(self, run_id: str, options: dict, sequence: str | None = None, num_fra
         store.update(run_id, lambda r: store.forget_derived(r, folder))  # metrics of the old tracks are stale
         return ["tracks.txt"]
 
-    return run_stage(store, run_id, "track", body, get_settings().heartbeat_s)
+    result = run_stage(store, run_id, "track", body, settings.heartbeat_s, settings.stage_retries)
+    if evaluate and result["state"] == "succeeded":
+        with contextlib.suppress(BrokerUnavailable):  # the eval stage is marked failed with the reason
+            enqueue(store, app, run_id, "eval", "evaluator.evaluate", [run_id, 0.5], {"iou": 0.5})
+    return result

@@ -24,7 +24,7 @@ from shared.schemas import DFineTrainRequest, JobRecord, StageState, TrainReques
 from shared.settings import Settings
 
 from .grid import combination_name, combinations
-from .jobs import mark_failed, new_job_id, read_job, write_job
+from .jobs import mark_failed, new_job_id, read_job, record_task, write_job
 
 router = APIRouter(tags=["trainer"])
 _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -55,6 +55,7 @@ def _check_runs(store: RunStore, runs: list[str], det_db: bool = True) -> None:
 
 
 def _queue(celery: Celery, folder: Path, job_id: str, request: dict, task: str = "tracker.train") -> None:
+    record_task(folder, task, [job_id, request])
     try:
         celery.send_task(task, args=[job_id, request])
     except Exception as exc:

@@ -101,6 +101,42 @@ def update_job(folder: Path, change: Callable[[JobRecord], None]) -> JobRecord:
         return record
 
 
+def record_task(folder: Path, name: str, args: list) -> None:
+    """Note the task a pending job waits for, so that a reaper can send it again if the broker loses it."""
+
+    def change(record: JobRecord) -> None:
+        record.task, record.queued = {"name": name, "args": args}, utcnow()
+
+    update_job(folder, change)
+
+
+def reap_jobs(jobs_dir: Path, celery, stale_s: float) -> list[str]:
+    """Send again the task of every job still `pending` longer than `stale_s` after it was queued whose message
+    the broker no longer holds (Redis restarted without persistence); returns their ids. Jobs that ran and
+    died are read as failed by `read_job` and left to `--resume`."""
+    from shared.tasks import broker_messages
+
+    cutoff = utcnow().timestamp() - stale_s
+    waiting = []
+    for folder in sorted(jobs_dir.iterdir()) if jobs_dir.is_dir() else []:
+        with contextlib.suppress(InputError, OSError):
+            record = read_job(folder)
+            if record.state == StageState.pending and record.task and record.queued.timestamp() < cutoff:
+                waiting.append((folder, record))
+    if not waiting:
+        return []
+    held = broker_messages(celery)
+    if held is None:  # the file broker keeps its messages on disk: nothing is lost with a restart
+        return []
+    sent = []
+    for folder, record in waiting:
+        if record.job.encode() not in held:
+            record_task(folder, record.task["name"], record.task["args"])
+            celery.send_task(record.task["name"], args=record.task["args"])
+            sent.append(record.job)
+    return sent
+
+
 def mark_running(record: JobRecord) -> None:
     record.state = StageState.running
     record.error = None

@@ -2,11 +2,12 @@
 
 Each combination becomes an ordinary child run: it gets the parent's det_db and ground truth (copied into its
 folder; its detect stage is recorded as done with the parent's parameters, so nothing is detected again) and
-a chain of the contract's tasks `tracker.track` -> `evaluator.evaluate`, so every worker shares the grid and
-`GET /eval/{child}` works as for any run. A child that fails fails alone; the sweep's state and leaderboard
-are computed from the children's records on every read. With `"search": {"trials": N}` the N combinations
-are drawn by Optuna's TPE sampler over the grid's ranges up front (all trials are asked before any result
-is known, so this is TPE's random start-up phase; the CLI's `--search optuna` feeds results back).
+the contract's task `tracker.track`, which queues `evaluator.evaluate` once its tracks are written (both
+recorded in the child's stages, so the reaper queues either again if the broker loses it); every worker shares
+the grid and `GET /eval/{child}` works as for any run. A child that fails fails alone; the sweep's state and
+leaderboard are computed from the children's records on every read. With `"search": {"trials": N}` the N
+combinations are drawn by Optuna's TPE sampler over the grid's ranges up front (all trials are asked before
+any result is known, so this is TPE's random start-up phase; the CLI's `--search optuna` feeds results back).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
-from celery import Celery, chain
+from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
@@ -113,21 +114,16 @@ def start_sweep(
     for params in drawn:
         child = _child(store, req.run, sweep_id, params)
         options = track_options(req.tracker, params).model_dump(mode="json")
-        args = [child, options, info.get("sequence"), info.get("frames")]
+        args = [child, options, info.get("sequence"), info.get("frames"), True]  # True: then evaluate
         store.reset_stage(child, "track", options, {"name": "tracker.track", "args": args})  # for the reaper
         sweep.children.append(SweepChild(run=child, params=params))
-        tasks.append(
-            chain(
-                celery.signature("tracker.track", args=args, immutable=True),
-                celery.signature("evaluator.evaluate", args=[child, 0.5], immutable=True),
-            )
-        )
+        tasks.append(args)
     folder = _folder(settings, sweep_id)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "sweep.json", sweep.model_dump_json(indent=1))
-    for child, task in zip(sweep.children, tasks, strict=True):
+    for child, args in zip(sweep.children, tasks, strict=True):
         try:
-            task.apply_async()
+            celery.send_task("tracker.track", args=args)
         except Exception as exc:
             store.fail_stage(child.run, "track", f"could not queue the task: {type(exc).__name__}: {exc}")
     return {"sweep": sweep_id, "status_url": f"/sweeps/{sweep_id}"}
@@ -147,7 +143,8 @@ def _child_row(store: RunStore, child: SweepChild) -> dict:
     if failed is not None:
         return row_from_report(child.run, child.params, None, "failed", failed.error)
     metrics = store.run_dir(child.run) / "metrics.json"
-    if stages[1] is not None and stages[1].state == StageState.succeeded and metrics.is_file():
+    tracked = stages[0] is not None and stages[0].state == StageState.succeeded
+    if tracked and metrics.is_file():  # evaluated by its eval stage, or on request (GET /eval) before it
         report = MetricsReport.model_validate_json(metrics.read_text(encoding="utf-8"))
         return row_from_report(child.run, child.params, report, "succeeded", None)
     running = any(s is not None and s.state == StageState.running for s in stages)

@@ -18,6 +18,10 @@ from shared.atomic import atomic_open
 from shared.errors import InputError
 from shared.formats.text_io import read_json
 
+# A detector gives at most a few hundred proposals a frame (D-FINE: 300 queries). A frame with far more (a
+# broken or hostile file: 10^6 boxes took a tracking worker past 8 GB until it was killed) is refused by the
+# trackers and reported by the doctor.
+MAX_PROPOSALS_PER_FRAME = 10_000
 _KEY_RE = re.compile(r"^(?P<sequence>.+)/img1/(?P<frame>\d+)$")
 
 

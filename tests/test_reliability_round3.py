@@ -4,6 +4,7 @@ silently, or was accepted and failed later in a worker. Now: a 4xx naming the pr
 import json
 import time
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -160,3 +161,44 @@ def test_a_full_disk_is_a_507_for_uploads_and_degraded_health(small_disk, scene)
         answer = client.post("/detect", files={"file": ("clip.mp4", handle, "video/mp4")})
     assert answer.status_code == 507 and "No space left" in answer.json()["detail"], answer.text
     assert not list((small_disk / "uploads").glob("*.part"))
+
+
+def test_a_task_whose_worker_keeps_dying_is_failed_not_run_again(tmp_path):
+    """The broker hands a task whose process was killed (e.g. for memory) out again at once; after the
+    allowed attempts the next delivery fails the stage instead of killing another worker."""
+    from shared.run_store import RunStore
+    from shared.tasks import enqueue, run_stage
+
+    store = RunStore(tmp_path)
+    run = store.create().run
+    ran = []
+    for _ in range(3):  # three deliveries whose worker died mid-task: started, never ended
+        store.start_stage(run, "track")
+    result = run_stage(store, run, "track", lambda: ran.append(1) or [], heartbeat_s=60, retries=2)
+    stage = store.get(run).stages["track"]
+    assert ran == [] and result["state"] == "failed" and stage.state == "failed"
+    assert "died during each of 3 attempts" in stage.error
+
+    class Broker:  # a new request starts counting again
+        def send_task(self, name, args):
+            pass
+
+    enqueue(store, Broker(), run, "track", "tracker.track", [run], {})
+    assert store.get(run).stages["track"].attempts == 0
+    assert (
+        run_stage(store, run, "track", lambda: ran.append(1) or [], heartbeat_s=60, retries=2)["state"] == "succeeded"
+    )
+
+
+def test_a_frame_with_absurdly_many_proposals_is_refused_and_reported(tmp_path):
+    from services.evaluator.doctor import run_doctor
+    from services.gateway.cli import main
+    from shared.formats.det_db import MAX_PROPOSALS_PER_FRAME, det_db_key, write_det_db
+
+    boxes = np.tile([10.0, 10.0, 5.0, 5.0, 0.9], (MAX_PROPOSALS_PER_FRAME + 1, 1))
+    path = tmp_path / "det_db.json"
+    write_det_db(path, {det_db_key("s", 1): boxes[:3], det_db_key("s", 2): boxes})
+    assert main(["track", "--det-db", str(path), "--out", str(tmp_path / "t.txt")]) == 2
+    assert not (tmp_path / "t.txt").exists()
+    codes = [f.code for f in run_doctor(det_db_path=path, sequence="s").findings]
+    assert "DETDB_TOO_MANY_PROPOSALS" in codes
