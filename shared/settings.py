@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     api_token: str | None = Field(
         default=None, description="when set, every request needs 'Authorization: Bearer <token>'"
     )
+    # "off": serving without a token on a non-loopback address is wanted (otherwise refused at start)
+    auth_switch: Literal["on", "off"] = Field("on", validation_alias=AliasChoices("MOTPIPE_AUTH", "auth_switch"))
+    bind_host: str | None = Field(None, description="the address the API listens on (compose: 0.0.0.0)")
     upload_limit_mb: float = 4096.0
     device: str = Field(default="auto", description="'auto' picks cuda when available, else cpu")
     # Seconds a task may run before Celery kills it, and after which an unacknowledged task
@@ -30,6 +34,11 @@ class Settings(BaseSettings):
     heartbeat_s: float = 10.0
     stage_stale_s: float = 60.0
     stage_retries: int = 2
+
+    @field_validator("api_token")
+    @classmethod
+    def _trimmed(cls, value: str | None) -> str | None:
+        return None if value is None else value.strip()
 
     @property
     def auth(self) -> str:

@@ -202,3 +202,73 @@ def test_a_frame_with_absurdly_many_proposals_is_refused_and_reported(tmp_path):
     assert not (tmp_path / "t.txt").exists()
     codes = [f.code for f in run_doctor(det_db_path=path, sequence="s").findings]
     assert "DETDB_TOO_MANY_PROPOSALS" in codes
+
+
+def test_the_dashboard_session_is_not_the_token_and_needs_its_csrf_token(tmp_path, scene):
+    """A page from another port of the same host once replaced a run's ground truth with a no-cors form POST
+    that carried the dashboard's cookie (the raw token). Now the cookie is a signed session, state-changing
+    requests made with it need the page's CSRF token, and other origins are refused outright."""
+    import re
+
+    from services.gateway.app import create
+    from shared.settings import Settings
+
+    client = TestClient(create(Settings(data_root=tmp_path / "data", api_token=" s3cret \n")))  # trimmed
+    assert client.get("/runs").status_code == 401 and client.get("/metrics").status_code == 401
+    page = client.post("/ui/login", data={"token": "s3cret"})
+    assert page.status_code == 200 and page.url.path == "/ui"
+    session = client.cookies["motpipe_session"]
+    assert "s3cret" not in session and client.get("/runs").status_code == 200
+    assert client.get("/metrics").status_code == 200
+    csrf = re.search(r'name="csrf-token" content="([0-9a-f]{64})"', page.text)[1]
+    gt = {"file": ("gt.txt", scene.gt_txt.read_bytes())}
+    with open(scene.video, "rb") as handle:
+        answer = client.post("/detect", files={"file": ("c.mp4", handle)}, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 202, answer.text
+    run = answer.json()["run"]
+    answer = client.post(f"/runs/{run}/gt", files=gt)
+    assert answer.status_code == 403 and "CSRF" in answer.json()["detail"]
+    assert client.post(f"/runs/{run}/gt", files=gt, headers={"X-CSRF-Token": "0" * 64}).status_code == 403
+    for headers in ({"Origin": "http://testserver:8795"}, {"Sec-Fetch-Site": "same-site"}):
+        answer = client.post(f"/runs/{run}/gt", files=gt, headers={"X-CSRF-Token": csrf, **headers})
+        assert answer.status_code == 403 and "another origin" in answer.json()["detail"], headers
+        bearer = {"Authorization": "Bearer s3cret", **headers}  # a script's token does not help a foreign page
+        assert client.post(f"/runs/{run}/gt", files=gt, headers=bearer).status_code == 403
+    same = {"X-CSRF-Token": csrf, "Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    assert client.post(f"/runs/{run}/gt", files=gt, headers=same).status_code == 201
+    client.cookies.clear()
+    assert client.post(f"/runs/{run}/gt", files=gt, headers={"Authorization": "Bearer s3cret"}).status_code == 201
+    client.cookies.set("motpipe_session", session.replace(session[-4:], "0000"))  # forged signature
+    assert client.get("/runs").status_code == 401
+
+
+def test_guessing_the_token_is_rate_limited(tmp_path):
+    from services.gateway.app import create
+    from shared.settings import Settings
+
+    client = TestClient(create(Settings(data_root=tmp_path / "data", api_token="s3cret")))
+    answers = [client.post("/ui/login", data={"token": f"guess{i}"}) for i in range(11)]
+    assert [a.status_code for a in answers[:10]] == [200] * 10 and "wrong token" in answers[0].text
+    assert answers[10].status_code == 429 and int(answers[10].headers["Retry-After"]) > 0
+    assert "too many wrong tokens" in answers[10].text
+    assert client.post("/ui/login", data={"token": "s3cret"}).status_code == 429  # even the right one, for now
+
+
+def test_an_open_api_on_a_public_address_is_refused_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    from services.gateway.app import create
+    from shared.errors import InputError
+    from shared.settings import Settings
+    from tests.conftest import REPO
+
+    with pytest.raises(InputError, match="MOTPIPE_API_TOKEN"):
+        create(Settings(data_root=tmp_path / "a", api_token="", bind_host="0.0.0.0"))
+    create(Settings(data_root=tmp_path / "b", api_token="", bind_host="0.0.0.0", auth_switch="off"))
+    create(Settings(data_root=tmp_path / "c", bind_host="127.0.0.1"))
+    env = {"PATH": "/usr/bin:/bin", "MOTPIPE_DATA_ROOT": str(tmp_path / "d"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "services.gateway.cli", "serve", "--host", "0.0.0.0"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "refusing to serve on 0.0.0.0" in done.stdout + done.stderr
+    assert len((done.stdout + done.stderr).strip().splitlines()) == 1

@@ -131,8 +131,8 @@ def test_login_keeps_the_token_out_of_urls(stack):
         wait_for(driver, "document.querySelector('#runs tbody tr') !== null", 10, "the runs table")
         assert "No runs yet" in driver.find_element("id", "runs").text  # the page's API calls were authorised
         assert "s3cret-token" not in driver.current_url
-        cookie = driver.get_cookie("motpipe_token")
-        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        cookie = driver.get_cookie("motpipe_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "s3cret-token" not in cookie["value"]
         assert console_errors(driver) == []
         driver.find_element("css selector", "header button.link").click()
         wait_for(driver, "location.pathname === '/ui/login'", 10, "logged out")

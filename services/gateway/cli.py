@@ -85,6 +85,10 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from services.gateway.supervisor import WorkerSupervisor
+    from shared.api.auth import check_bind
+    from shared.settings import get_settings
+
+    check_bind(get_settings(), args.host)  # before anything starts: an open API on a public address
 
     # uvicorn ends on SIGTERM/SIGINT and then raises the signal again with the handler it found: ours turns
     # it into SystemExit so that the `finally` below stops the worker (the default SIGTERM action would end
@@ -222,11 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _say(line: str) -> None:
+    """One line on stderr, unwrapped whatever the terminal's width (a reason is read whole, or grepped)."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _run(args) -> int:
     try:
         return args.func(args)
     except InputError as exc:
-        console.print(f"motpipe {args.command}: error: {exc}", markup=False, highlight=False)
+        _say(f"motpipe {args.command}: error: {exc}")
         return 2
     except KeyboardInterrupt:
         return 130
@@ -235,11 +244,18 @@ def _run(args) -> int:
         if pydantic is not None and isinstance(exc, pydantic.ValidationError):  # an option out of range
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "option"
-            console.print(f"motpipe {args.command}: error: {where}: {first['msg']}", markup=False, highlight=False)
+            console.print(
+                f"motpipe {args.command}: error: {where}: {first['msg']}", markup=False, highlight=False, soft_wrap=True
+            )
             return 2
         if os.environ.get("MOTPIPE_DEBUG"):  # one line, not a traceback; MOTPIPE_DEBUG=1 shows it
             raise
-        console.print(f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}", markup=False, highlight=False)
+        console.print(
+            f"motpipe {args.command}: failed: {type(exc).__name__}: {exc}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return 1
 
 

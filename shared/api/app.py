@@ -17,8 +17,9 @@ from shared.errors import ConflictError, GoneError, InputError, MissingInputErro
 from shared.run_store import RunStore
 from shared.settings import Settings, get_settings
 
-from .deps import require_token
+from .auth import check_bind, require_token
 from .docs import ERRORS
+from .health import metrics_router
 from .health import router as health_router
 from .runs import router as runs_router
 from .uploads import remove_stale_parts
@@ -78,6 +79,8 @@ def create_app(routers: list[APIRouter], settings: Settings | None = None, title
     app.state.settings = settings
     app.state.store = RunStore(settings.data_root)
     app.state.celery = make_celery(settings)
+    if settings.bind_host:  # the address a deployment binds to (compose): an open API there is refused
+        check_bind(settings, settings.bind_host)
     if settings.auth.startswith("OFF"):
         log.warning("%s (see /healthz)", settings.auth)
     remove_stale_parts(settings.data_root / "uploads")
@@ -93,8 +96,9 @@ def create_app(routers: list[APIRouter], settings: Settings | None = None, title
         LATENCY.labels(path).observe(time.perf_counter() - start)
         return response
 
-    app.include_router(health_router)
     protected = [Depends(require_token)]
+    app.include_router(health_router)
+    app.include_router(metrics_router, dependencies=protected)
     app.include_router(runs_router, dependencies=protected, responses=ERRORS)
     for router in routers:
         app.include_router(router, dependencies=protected, responses=ERRORS)

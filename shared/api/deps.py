@@ -1,12 +1,11 @@
-"""Dependencies: settings, run store, Celery app and bearer-token auth, all from `app.state`."""
+"""Dependencies: settings, run store and Celery app from `app.state` (auth: `auth.py`), paths confined."""
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 
 from celery import Celery
-from fastapi import HTTPException, Request
+from fastapi import Request
 
 from shared.errors import InputError
 from shared.run_store import RunStore
@@ -23,28 +22,6 @@ def get_store(request: Request) -> RunStore:
 
 def get_celery_dep(request: Request) -> Celery:
     return request.app.state.celery
-
-
-TOKEN_COOKIE = "motpipe_token"  # set by the dashboard's login (HttpOnly, SameSite=Strict): never in a URL
-
-
-def token_ok(request: Request) -> bool:
-    """No token configured, or the bearer header / the dashboard's login cookie carries it."""
-    token = (request.app.state.settings.api_token or "").strip()
-    if not token:
-        return True
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return True
-    cookie = request.cookies.get(TOKEN_COOKIE, "")
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), token.encode())
-
-
-def require_token(request: Request) -> None:
-    if not token_ok(request):
-        raise HTTPException(
-            status_code=401, detail="missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
 
 
 def confine(settings: Settings, user_path: str, field: str = "path") -> Path:

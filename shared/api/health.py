@@ -14,6 +14,7 @@ from shared.run_store import RESERVE_BYTES
 from .docs import binary
 
 router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])  # behind the token: request counts are the operator's business
 
 
 @router.get("/healthz")
@@ -39,6 +40,6 @@ def healthz(request: Request):
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response, responses=binary("text/plain", "Prometheus text"))
+@metrics_router.get("/metrics", response_class=Response, responses=binary("text/plain", "Prometheus text"))
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,14 +1,16 @@
 """Dashboard pages. Each page renders what the stores hold now; `static/app.js` keeps live parts fresh by
 polling the same JSON endpoints any client uses (`/runs`, `/eval/{run}`, `/sweeps/{id}`, `/train/{job}`).
 
-With `MOTPIPE_API_TOKEN` set, `/ui/login` takes the token once and keeps it in an HttpOnly, SameSite=Strict
-cookie that the API accepts as well as the bearer header, so the token never appears in a URL.
+With `MOTPIPE_API_TOKEN` set, `/ui/login` checks the token once (at most 10 wrong ones a minute per address)
+and sets a signed session cookie (HttpOnly, SameSite=Strict; not the token, see shared/api/auth.py); every page
+carries the session's CSRF token for the requests its script makes.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from fastapi.templating import Jinja2Templates
 
 from services.trainer.jobs import read_job
 from services.trainer.sweep_api import read_sweep, sweep_status
-from shared.api.deps import TOKEN_COOKIE, get_settings_dep, get_store, token_ok
+from shared.api.auth import SESSION_COOKIE, SESSION_S, LoginLimiter, csrf_token, new_session, session_of, token_ok
+from shared.api.deps import get_settings_dep, get_store
 from shared.errors import InputError, NotFoundError
 from shared.run_store import RunStore, check_run_id
 from shared.settings import Settings
@@ -30,6 +33,7 @@ templates.env.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=
 router = APIRouter(prefix="/ui", include_in_schema=False)
 static = StaticFiles(directory=HERE / "static")
 _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+_logins = LoginLimiter()
 
 
 class LoginRequired(Exception):
@@ -43,7 +47,9 @@ def login_required(request: Request) -> None:
 
 def _page(request: Request, name: str, **context) -> HTMLResponse:
     settings = request.app.state.settings
-    return templates.TemplateResponse(request, name, {"auth": bool(settings.api_token), **context})
+    session = session_of(request)
+    csrf = csrf_token(session, settings.api_token) if session else ""
+    return templates.TemplateResponse(request, name, {"auth": bool(settings.api_token), "csrf": csrf, **context})
 
 
 @router.get("/login")
@@ -53,17 +59,26 @@ def login_form(request: Request, error: str | None = None):
 
 @router.post("/login")
 def login(request: Request, token: str = Form(...), settings: Settings = Depends(get_settings_dep)):
-    if settings.api_token and not hmac.compare_digest(token.encode(), settings.api_token.encode()):
+    if not settings.api_token:
+        return RedirectResponse("/ui", status_code=303)
+    client = request.client.host if request.client else "?"
+    if wait := _logins.wait_s(client):
+        page = _page(request, "login.html", error=f"too many wrong tokens: try again in {math.ceil(wait)} s")
+        page.status_code, page.headers["Retry-After"] = 429, str(math.ceil(wait))
+        return page
+    if not hmac.compare_digest(token.strip().encode(), settings.api_token.encode()):
+        _logins.failed(client)
         return _page(request, "login.html", error="wrong token")
     answer = RedirectResponse("/ui", status_code=303)
-    answer.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path="/")
+    answer.set_cookie(SESSION_COOKIE, new_session(settings.api_token), max_age=SESSION_S, httponly=True,
+                      samesite="strict", path="/")  # fmt: skip
     return answer
 
 
 @router.post("/logout")
 def logout():
     answer = RedirectResponse("/ui/login", status_code=303)
-    answer.delete_cookie(TOKEN_COOKIE, path="/")
+    answer.delete_cookie(SESSION_COOKIE, path="/")
     return answer
 
 

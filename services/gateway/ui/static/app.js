@@ -17,8 +17,13 @@ const motpipe = (() => {
   const fmt = v => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : (v ?? ""));
   const badge = state => el("span", { class: `state ${state}` }, state);
 
+  // the session's CSRF token (the page holds it; a page of another origin cannot read it)
+  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
   async function api(url, options = {}) {
-    const answer = await fetch(url, { credentials: "same-origin", ...options });
+    const headers = { ...(options.headers || {}) };
+    if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = CSRF;
+    const answer = await fetch(url, { credentials: "same-origin", ...options, headers });
     const type = answer.headers.get("content-type") || "";
     const body = type.includes("json") ? await answer.json() : await answer.text();
     if (!answer.ok) throw new Error((body && body.detail) || `${answer.status} ${answer.statusText}`);
