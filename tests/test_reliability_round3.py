@@ -272,3 +272,49 @@ def test_an_open_api_on_a_public_address_is_refused_at_start(tmp_path):
                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2 and "refusing to serve on 0.0.0.0" in done.stdout + done.stderr
     assert len((done.stdout + done.stderr).strip().splitlines()) == 1
+
+
+MEMORY_SCRIPT = """
+import resource, sys
+from services.evaluator.ground_truth import check_ground_truth
+from shared.errors import InputError
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    kind, summary = check_ground_truth(sys.argv[1], "upload")
+    answer = f"{kind} {summary.rows}"
+except InputError as exc:
+    answer = str(exc)
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(f"{grown:.0f}|{answer}")
+"""
+
+
+@pytest.mark.parametrize("layout", ["one line", "11 columns", "valid"])
+def test_checking_a_large_ground_truth_upload_holds_memory_to_a_chunk(tmp_path, layout):
+    """A one-line 150 MB MOT file took the API to 4 GB, a 500 MB valid one to 2.5 GB: the upload is checked a
+    chunk at a time (here 150-200 MB files; the peak grows by far less than the file)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    path = tmp_path / "gt.txt"
+    if layout == "one line":
+        block, copies = b"1," * (1 << 20), 75  # 150 MB without a newline
+    elif layout == "11 columns":
+        block, copies = b"1,1,0,0,5,5,1,1,1,1,1\n" * 50_000, 150
+    else:
+        block, copies = (
+            b"".join(b"%d,%d,10.5,20.25,30,40,1,1,1\n" % (f, i) for f in range(1, 1001) for i in range(30)),
+            200,
+        )
+    with open(path, "wb") as handle:
+        for _ in range(copies):
+            handle.write(block)
+    done = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    grown, answer = done.stdout.strip().split("|", 1)
+    print(f"{layout}: {path.stat().st_size / 2**20:.0f} MB file, peak grew {grown} MB: {answer}")
+    assert int(grown) < 300, (layout, grown, answer)
+    expected = {"one line": "line 1: expected 6-10", "11 columns": "line 1: expected 6-10", "valid": "mot 6000000"}
+    assert expected[layout] in answer, answer

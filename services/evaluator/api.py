@@ -19,7 +19,7 @@ from shared.run_store import RunStore
 from shared.schemas import DoctorReport, MetricsReport
 from shared.settings import Settings
 
-from .ground_truth import GT_NAMES, read_ground_truth
+from .ground_truth import GT_NAMES, check_ground_truth
 from .plots import plot_comparison
 from .store import doctor_run, evaluate_run, plot_path, render_run_overlay, run_frame_count
 
@@ -41,7 +41,7 @@ async def upload_gt(
             raise InputError("multipart field 'file' (the ground truth) is missing", field="file")
         filename, temp_path, _ = upload.files["file"]
         frames = run_frame_count(store.get(run_id))
-        kind, table = await run_in_threadpool(read_ground_truth, temp_path, filename or "upload", frames)
+        kind, summary = await run_in_threadpool(check_ground_truth, temp_path, filename or "upload", frames)
         name = GT_NAMES[kind]
         atomic_move(temp_path, folder / name)
     finally:
@@ -56,14 +56,13 @@ async def upload_gt(
         r.inputs["gt"] = {"format": kind, "file": filename}
 
     store.update(run_id, record)
-    frames = [int(table.frame.min()), int(table.frame.max())] if len(table) else []
     return {
         "run": run_id,
         "format": kind,
         "artifact": name,
-        "rows": len(table),
-        "tracks": len(set(table.id.tolist())),
-        "frames": frames,
+        "rows": summary.rows,
+        "tracks": summary.ids,
+        "frames": [summary.first_frame, summary.last_frame] if summary.rows else [],
     }
 
 

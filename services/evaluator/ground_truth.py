@@ -6,7 +6,7 @@ import os
 
 from shared.errors import InputError
 from shared.formats.labelstudio import parse_labelstudio
-from shared.formats.mot_txt import MotTable, parse_mot_bytes
+from shared.formats.mot_txt import MotSummary, MotTable, parse_mot_bytes, scan_mot
 from shared.formats.text_io import decode_json, decode_text, has_bom, mapped
 
 # where a run keeps its ground truth, by format
@@ -42,3 +42,18 @@ def read_ground_truth(
     if len(table) == 0:
         raise InputError("ground truth is empty (no tasks or no boxes)", source=source)
     return "mot", table
+
+
+def check_ground_truth(path: str | os.PathLike, source: str, num_frames: int | None = None) -> tuple[str, MotSummary]:
+    """Validate an upload as `read_ground_truth` would and summarise it without keeping its table: MOT text is
+    checked a chunk at a time (the API's memory stays bounded by the chunk, whatever the file's size)."""
+    with mapped(path) as data:
+        head = data[:4096].lstrip(b" \t\r\n")
+        if head and head[:1] not in (b"[", b"{") and not has_bom(data):
+            summary = scan_mot(data, source)
+            if summary.rows == 0:
+                raise InputError("ground truth is empty (no tasks or no boxes)", source=source)
+            return "mot", summary
+    kind, table = read_ground_truth(path, source, num_frames)
+    first, last = (int(table.frame.min()), int(table.frame.max())) if len(table) else (None, None)
+    return kind, MotSummary(len(table), len(set(table.id.tolist())), first, last)
