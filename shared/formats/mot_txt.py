@@ -23,8 +23,9 @@ from shared.formats.decimal_text import parse_decimal_table
 from shared.formats.text_io import decode_text, has_bom, mapped
 
 MAX_FRAME = 10_000_000  # evaluation allocates per frame number: absurd ones are refused, not allocated
-# ids and classes are 32-bit in the metric kernels (and in TrackEval's files): larger ones would wrap silently
-ID_LIMIT = 2**31
+# ids and classes are read as float64 and held as int64: beyond 2^53 they are no longer exact integers (and
+# 1e30 wrapped to -2^63 when cast); refused instead
+ID_LIMIT = 2**53
 COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "vis", "z")
 # Values given to columns a file leaves out (MOT ground truth without conf counts as "use it").
 _DEFAULTS = np.array([0, 0, 0, 0, 0, 0, 1, -1, -1, -1], dtype=np.float64)
