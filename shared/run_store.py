@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import re
@@ -256,10 +257,14 @@ class RunStore:
         self.update(run_id, change)
 
 
-def shown(record: RunRecord, lost_after_s: float) -> RunRecord:
+def shown(record: RunRecord, lost_after_s: float, root: Path | None = None) -> RunRecord:
     """The record as readers get it: a `running` stage whose heartbeat is older than `lost_after_s` reads as
     `failed` with the reason, even when no one could write that (a worker gone with no reaper alive, or a
-    data root that stopped accepting writes). The file itself is left as it is."""
+    data root that stopped accepting writes); with `root`, paths under the data root are shown relative to
+    it (the server's own layout is not the caller's business). The file itself is left as it is."""
+    if root is not None:
+        prefix = json.dumps(str(root.resolve()) + "/")[1:-1]
+        record = RunRecord.model_validate_json(record.model_dump_json().replace(prefix, ""))
     cutoff = utcnow().timestamp() - lost_after_s
     for name, stage in record.stages.items():
         if stage.state == StageState.running and stage.heartbeat and stage.heartbeat.timestamp() < cutoff:

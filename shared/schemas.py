@@ -225,7 +225,7 @@ TRACKER_KNOBS: dict[str, type[BaseModel]] = {"bytetrack": ByteTrackKnobs, "motrv
 class TrackOptions(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    tracker: str = "bytetrack"
+    tracker: Literal["bytetrack", "motrv2"] = "bytetrack"
     weights: str | None = None
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     # tracker-specific knobs (bytetrack: lost_track_buffer, ...; motrv2: miss_tolerance, ...)

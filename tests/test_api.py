@@ -88,10 +88,11 @@ def test_wrong_or_missing_token(api):
     assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200  # liveness stays open
 
 
-@pytest.mark.parametrize("run", ["0123456789abcdef", "..%2F..%2Fetc", "nothex"])
-def test_unknown_run_ids(api, run):
+@pytest.mark.parametrize("run,status", [("0123456789abcdef", 404), ("..%2F..%2Fetc", 404), ("nothex", 422)])
+def test_unknown_run_ids(api, run, status):
+    """An unknown run is a 404; a malformed id a 422 (the OpenAPI document declares the id's pattern)."""
     client, _, _ = api
-    assert client.get(f"/runs/{run}").status_code == 404
+    assert client.get(f"/runs/{run}").status_code == status
     assert client.post("/track", json={"run": "0123456789abcdef"}).status_code == 404
 
 
@@ -130,7 +131,8 @@ def test_track_needs_finished_detect(api, scene):
 
 def test_track_refuses_unknown_tracker_and_options(api, stored_run):
     client, _, _ = api
-    assert client.post("/track", json={"run": stored_run, "tracker": "sort"}).status_code == 400
+    answer = client.post("/track", json={"run": stored_run, "tracker": "sort"})  # the schema's enum
+    assert answer.status_code == 422 and "bytetrack" in answer.json()["detail"], answer.text
     answer = client.post("/track", json={"run": stored_run, "options": {"bogus": 1}})
     assert answer.status_code == 422 and "options.bogus" in answer.json()["detail"]  # the contract: 422
     for bad in (-5, "x", "NaN"):  # values out of range are refused at the request, never in a worker

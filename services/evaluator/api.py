@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from shared.api.deps import get_settings_dep, get_store
+from shared.api.deps import RunIdPath, get_settings_dep, get_store
 from shared.api.docs import MULTIPART_FILE, binary
 from shared.api.files import open_file_response
 from shared.api.uploads import receive_multipart
@@ -29,7 +29,7 @@ SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 
 @router.post("/runs/{run_id}/gt", status_code=201, openapi_extra=MULTIPART_FILE)
 async def upload_gt(
-    run_id: str,
+    run_id: RunIdPath,
     request: Request,
     settings: Settings = Depends(get_settings_dep),
     store: RunStore = Depends(get_store),
@@ -68,7 +68,7 @@ async def upload_gt(
 
 @router.get("/eval/{run_id}", response_model=MetricsReport)
 def get_eval(
-    run_id: str,
+    run_id: RunIdPath,
     iou: float = Query(0.5, gt=0.0, le=1.0),
     annotated_only: bool = Query(False, description="score only frames that carry ground truth"),
     store: RunStore = Depends(get_store),
@@ -86,7 +86,7 @@ def _serve(path: Path, media_type: str, what: str):
 
 
 @router.get("/eval/{run_id}/plots/{name}.png", response_class=Response, responses=binary("image/png"))
-def get_plot(run_id: str, name: str, store: RunStore = Depends(get_store)):
+def get_plot(run_id: RunIdPath, name: str, store: RunStore = Depends(get_store)):
     return _serve(plot_path(store, run_id, name), "image/png", f"plot {name!r}")
 
 
@@ -117,12 +117,12 @@ def compare(req: CompareRequest, store: RunStore = Depends(get_store)):
 
 
 @router.get("/runs/{run_id}/doctor", response_model=DoctorReport)
-def doctor(run_id: str, store: RunStore = Depends(get_store)):
+def doctor(run_id: RunIdPath, store: RunStore = Depends(get_store)):
     """Findings about the run's det_db, ground truth and tracks (whichever exist)."""
     return doctor_run(store, run_id)
 
 
 @router.get("/runs/{run_id}/overlay.mp4", response_class=Response, responses=binary("video/mp4"))
-def overlay(run_id: str, store: RunStore = Depends(get_store)):
+def overlay(run_id: RunIdPath, store: RunStore = Depends(get_store)):
     """The run's video with ground truth, detections and tracks drawn on it (rendered once, then cached)."""
     return _serve(render_run_overlay(store, run_id), "video/mp4", "the overlay")

@@ -16,8 +16,8 @@ from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse
 
-from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
-from shared.api.docs import binary
+from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
+from shared.api.docs import ARTIFACT_TYPES, binary
 from shared.errors import InputError, NotFoundError
 from shared.run_store import RunStore
 from shared.schemas import DFineTrainRequest, JobRecord, StageState, TrainRequest
@@ -136,7 +136,7 @@ def _read(settings: Settings, job_id: str) -> JobRecord:
 
 
 @router.get("/train/{job_id}", response_model=JobRecord)
-def get_job(job_id: str, settings: Settings = Depends(get_settings_dep)):
+def get_job(job_id: IdPath, settings: Settings = Depends(get_settings_dep)):
     record = _read(settings, job_id)
     if record.grid is None:
         return record
@@ -155,10 +155,8 @@ def get_job(job_id: str, settings: Settings = Depends(get_settings_dep)):
     return record
 
 
-@router.get(
-    "/train/{job_id}/artifacts/{name:path}", response_class=Response, responses=binary("application/octet-stream")
-)
-def get_job_artifact(job_id: str, name: str, settings: Settings = Depends(get_settings_dep)):
+@router.get("/train/{job_id}/artifacts/{name:path}", response_class=Response, responses=binary(*ARTIFACT_TYPES))
+def get_job_artifact(job_id: IdPath, name: str, settings: Settings = Depends(get_settings_dep)):
     _read(settings, job_id)
     path = _jobs(settings) / job_id / name
     if not _ARTIFACT.match(name) or name == "job.json" or not path.is_file():

@@ -12,6 +12,8 @@ any result is known, so this is TPE's random start-up phase; the CLI's `--search
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -20,7 +22,7 @@ from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
-from shared.api.deps import confine, get_celery_dep, get_settings_dep, get_store
+from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import binary
 from shared.atomic import atomic_write_text
 from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
@@ -166,13 +168,13 @@ def sweep_status(store: RunStore, record: SweepRecord) -> dict:
 
 
 @router.get("/sweeps/{sweep_id}")
-def get_sweep(sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
+def get_sweep(sweep_id: IdPath, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
     return sweep_status(store, read_sweep(settings, sweep_id))
 
 
 @router.get("/sweeps/{sweep_id}/leaderboard.csv", response_class=Response, responses=binary("text/csv"))
 def get_leaderboard_csv(
-    sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
+    sweep_id: IdPath, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
     board = sweep_status(store, read_sweep(settings, sweep_id))["leaderboard"]
     disposition = {"Content-Disposition": f'attachment; filename="sweep-{sweep_id}.csv"'}
@@ -181,21 +183,26 @@ def get_leaderboard_csv(
 
 @router.get("/sweeps/{sweep_id}/leaderboard.json")
 def get_leaderboard_json(
-    sweep_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
+    sweep_id: IdPath, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
     return sweep_status(store, read_sweep(settings, sweep_id))["leaderboard"]
 
 
 @router.get("/sweeps/{sweep_id}/plots/{name}.png", response_class=Response, responses=binary("image/png"))
 def get_sweep_plot(
-    sweep_id: str, name: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
+    sweep_id: IdPath, name: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)
 ):
     record = read_sweep(settings, sweep_id)
     if name not in ("ranked", "heatmap"):
         raise NotFoundError(f"no sweep plot {name!r} (ranked, heatmap)")
     status = sweep_status(store, record)
     folder = _folder(settings, sweep_id) / "plots"
-    plot_sweep(status["leaderboard"], record.grid, folder)
+    # drawn again only when the leaderboard changed (drawing took 1.5 s a request)
+    drawn_for = hashlib.sha256(json.dumps([status["leaderboard"], record.grid], default=str).encode()).hexdigest()
+    key = folder / ".drawn_for"
+    if not key.is_file() or key.read_text() != drawn_for:
+        plot_sweep(status["leaderboard"], record.grid, folder)
+        atomic_write_text(key, drawn_for)
     path = folder / f"{name}.png"
     if not path.is_file():
         raise NotFoundError(f"sweep {sweep_id} has no {name} plot (it needs two varied parameters and results)")

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from celery import Celery
+from fastapi import Path as PathParameter
 from fastapi import Request
 
 from shared.errors import InputError
 from shared.run_store import RunStore
+from shared.schemas import RUN_ID_RE
 from shared.settings import Settings
+
+# ids in paths as the OpenAPI document declares them (a malformed one is a 422 naming it, before any lookup)
+RunIdPath = Annotated[str, PathParameter(pattern=RUN_ID_RE.pattern, description="a run id (16 hex digits)")]
+IdPath = Annotated[str, PathParameter(pattern=RUN_ID_RE.pattern, description="a job or sweep id (16 hex digits)")]
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -30,10 +30,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse, "descr
                                            for code, text in ERROR_CODES.items()}  # fmt: skip
 
 
-def binary(media_type: str, description: str = "file") -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {"content": {media_type: {"schema": {"type": "string", "format": "binary"}}}, "description": description}
-    }
+# what an artifact is served as (by its name's extension)
+ARTIFACT_TYPES = ("application/octet-stream", "application/json", "text/plain", "text/csv", "image/png", "video/mp4")
+
+
+def binary(*media_types: str, description: str = "file") -> dict[int | str, dict[str, Any]]:
+    content = {media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in media_types}
+    return {200: {"content": content, "description": description}}
 
 
 MULTIPART_OR_JSON = {

@@ -40,6 +40,6 @@ def healthz(request: Request):
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@metrics_router.get("/metrics", response_class=Response, responses=binary("text/plain", "Prometheus text"))
+@metrics_router.get("/metrics", response_class=Response, responses=binary("text/plain", description="Prometheus text"))
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -9,8 +9,8 @@ from shared.run_store import RunStore, shown
 from shared.schemas import RunRecord
 from shared.settings import Settings
 
-from .deps import get_settings_dep, get_store
-from .docs import binary
+from .deps import RunIdPath, get_settings_dep, get_store
+from .docs import ARTIFACT_TYPES, binary
 from .files import open_file_response
 
 router = APIRouter(tags=["runs"])
@@ -26,21 +26,19 @@ def lost_after(settings: Settings) -> float:
 def list_runs(response: Response, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
     """Every readable run, newest first; unreadable records are named in `X-Motpipe-Skipped-Runs`."""
     skipped: list[str] = []
-    runs = [shown(r, lost_after(settings)) for r in store.list(skipped)]
+    runs = [shown(r, lost_after(settings), store.root) for r in store.list(skipped)]
     if skipped:
         response.headers["X-Motpipe-Skipped-Runs"] = ",".join(sorted(skipped))
     return runs
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord)
-def get_run(run_id: str, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
-    return shown(store.get(run_id), lost_after(settings))
+def get_run(run_id: RunIdPath, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
+    return shown(store.get(run_id), lost_after(settings), store.root)
 
 
-@router.get(
-    "/runs/{run_id}/artifacts/{name:path}", response_class=Response, responses=binary("application/octet-stream")
-)
-def get_artifact(run_id: str, name: str, store: RunStore = Depends(get_store)):
+@router.get("/runs/{run_id}/artifacts/{name:path}", response_class=Response, responses=binary(*ARTIFACT_TYPES))
+def get_artifact(run_id: RunIdPath, name: str, store: RunStore = Depends(get_store)):
     record = store.get(run_id)
     if name not in record.artifacts:
         raise NotFoundError(f"run {run_id} has no artifact {name!r}")
