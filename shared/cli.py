@@ -16,7 +16,7 @@ class _LazyConsole:
         if _LazyConsole._console is None:
             from rich.console import Console
 
-            _LazyConsole._console = Console(stderr=True)
+            _LazyConsole._console = Console(stderr=True, soft_wrap=True)  # a line is read whole, or grepped
         return _LazyConsole._console
 
     def __getattr__(self, name: str):

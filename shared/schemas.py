@@ -52,6 +52,7 @@ class StageRecord(Schema):
     heartbeat: datetime | None = None  # refreshed by the worker while the stage runs
     queued: datetime | None = None  # when its task was (last) sent to the broker
     task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
+    notes: list[str] = Field(default_factory=list)  # what the stage found worth saying (e.g. thresholds)
 
 
 def check_grid(grid: dict[str, list], factor: int = 1) -> dict[str, list]:
@@ -195,17 +196,32 @@ class DetectRequest(DetectOptions):
         return value
 
 
+# Each tracker's knobs with their defaults: the one place the API checks them, the CLI's help and the
+# dashboard's forms read them, and the trackers take their defaults from.
+BYTETRACK_DEFAULTS = {"score_threshold": 0.5, "high_score_threshold": 0.5, "lost_track_buffer": 30,
+                      "minimum_iou": 0.1, "minimum_consecutive_frames": 1, "frame_rate": 30.0}  # fmt: skip
+MOTRV2_DEFAULTS = {"update_score_threshold": 0.5, "miss_tolerance": 20, "area_threshold": 100.0, "autocast": False}
+MOTRV2_SCORE_THRESHOLD = 0.5  # the official inference script's `--score_threshold`
+
+
 class ByteTrackKnobs(Schema):
     """`bytetrack`'s own knobs (the `options` of /track), checked at the request."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    score_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    high_score_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    lost_track_buffer: int | None = Field(None, ge=0, le=100_000)
-    minimum_iou: float | None = Field(None, ge=0.0, le=1.0)
-    minimum_consecutive_frames: int | None = Field(None, ge=1, le=100_000)
-    frame_rate: float | None = Field(None, gt=0.0, le=10_000)
+    score_threshold: float | None = Field(None, ge=0.0, le=1.0, description="score a detection needs to start a track")
+    high_score_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="score of the first association's detections (follows a lower score_threshold)",
+    )
+    lost_track_buffer: int | None = Field(None, ge=0, le=100_000, description="frames a lost track is kept")
+    minimum_iou: float | None = Field(None, ge=0.0, le=1.0, description="IoU a match needs")
+    minimum_consecutive_frames: int | None = Field(
+        None, ge=1, le=100_000, description="frames a track must be seen before it gets an id"
+    )
+    frame_rate: float | None = Field(None, gt=0.0, le=10_000, description="frames per second (scales the buffer)")
 
 
 class MOTRv2Knobs(Schema):
@@ -213,13 +229,22 @@ class MOTRv2Knobs(Schema):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    update_score_threshold: float | None = Field(None, ge=0.0, le=1.0)
-    miss_tolerance: int | None = Field(None, ge=0, le=100_000)
-    area_threshold: float | None = Field(None, ge=0.0)
-    autocast: bool | None = None
+    update_score_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="score a track needs for its query to be updated (QIM)"
+    )
+    miss_tolerance: int | None = Field(None, ge=0, le=100_000, description="frames a track may be missed")
+    area_threshold: float | None = Field(None, ge=0.0, description="smallest box area written, in pixels")
+    autocast: bool | None = Field(None, description="bfloat16 on a GPU")
 
 
 TRACKER_KNOBS: dict[str, type[BaseModel]] = {"bytetrack": ByteTrackKnobs, "motrv2": MOTRv2Knobs}
+TRACKER_DEFAULTS = {"bytetrack": BYTETRACK_DEFAULTS, "motrv2": MOTRV2_DEFAULTS}
+
+
+def tracker_knobs(tracker: str) -> list[tuple[str, Any, str]]:
+    """(knob, default, description) of a tracker, in the schema's order."""
+    fields = TRACKER_KNOBS[tracker].model_fields
+    return [(name, TRACKER_DEFAULTS[tracker][name], field.description or "") for name, field in fields.items()]
 
 
 class TrackOptions(Schema):

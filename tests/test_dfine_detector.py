@@ -158,3 +158,35 @@ def test_frames_are_read_ahead_from_the_start_and_stop_when_dropped():
         time.sleep(0.01)
     assert not any(t.name == "frame-prefetch" for t in threading.enumerate())
     assert len(produced) < 1000
+
+
+def test_classes_mapped_to_motpipes_travel_in_the_sidecar_to_the_tracks(checkpoint, tmp_path):
+    """`--classes player=person,ball="sports ball"` keeps those two COCO classes, calls them 1 and 2 in the
+    det_db's classes sidecar (the det_db itself keeps the official bytes), and the tracks carry both."""
+    import json
+
+    from shared.formats.mot_txt import read_mot
+
+    filled, _ = checkpoint
+    state = torch.load(filled, weights_only=True)  # the filled model proposes only class 30: favour 0 and 32
+    for weights in (state["model"], state["ema"]["module"]):
+        for name in [n for n in weights if "score_head" in n and n.endswith("bias")]:
+            weights[name] = weights[name].clone()
+            weights[name][[0, 32]] += 20
+    path = tmp_path / "person_and_ball.pth"
+    torch.save(state, path)
+    scene = render_scene(tmp_path / "clip", frames=4, seed=2, size=(320, 180))
+    out = tmp_path / "db.json"
+    assert main(["detect", str(scene.video), "--detector", "dfine", "--weights", str(path), "--size", "n",
+                 "--dataset", "coco", "--classes", 'player=person,ball="sports ball"', "--score-threshold", "0",
+                 "--sequence", "clip", "--out", str(out), "--device", "cpu"]) == 0  # fmt: skip
+    db, classes = read_det_db(out), json.loads((tmp_path / "db.classes.json").read_text())
+    assert all(len(classes[k]) == len(db[k]) for k in db)
+    options = DetectOptions(detector="dfine", weights=str(path), size="n", dataset="coco", score_threshold=0)
+    direct = run_detection(open_frames(scene.video), DFINEDetector(load_dfine(path, "n", "coco")), options)
+    for frame, dets in direct.per_frame.items():  # exactly the person (0) and sports ball (32) rows, renamed
+        kept = dets[np.isin(dets[:, 5], [0, 32])]
+        assert classes[f"clip/img1/{frame:06d}"] == [1 if c == 0 else 2 for c in kept[:, 5]]
+    assert {c for v in classes.values() for c in v} == {1, 2}
+    assert main(["track", "--det-db", str(out), "--score-threshold", "0", "--out", str(tmp_path / "t.txt")]) == 0
+    assert set(read_mot(tmp_path / "t.txt").cls.tolist()) == {1, 2}

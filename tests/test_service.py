@@ -51,6 +51,9 @@ def test_upload_detect_track_through_gateway_and_worker(stack, scene):
     metrics = httpx.get(f"{stack.url}/eval/{run}", timeout=60)
     assert metrics.status_code == 200, metrics.text
     assert metrics.json()["trackeval"]["MOTA"] > 0.6 and metrics.json()["framewise"]["recall"] > 0.8
+    assert "det_db.classes.json" in record["artifacts"] and set(tracks.cls.tolist()) == {1, 2}
+    per_class = metrics.json()["per_class"]  # the ball keeps its class from the detector to the metrics
+    assert set(per_class) == {"player", "ball"} and per_class["ball"]["trackeval"]["HOTA"] > 0
     plot = httpx.get(f"{stack.url}/eval/{run}/plots/metrics_overview.png", timeout=10)
     assert plot.status_code == 200 and plot.content[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -57,8 +57,9 @@ def test_three_by_three_sweep_shares_workers_and_reads_the_det_db(stack, tmp_pat
         assert child["inputs"]["parent"] == run and child["stages"]["detect"]["attempts"] == 1
         metrics = httpx.get(f"{stack.url}/eval/{row['run']}").json()
         assert metrics["trackeval"]["HOTA"] == row["HOTA"]
-        if row["HOTA"] > 0:  # bytetrack writes class -1: no per_class, a note instead
-            assert "per_class" not in row and "no class" in metrics["notes"][0]
+        if row["HOTA"] > 0:  # the motion det_db's classes reach the tracks: ball HOTA on the leaderboard
+            assert set(row["per_class"]) == {"player", "ball"}
+            assert row["per_class"]["ball"]["HOTA"] == metrics["per_class"]["ball"]["trackeval"]["HOTA"]
     logs = "".join(p.read_text() for p in stack.logs.glob("w*.log"))
     assert logs.count("Task detector.detect[") == 2  # received + succeeded: the parent's only
     assert logs.count("Task tracker.track[") >= 9
@@ -66,6 +67,7 @@ def test_three_by_three_sweep_shares_workers_and_reads_the_det_db(stack, tmp_pat
     assert received == {"w1", "w2"}  # both workers took part of the grid
     rows = list(csv.DictReader(io.StringIO(httpx.get(f"{stack.url}/sweeps/{sweep}/leaderboard.csv").text)))
     assert [r["run"] for r in rows] == [r["run"] for r in board] and rows[0]["rank"] == "1"
+    assert float(rows[0]["ball HOTA"]) == board[0]["per_class"]["ball"]["HOTA"]
     assert httpx.get(f"{stack.url}/sweeps/{sweep}/leaderboard.json").json() == board
     for name in ("heatmap", "ranked"):
         plot = httpx.get(f"{stack.url}/sweeps/{sweep}/plots/{name}.png", timeout=30)

@@ -47,9 +47,14 @@ def cmd_detect(args) -> int:
         if frames is not None:
             frames.close()
     write_detections(result, args.out, args.format)
+    sidecar = ""
+    if args.format == "detdb" and result.class_map is not None:
+        from shared.formats.det_db import classes_path
+
+        sidecar = f" (classes: {classes_path(args.out)})"
     console.print(
         f"{result.info.detections} detections in {result.info.keys_with_detections}/{result.info.frames} frames "
-        f"-> {args.out}"
+        f"-> {args.out}{sidecar}"
     )
     return 0
 

@@ -10,13 +10,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from shared.atomic import atomic_open
-from shared.formats.det_db import det_db_key, write_det_db
+from shared.formats.det_db import classes_path, det_db_key, write_det_db, write_det_db_classes
 from shared.formats.mot_txt import MotTable, write_mot
 from shared.frames import FrameSource, prefetch
 from shared.schemas import DetDbInfo, DetectOptions
 
 from .filters import DetectionFilter, FilterStats
-from .registry import resolve_classes
+from .registry import class_map, resolve_classes
 
 ProgressFn = Callable[[int, int | None], None]
 
@@ -26,10 +26,18 @@ class Detections:
     per_frame: dict[int, np.ndarray]  # frame -> (n, 6) l,t,w,h,score,label
     info: DetDbInfo
     stats: FilterStats
+    class_map: dict[int, int] | None = None  # detector label -> motpipe class (None: the classes are unknown)
 
     def det_db(self) -> dict[str, np.ndarray]:
         """Every frame gets a key (an empty list when nothing was found), as MOTRv2 expects."""
         return {det_db_key(self.info.sequence, f): d[:, :5] for f, d in sorted(self.per_frame.items())}
+
+    def classes(self) -> dict[str, list[int]] | None:
+        """The det_db's classes sidecar (motpipe class per line, -1 for a label outside the map), or None."""
+        if self.class_map is None:
+            return None
+        return {det_db_key(self.info.sequence, f): [self.class_map.get(int(c), -1) for c in d[:, 5]]
+                for f, d in sorted(self.per_frame.items())}  # fmt: skip
 
     def mot(self) -> MotTable:
         rows = [
@@ -48,7 +56,8 @@ def run_detection(
 ) -> Detections:
     """`frames`: the source's frames, already being read (`motpipe detect` starts them before the model
     loads); otherwise they are read here, in a thread that also runs the detector's `prepare_frame`."""
-    keep = DetectionFilter(options, resolve_classes(options, getattr(detector, "class_names", None) or []))
+    own_names = getattr(detector, "class_names", None) or []
+    keep = DetectionFilter(options, resolve_classes(options, own_names))
     if hasattr(detector, "prepare"):
         detector.prepare(source)
     if frames is None:
@@ -72,13 +81,20 @@ def run_detection(
     )
     if info.detections == 0 and keep.stats.raw > 0:
         info.notes.append(f"all {keep.stats.raw} detections were removed by the filters: {keep.stats.dropped}")
-    return Detections(per_frame, info, keep.stats)
+    mapping = class_map(options, own_names)
+    if mapping is not None:
+        info.notes.append("classes: " + ", ".join(f"{k} -> {v}" for k, v in sorted(mapping.items())))
+    return Detections(per_frame, info, keep.stats, mapping)
 
 
 def write_detections(result: Detections, path: str | os.PathLike, fmt: str = "detdb") -> None:
     """Write as `detdb` (MOTRv2 JSON), `mot` (MOT txt with class column) or `json` (labels + stats)."""
-    if fmt == "detdb":
+    if fmt == "detdb":  # the official bytes; the classes beside them when known
         write_det_db(path, result.det_db())
+        if (classes := result.classes()) is not None:
+            write_det_db_classes(path, classes)
+        else:  # a sidecar left from an earlier det_db at this path would give these lines wrong classes
+            classes_path(path).unlink(missing_ok=True)
     elif fmt == "mot":
         write_mot(path, result.mot())
     elif fmt == "json":

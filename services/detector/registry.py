@@ -46,25 +46,70 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
     return MotionDetector()
 
 
+# motpipe's own class ids (the group's ground truth): what the det_db's classes sidecar and tracks carry
+MOTPIPE_CLASSES = {"player": 1, "ball": 2}
+
+
+def _name(text: str) -> str:
+    """A class name as the tables spell it: `"sports ball"` -> `sports_ball`."""
+    return text.strip().strip("'\"").strip().lower().replace(" ", "_")
+
+
+def _entries(options: DetectOptions) -> list[tuple[str | None, int | str]]:
+    """`--classes` entries as (motpipe class or None, detector class): `player=person`, `ball=36`, `person`."""
+    out = []
+    for value in options.classes or []:
+        target, source = value.split("=", 1) if isinstance(value, str) and "=" in value else (None, value)
+        if isinstance(source, str) and source.strip().lstrip("-").isdigit():
+            source = int(source)
+        out.append((target.strip() if target is not None else None, source))
+    return out
+
+
+def _table(options: DetectOptions, own_names: list[str] | None) -> dict[str, int]:
+    if own_names:
+        return {_name(name): i for i, name in enumerate(own_names)}
+    return CLASS_NAMES.get(f"{options.detector}/{options.dataset}", CLASS_NAMES.get(options.detector, {}))
+
+
 def resolve_classes(options: DetectOptions, own_names: list[str] | None = None) -> set[int] | None:
-    """Class filter as ids; names are looked up in the detector's class table, or in a fine-tuned checkpoint's
-    own class names (`own_names`, known once the worker has read it). Before that (the API, which never loads
-    checkpoints) a name outside the table passes when D-FINE weights are given: the worker decides."""
+    """Class filter as detector ids; names are looked up in the detector's class table, or in a fine-tuned
+    checkpoint's own class names (`own_names`, known once the worker has read it). Before that (the API, which
+    never loads checkpoints) a name outside the table passes when D-FINE weights are given: the worker decides.
+    `player=person` keeps `person` (and calls it player, see `class_map`)."""
     if not options.classes:
         return None
-    table = CLASS_NAMES.get(f"{options.detector}/{options.dataset}", CLASS_NAMES.get(options.detector, {}))
-    if own_names:
-        table = {name.lower(): i for i, name in enumerate(own_names)}
+    table = _table(options, own_names)
     deferred = own_names is None and options.detector == "dfine" and bool(options.weights)
     ids = set()
-    for value in options.classes:
-        if isinstance(value, int):
-            ids.add(value)
-        elif value.lower() in table:
-            ids.add(table[value.lower()])
+    for target, source in _entries(options):
+        if target is not None and _name(target) not in MOTPIPE_CLASSES and not target.isdigit():
+            raise InputError(f"unknown motpipe class {target!r} in {target}={source}: player, ball or an id",
+                             field="classes")  # fmt: skip
+        if isinstance(source, int):
+            ids.add(source)
+        elif _name(source) in table:
+            ids.add(table[_name(source)])
         elif not deferred:
-            raise InputError(
-                f"unknown class {value!r} for detector {options.detector!r}; known: {sorted(table)}",
-                field="classes",
-            )
+            known = ", ".join(sorted(table)[:5]) + (", ..." if len(table) > 5 else "")
+            raise InputError(f"unknown class {source!r} for detector {options.detector!r}; known: {known}",
+                             field="classes")  # fmt: skip
     return ids
+
+
+def class_map(options: DetectOptions, own_names: list[str] | None = None) -> dict[int, int] | None:
+    """Detector class id -> motpipe class id (1 player, 2 ball, others by id) when the detections' classes
+    mean motpipe's: the motion detector's do; `--classes player=person,ball="sports ball"` maps a checkpoint's
+    (every entry must name its motpipe class); a fine-tune whose classes are named after motpipe's maps
+    itself. None: the classes are unknown (no sidecar is written)."""
+    if options.detector == "motion":
+        return {v: v for v in MOTPIPE_CLASSES.values()}
+    entries = _entries(options)
+    if entries and all(target is not None for target, _ in entries):
+        table = _table(options, own_names)
+        return {(source if isinstance(source, int) else table[_name(source)]):
+                MOTPIPE_CLASSES.get(_name(target)) or int(target) for target, source in entries}  # fmt: skip
+    names = [_name(n) for n in own_names or []]
+    if any(n in MOTPIPE_CLASSES for n in names):
+        return {i: MOTPIPE_CLASSES.get(n, i + 1) for i, n in enumerate(names)}
+    return None

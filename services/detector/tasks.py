@@ -37,6 +37,6 @@ def detect(self, run_id: str, input_path: str, options: dict) -> dict:
         folder = store.run_dir(run_id)
         write_detections(result, folder / "det_db.json", "detdb")
         store.update(run_id, lambda r: r.stages["detect"].params.update(det_db=result.info.model_dump(mode="json")))
-        return ["det_db.json"]
+        return ["det_db.json"] + (["det_db.classes.json"] if result.class_map is not None else [])
 
     return run_stage(store, run_id, "detect", body, settings.heartbeat_s, settings.stage_retries)

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from shared.errors import InputError
-from shared.formats.det_db import MAX_PROPOSALS_PER_FRAME, det_db_key, parse_key, read_det_db, sequences
+from shared.formats.det_db import (
+    MAX_PROPOSALS_PER_FRAME,
+    det_db_key,
+    parse_key,
+    read_det_db,
+    read_det_db_classes,
+    sequences,
+)
 from shared.formats.mot_txt import MotTable, read_mot
 from shared.schemas import DoctorReport, Finding, Severity
 
@@ -295,9 +302,17 @@ def run_doctor(
             findings.append(_finding("GT_UNPARSABLE", E, str(exc), "fix the file at the place named"))
     if det_db_path is not None:
         try:
-            findings += check_det_db(read_det_db(det_db_path), sequence, num_frames, frame_size, gt)
+            det_db = read_det_db(det_db_path)
+            findings += check_det_db(det_db, sequence, num_frames, frame_size, gt)
         except InputError as exc:
+            det_db = None
             findings.append(_finding("DETDB_UNPARSABLE", E, str(exc), "fix the file at the place named"))
+        try:
+            if det_db is not None:
+                read_det_db_classes(det_db_path, det_db)
+        except InputError as exc:
+            fix = "write the det_db and its classes sidecar again together (motpipe detect)"
+            findings.append(_finding("DETDB_CLASSES_MISMATCH", E, str(exc), fix))
     if tracks_path is not None:
         try:
             findings += check_tracks(read_mot(tracks_path))

@@ -39,7 +39,7 @@ def _size(value: str | None) -> tuple[int, int] | None:
 
 def cmd_convert(args) -> int:
     from shared.formats import conversions as conv
-    from shared.formats.det_db import read_det_db, resolve_sequence, write_det_db
+    from shared.formats.det_db import read_det_db, read_det_db_classes, resolve_sequence, write_det_db
     from shared.formats.labelstudio import read_labelstudio
     from shared.formats.mot_txt import read_mot, write_mot
 
@@ -56,7 +56,8 @@ def cmd_convert(args) -> int:
         out = args.output
     elif args.kind == "detdb2mot":
         det_db = read_det_db(args.input)
-        write_mot(args.output, conv.det_db_to_mot(det_db, resolve_sequence(det_db, args.sequence, args.input)))
+        sequence = resolve_sequence(det_db, args.sequence, args.input)
+        write_mot(args.output, conv.det_db_to_mot(det_db, sequence, read_det_db_classes(args.input, det_db)))
         out = args.output
     elif args.kind == "mot2detdb":
         write_det_db(args.output, conv.mot_to_det_db(read_mot(args.input), _need(args.sequence), args.num_frames))

@@ -10,7 +10,7 @@ from shared.errors import InputError
 from shared.formats.det_db import MAX_PROPOSALS_PER_FRAME, det_db_key, parse_key, resolve_sequence
 from shared.formats.mot_txt import MotTable
 from shared.frames import FrameSource, prefetch
-from shared.schemas import TrackOptions
+from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, TrackOptions
 
 from .bytetrack import ByteTrack
 
@@ -40,7 +40,7 @@ def build_tracker(options: TrackOptions, device: str = "cpu", model=None):
     from .motrv2.tracker import MOTRv2Tracker, load_tracker_model
 
     model = model if model is not None else load_tracker_model(options.weights, device)
-    threshold = 0.5 if options.score_threshold is None else options.score_threshold
+    threshold = MOTRV2_SCORE_THRESHOLD if options.score_threshold is None else options.score_threshold
     return MOTRv2Tracker(model, device, threshold, **extra)
 
 
@@ -75,8 +75,10 @@ def run_tracking(
     source: str = "det_db",
     frames: FrameSource | None = None,
     tracker=None,
+    classes: Mapping[str, np.ndarray] | None = None,
 ) -> MotTable:
-    """Track frame by frame; frames are numbered 1.. in video / sorted-file order, as det_db keys are."""
+    """Track frame by frame; frames are numbered 1.. in video / sorted-file order, as det_db keys are.
+    `classes`: the det_db's classes sidecar (trackers then keep each track's class)."""
     tracker = tracker or build_tracker(options)
     if getattr(tracker, "needs_frames", False) and frames is None:
         raise InputError(f"{options.tracker} needs the frames (a video or image folder)", field="frames")
@@ -85,7 +87,10 @@ def run_tracking(
     images = prefetch(iter(frames)) if frames is not None else ((n, None) for n in range(1, len(keys) + 1))
     rows = []
     for (number, image), key in zip(images, keys, strict=False):
-        tracks = tracker.update(np.asarray(det_db[key]).reshape(-1, 5), image)
+        dets = np.asarray(det_db[key]).reshape(-1, 5)
+        if classes is not None:
+            dets = np.column_stack([dets, classes[key]])
+        tracks = tracker.update(dets, image)
         if len(tracks):
             n = len(tracks)
             label = tracks[:, 6:7] if tracks.shape[1] > 6 else np.full((n, 1), -1)
@@ -93,3 +98,35 @@ def run_tracking(
         if progress:
             progress(number, len(keys))
     return MotTable.from_matrix(np.concatenate(rows) if rows else np.zeros((0, 10)))
+
+
+# a det_db in which fewer than this share of boxes reach the tracker's start threshold gets a warning
+FEW_PASSING = 0.05
+
+
+def threshold_notes(
+    det_db: Mapping[str, np.ndarray], options: TrackOptions, tracks: MotTable, tracker=None
+) -> list[str]:
+    """What the tracker's thresholds left of the det_db, in words: how many boxes reach the score a ByteTrack
+    track starts from, and a warning naming the option to lower when almost none do or no track came out."""
+    scores = np.concatenate([np.asarray(v).reshape(-1, 5)[:, 4] for v in det_db.values()] or [np.zeros(0)])
+    threshold = options.score_threshold  # as build_tracker: the request's field wins over the knob
+    threshold = options.options.get("score_threshold") if threshold is None else threshold
+    if threshold is None:
+        threshold = BYTETRACK_DEFAULTS["score_threshold"] if options.tracker == "bytetrack" else MOTRV2_SCORE_THRESHOLD
+    if options.tracker == "bytetrack":
+        start = getattr(tracker, "start_threshold", threshold)
+        passing = int((scores >= start).sum())
+        notes = [f"{passing:,} of {len(scores):,} det_db boxes reach bytetrack's start threshold {start:g}"]
+    else:  # MOTRv2's threshold applies to its own scores of the proposals, not to the detector's
+        passing = len(scores)
+        notes = [f"{len(scores):,} det_db proposals; motrv2's score_threshold {threshold:g}"]
+    if not len(scores):
+        return notes
+    suggestion = max(0.05, np.floor(float(np.median(scores)) * 20) / 20)
+    lower = f"lower score_threshold (CLI --score-threshold, now {threshold:g}), e.g. to {suggestion:g}"
+    if len(tracks) == 0:
+        notes.append(f"warning: no tracks from {len(scores):,} det_db boxes: {lower}")
+    elif options.tracker == "bytetrack" and passing < FEW_PASSING * len(scores):
+        notes.append(f"warning: only {passing / len(scores):.1%} of the det_db boxes can start a track: {lower}")
+    return notes

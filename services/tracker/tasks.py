@@ -6,7 +6,7 @@ import contextlib
 from functools import lru_cache
 
 from shared.celery_app import app
-from shared.formats.det_db import read_det_db
+from shared.formats.det_db import read_det_db, read_det_db_classes
 from shared.formats.mot_txt import write_mot
 from shared.frames import open_frames
 from shared.run_store import ProgressReporter, RunStore
@@ -14,7 +14,7 @@ from shared.schemas import TrackOptions
 from shared.settings import get_settings, pick_device
 from shared.tasks import BrokerUnavailable, enqueue, run_stage
 
-from .engine import build_tracker, run_tracking
+from .engine import build_tracker, run_tracking, threshold_notes
 
 
 @lru_cache(maxsize=2)
@@ -39,6 +39,7 @@ def track(
         folder = store.run_dir(run_id)
         store.start_stage(run_id, "track", opts.model_dump(mode="json"), total=num_frames)
         det_db = read_det_db(folder / "det_db.json")
+        classes = read_det_db_classes(folder / "det_db.json", det_db)
         device = pick_device(settings.device)
         frames = None
         model = None
@@ -47,8 +48,10 @@ def track(
             model = _model(opts.weights, device)
         tracker = build_tracker(opts, device, model)
         progress = ProgressReporter(store, run_id, "track", num_frames)
-        tracks = run_tracking(det_db, opts, sequence, num_frames, progress, "det_db.json", frames, tracker)
+        tracks = run_tracking(det_db, opts, sequence, num_frames, progress, "det_db.json", frames, tracker, classes)
         write_mot(folder / "tracks.txt", tracks)
+        notes = threshold_notes(det_db, opts, tracks, tracker)
+        store.update(run_id, lambda r: r.stages["track"].notes.extend(notes))
         store.update(run_id, lambda r: store.forget_derived(r, folder))  # metrics of the old tracks are stale
         return ["tracks.txt"]
 

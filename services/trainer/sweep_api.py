@@ -82,7 +82,7 @@ def _child(store: RunStore, parent: str, sweep_id: str, params: dict) -> str:
     source = store.run_dir(parent)
     child = store.create({**record.inputs, "parent": parent, "sweep": sweep_id, "sweep_params": params})
     folder = store.run_dir(child.run)
-    present = [n for n in ("det_db.json", *GT_FILES) if (source / n).is_file()]
+    present = [n for n in ("det_db.json", "det_db.classes.json", *GT_FILES) if (source / n).is_file()]
     for name in present:
         shutil.copyfile(source / name, folder / name)
     store.start_stage(child.run, "detect", record.stages["detect"].params)

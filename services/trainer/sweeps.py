@@ -92,10 +92,13 @@ def leaderboard_csv(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r["params"]))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["rank", "run", *keys, "state", *LEADERBOARD_KEYS, "error"])
+    classes = list(dict.fromkeys(name for r in rows for name in r.get("per_class") or {}))
+    writer.writerow(["rank", "run", *keys, "state", *LEADERBOARD_KEYS, *(f"{c} HOTA" for c in classes), "error"])
     for rank, row in enumerate(rows, start=1):
+        per_class = row.get("per_class") or {}
         writer.writerow([rank, row["run"], *(row["params"].get(k) for k in keys), row["state"],
-                         *(row.get(k) for k in LEADERBOARD_KEYS), row.get("error") or ""])  # fmt: skip
+                         *(row.get(k) for k in LEADERBOARD_KEYS),
+                         *((per_class.get(c) or {}).get("HOTA") for c in classes), row.get("error") or ""])  # fmt: skip
     return buffer.getvalue()
 
 
@@ -177,11 +180,12 @@ def run_sweep_local(
     from services.evaluator.ground_truth import read_ground_truth
     from services.tracker.engine import build_tracker, run_tracking
     from services.tracker.motrv2.tracker import load_tracker_model
-    from shared.formats.det_db import read_det_db
+    from shared.formats.det_db import read_det_db, read_det_db_classes
     from shared.formats.mot_txt import write_mot
     from shared.frames import open_frames
 
     det_db = read_det_db(det_db_path)
+    classes = read_det_db_classes(det_db_path, det_db)
     _, gt = read_ground_truth(gt_path)
     combos = combinations(tracker, grid) if trials is None else []
     models: dict[str, Any] = {}
@@ -196,7 +200,7 @@ def run_sweep_local(
                 model = models.setdefault(options.weights, load_tracker_model(options.weights, device))
             engine = build_tracker(options, device, model)
             frames = open_frames(frames_path) if frames_path else None
-            tracks = run_tracking(det_db, options, None, None, None, str(det_db_path), frames, engine)
+            tracks = run_tracking(det_db, options, None, None, None, str(det_db_path), frames, engine, classes)
             report = evaluate(gt, tracks)
             write_mot(out / name / "tracks.txt", tracks)
             atomic_write_text(out / name / "metrics.json", report.model_dump_json())

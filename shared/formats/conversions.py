@@ -84,15 +84,19 @@ def mot_to_labelstudio(
         json.dump(tasks, handle)
 
 
-def det_db_to_mot(det_db: dict[str, np.ndarray], sequence: str) -> MotTable:
-    """Detections of one sequence as MOT rows (id = index within the frame, conf = score)."""
+def det_db_to_mot(
+    det_db: dict[str, np.ndarray], sequence: str, classes: dict[str, np.ndarray] | None = None
+) -> MotTable:
+    """Detections of one sequence as MOT rows (id = index within the frame, conf = score, class from the
+    classes sidecar when given, else -1)."""
     rows = []
     for key, dets in det_db.items():
         parsed = parse_key(key)
         if parsed is None or parsed[0] != sequence or not len(dets):
             continue
         n = len(dets)
-        rows.append(np.column_stack([np.full(n, parsed[1]), np.arange(n), dets[:, :5], np.full((n, 3), -1)]))
+        label = classes[key] if classes is not None else np.full(n, -1)
+        rows.append(np.column_stack([np.full(n, parsed[1]), np.arange(n), dets[:, :5], label, np.full((n, 2), -1)]))
     matrix = np.concatenate(rows) if rows else np.zeros((0, 10))
     return MotTable.from_matrix(matrix[np.lexsort((matrix[:, 1], matrix[:, 0]))])
 

@@ -11,6 +11,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -116,3 +117,57 @@ def resolve_sequence(det_db: Mapping[str, np.ndarray], sequence: str | None, sou
         example = next(iter(det_db), None)
         raise InputError(f"no key follows '<sequence>/img1/<frame:06d>' (e.g. {example!r})", source=source)
     raise InputError(f"det_db holds {len(names)} sequences {sorted(names)[:5]}; name one", source=source)
+
+
+# -- the classes sidecar ----------------------------------------------------------------------------------
+# The det_db stays byte-compatible with the official format; the class of each line travels beside it in
+# `<det_db without .json>.classes.json`: the same keys, values = lists of integer motpipe class ids (1 player,
+# 2 ball, others by id) aligned with the det_db's lines. The official loader never reads it.
+
+
+def classes_path(det_db_path: str | os.PathLike) -> Path:
+    path = Path(det_db_path)
+    stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+    return path.with_name(f"{stem}.classes.json")
+
+
+def write_det_db_classes(det_db_path: str | os.PathLike, classes: Mapping[str, Iterable[int]]) -> Path:
+    """Write the sidecar beside `det_db_path` atomically; returns its path."""
+    target = classes_path(det_db_path)
+    with atomic_open(target, "w", encoding="utf-8") as handle:
+        json.dump({key: [int(c) for c in values] for key, values in classes.items()}, handle)
+    return target
+
+
+def check_det_db_classes(data: object, det_db: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """The sidecar's classes as int64 arrays, or an InputError naming the first key that does not match."""
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object of key -> list of class ids, got {type(data).__name__}",
+                         source=source)  # fmt: skip
+    missing = next((key for key in det_db if key not in data), None)
+    if missing is not None:
+        raise InputError("the det_db has this key, its classes sidecar does not", source=source,
+                         where=f"key {missing!r}")  # fmt: skip
+    extra = next((key for key in data if key not in det_db), None)
+    if extra is not None:
+        raise InputError("the classes sidecar has this key, its det_db does not", source=source,
+                         where=f"key {extra!r}")  # fmt: skip
+    classes = {}
+    for key, values in data.items():
+        if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise InputError("expected a list of integer class ids", source=source, where=f"key {key!r}")
+        if len(values) != len(det_db[key]):
+            raise InputError(f"{len(values)} classes for {len(det_db[key])} det_db lines", source=source,
+                             where=f"key {key!r}")  # fmt: skip
+        classes[key] = np.asarray(values, dtype=np.int64)
+    return classes
+
+
+def read_det_db_classes(
+    det_db_path: str | os.PathLike, det_db: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray] | None:
+    """The classes sidecar beside a det_db, checked against it; None when there is none."""
+    sidecar = classes_path(det_db_path)
+    if not sidecar.is_file():
+        return None
+    return check_det_db_classes(read_json(sidecar), det_db, str(sidecar))

@@ -75,6 +75,7 @@ class MOTRv2Runtime:
 
     def reset(self) -> None:
         self.max_obj_id = 0
+        self.born: dict[int, int] = {}  # ids given in the last step -> the query they were given to
         self.carried: tuple[torch.Tensor, ...] | None = None  # ref_pts, query_pos, obj_idxes, disappear_time
 
     @torch.inference_mode()
@@ -93,6 +94,7 @@ class MOTRv2Runtime:
         count = int(new.sum())
         obj[new] = self.max_obj_id + torch.arange(count, device=device)
         self.max_obj_id += count
+        self.born = dict(zip(obj[new].tolist(), torch.nonzero(new).flatten().tolist(), strict=True))
         disappeared = (obj >= 0) & (scores < self.filter_score_threshold)
         missed[disappeared] += 1
         obj[disappeared & (missed >= self.miss_tolerance)] = -1

@@ -9,13 +9,14 @@ import numpy as np
 import torch
 
 from shared.errors import InputError
+from shared.schemas import MOTRV2_DEFAULTS
 
 from .checkpoint import load_model
 from .runtime import MOTRv2Runtime, preprocess, proposals_from_rows
 
 NAME = "motrv2"
 # our option name -> runtime argument; defaults are the official inference script's
-DEFAULTS = {"update_score_threshold": 0.5, "miss_tolerance": 20, "area_threshold": 100.0, "autocast": False}
+DEFAULTS = MOTRV2_DEFAULTS
 
 
 class MOTRv2Tracker:
@@ -36,9 +37,15 @@ class MOTRv2Tracker:
             miss_tolerance=int(opts["miss_tolerance"]),
             area_threshold=float(opts["area_threshold"]),
         )
+        self.multi_class = model.cfg.num_classes > 1
+        self.classes: dict[int, int] = {}  # track id -> its class for life
 
     def update(self, dets: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
-        """(m, 7): id, left, top, width, height, score, label (1-based class: player 1, ball 2)."""
+        """(n, 5) l,t,w,h,score [+ class] -> (m, 7): id, left, top, width, height, score, class.
+
+        The class (one per id, for its whole life): a multi-class checkpoint's head at the track's first
+        frame (1-based: player 1, ball 2); for a 1-class checkpoint the class of the det_db proposal the track
+        was born from when the det_db has classes; otherwise -1, as the official output says nothing of it."""
         if frame is None:
             raise InputError("motrv2 needs the frames (--frames VIDEO_OR_DIR)", field="frames")
         size = frame.shape[:2]
@@ -46,7 +53,16 @@ class MOTRv2Tracker:
         context = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
         with context:
             tracks = self.runtime.step(image, proposals_from_rows(dets[:, :5], size), size)
-        rows = [(tid, *box, score, label + 1) for tid, box, score, label in self.runtime.shown(tracks)]
+        if not self.multi_class and dets.shape[1] > 5:
+            learned = self.runtime.model.position.weight.shape[0]  # the queries before the proposals
+            for track_id, query in self.runtime.born.items():
+                if 0 <= query - learned < len(dets):
+                    self.classes[track_id] = int(dets[query - learned, 5])
+        rows = []
+        for track_id, box, score, label in self.runtime.shown(tracks):
+            if self.multi_class:
+                self.classes.setdefault(track_id, label + 1)
+            rows.append((track_id, *box, score, self.classes.get(track_id, -1)))
         return np.asarray(rows, dtype=np.float64).reshape(-1, 7)
 
 
