@@ -138,3 +138,48 @@ def test_login_keeps_the_token_out_of_urls(stack):
         wait_for(driver, "location.pathname === '/ui/login'", 10, "logged out")
     finally:
         driver.quit()
+
+
+def test_the_track_form_offers_each_trackers_knobs_and_the_page_shows_a_threshold_warning(stack, tmp_path):
+    """The track form shows the chosen tracker's knobs with their defaults and sends what was typed; a det_db
+    whose scores all fall below the tracker's threshold gives a warning on the run page, live, no reload."""
+    from selenium.webdriver.support.ui import Select
+
+    from shared.formats.det_db import read_det_db, write_det_db
+    from tests.stack import upload
+
+    scene = render_scene(tmp_path / "clip", frames=20, seed=5, size=(320, 180))
+    stack.start_gateway()
+    stack.start_worker("w1")
+    run = upload(stack, scene.video, "weak")
+    assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
+    path = stack.root / "runs" / run / "det_db.json"
+    weak = {key: rows.copy() for key, rows in read_det_db(path).items()}
+    for rows in weak.values():
+        rows[:, 4] = 0.3  # a weak detector: every score below ByteTrack's 0.5
+    write_det_db(path, weak)
+    driver = _driver()
+    try:
+        driver.get(f"{stack.url}/ui/runs/{run}")
+        visible = (
+            "[...document.querySelectorAll('#track fieldset.knobs')].filter(f => !f.hidden).map(f => f.dataset.tracker)"
+        )
+        assert wait_for(driver, visible, 10) == ["bytetrack"]
+        buffer = driver.find_element("css selector", "fieldset[data-tracker=bytetrack] input[name=lost_track_buffer]")
+        assert buffer.get_attribute("placeholder") == "default 30"
+        tracker = Select(driver.find_element("css selector", "#track select[name=tracker]"))
+        tracker.select_by_visible_text("motrv2")
+        assert wait_for(driver, visible, 10) == ["motrv2"]
+        tracker.select_by_visible_text("bytetrack")
+        buffer.send_keys("12")
+        driver.find_element("css selector", "#track button[type=submit]").click()
+        track = "document.querySelector('#stages tr[data-stage=track] .state').textContent"
+        wait_for(driver, f"{track} === 'succeeded'", 120, "track succeeded")
+        warning = wait_for(driver, "(document.querySelector('#notes li.warning') || {}).textContent", 30, "warning")
+        assert "no tracks" in warning and "score_threshold" in warning and "0.5" in warning, warning
+        record = stack.run(run)
+        assert record["stages"]["track"]["params"]["options"] == {"lost_track_buffer": 12}
+        assert any(n.startswith("warning") for n in record["stages"]["track"]["notes"])
+        assert console_errors(driver) == []
+    finally:
+        driver.quit()

@@ -23,8 +23,10 @@ from services.trainer.jobs import read_job
 from services.trainer.sweep_api import read_sweep, sweep_status
 from shared.api.auth import SESSION_COOKIE, SESSION_S, LoginLimiter, csrf_token, new_session, session_of, token_ok
 from shared.api.deps import get_settings_dep, get_store
+from shared.api.runs import lost_after
 from shared.errors import InputError, NotFoundError
-from shared.run_store import RunStore, check_run_id
+from shared.run_store import RunStore, check_run_id, shown
+from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, TRACKER_KNOBS, tracker_knobs
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
@@ -95,10 +97,12 @@ def upload_page(request: Request):
 @router.get("/runs/{run_id}", dependencies=[Depends(login_required)])
 def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)):
     check_run_id(run_id)
-    record = store.get(run_id)
+    record = shown(store.get(run_id), lost_after(request.app.state.settings), store.root)  # as GET /runs/{run}
     folder = store.run_dir(run_id)
     has_gt = any((folder / n).is_file() for n in ("gt.txt", "gt.json"))
-    return _page(request, "run.html", run=record, has_gt=has_gt)
+    knobs = {tracker: tracker_knobs(tracker) for tracker in TRACKER_KNOBS}  # the forms offer what the API checks
+    scores = {"bytetrack": BYTETRACK_DEFAULTS["score_threshold"], "motrv2": MOTRV2_SCORE_THRESHOLD}
+    return _page(request, "run.html", run=record, has_gt=has_gt, knobs=knobs, score_defaults=scores)
 
 
 @router.get("/compare", dependencies=[Depends(login_required)])

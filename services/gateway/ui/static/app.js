@@ -137,6 +137,9 @@ const motpipe = (() => {
         row.children[2].textContent = s.progress && s.progress.total ? `${s.progress.done}/${s.progress.total}` : "";
         row.children[3].textContent = s.error || "";
       }
+      const notes = Object.entries(record.stages).flatMap(([name, s]) => (s.notes || []).map(note =>
+        el("li", { class: note.startsWith("warning") ? "warning" : "" }, `${name}: ${note}`)));
+      document.getElementById("notes").replaceChildren(...notes);
       const track = record.stages.track || {};
       const gt = "gt.txt" in record.artifacts || "gt.json" in record.artifacts;
       const key = `${track.finished}|${Object.keys(record.artifacts).join(",")}`;
@@ -147,9 +150,22 @@ const motpipe = (() => {
     loadDoctor(run);
     const video = document.getElementById("overlay");
     document.getElementById("overlay-button").addEventListener("click", () => { video.src = `/runs/${run}/overlay.mp4`; video.load(); });
-    postJson(document.getElementById("track"), "/track", data => ({ run, tracker: data.tracker,
-      ...(data.weights ? { weights: data.weights } : {}),
-      ...(data.score_threshold ? { score_threshold: Number(data.score_threshold) } : {}) }), () => "tracking queued");
+    const trackForm = document.getElementById("track");
+    const knobSets = trackForm.querySelectorAll("fieldset.knobs");
+    const showKnobs = () => knobSets.forEach(set => { set.hidden = set.dataset.tracker !== trackForm.tracker.value; });
+    trackForm.tracker.addEventListener("change", showKnobs);
+    showKnobs();
+    postJson(trackForm, "/track", data => {
+      const body = { run, tracker: data.tracker, options: {} };
+      if (data.weights) body.weights = data.weights;
+      const set = trackForm.querySelector(`fieldset.knobs[data-tracker="${data.tracker}"]`);
+      for (const input of set.querySelectorAll("[data-knob]")) {
+        if (input.value === "") continue;
+        const value = input.value === "true" ? true : input.value === "false" ? false : Number(input.value);
+        if (input.dataset.knob === "top") body.score_threshold = value; else body.options[input.name] = value;
+      }
+      return body;
+    }, () => "tracking queued");
     const gtForm = document.getElementById("gt");
     gtForm.addEventListener("submit", async event => {
       event.preventDefault();
