@@ -498,8 +498,8 @@ class DFineTrainOptions(Schema):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    size: Literal["n", "s", "m", "l", "x"] = "l"
-    dataset: Literal["coco", "obj365", "crowdhuman"] = "obj365"
+    size: Literal["n", "s", "m", "l", "x"] | None = None  # None: read from the checkpoint
+    dataset: Literal["coco", "obj365", "crowdhuman"] | None = None
     classes: str | None = None  # player=person,ball="sports ball": new classes from named source classes
     reinit_classes: bool = False  # new classes from scratch (the official -t behaviour) instead
     remap_mscoco: bool = False

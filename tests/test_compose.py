@@ -120,21 +120,31 @@ requests = [
     ("/track", {"run": run, "tracker": "motrv2", "weights": "w.pth", "options": {"miss_tolerance": 5}}, 202),
     ("/track", {"run": run, "tracker": "motrv2", "weights": "w.pth", "options": {"bogus": 1}}, 422),
     ("/track", {"run": run, "tracker": "bytetrack"}, 202),
-    ("/detect", {"path": "clip.mp4", "detector": "dfine", "weights": "w.pth", "size": "n", "dataset": "coco"}, 202),
+    ("/detect", {"path": "clip.mp4", "detector": "dfine", "weights": "n_coco.pth"}, 202),
+    ("/detect", {"path": "clip.mp4", "detector": "dfine", "weights": "n_coco.pth", "size": "l"}, 422),
+    ("/detect", {"path": "clip.mp4", "detector": "dfine", "weights": "w.pth"}, 422),
     ("/detect", {"path": "clip.mp4", "detector": "dfine", "weights": "w.pth", "size": "xxl"}, 422),
     ("/detect", {"path": "clip.mp4", "detector": "motion"}, 202),
     ("/sweeps", {"run": run, "tracker": "motrv2", "weights": ["w.pth"], "grid": {"miss_tolerance": [5, 10]}}, 202),
     ("/sweeps", {"run": run, "tracker": "bytetrack", "grid": {"lost_track_buffer": [5, 10]}}, 202),
     ("/train", {"runs": [run], "weights": "w.pth", "epochs": 1}, None),
-    ("/train", {"model": "dfine", "runs": [run], "weights": "w.pth", "size": "n", "dataset": "coco"}, None),
+    ("/train", {"model": "dfine", "runs": [run], "weights": "n_coco.pth"}, 202),
+    ("/train", {"model": "dfine", "runs": [run], "weights": "n_coco.pth", "size": "x"}, 422),
 ]
 import shutil
 shutil.copy(sys.argv[2], root / "clip.mp4")
 for path, body, expected in requests:
     answer = client.post(path, json=body)
     assert answer.status_code < 500 and (expected is None or answer.status_code == expected), (path, body, answer.text)
+    if expected == 422 and "n_coco" in str(body):
+        assert "this checkpoint is D-FINE N with 80 classes (COCO)" in answer.json()["detail"], answer.text
 print("ok")
 """
+    import torch  # here, not in the API's process: a checkpoint whose header says D-FINE N / COCO
+
+    heads = {f"decoder.dec_score_head.{i}.weight": torch.zeros(80, 128) for i in range(3)}
+    torch.save({"model": {"encoder.input_proj.0.conv.weight": torch.zeros(128, 512, 1, 1), **heads}},
+               tmp_path / "n_coco.pth")  # fmt: skip
     args = [sys.executable, "-c", script, str(tmp_path), str(scene.video)]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

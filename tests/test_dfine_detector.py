@@ -132,7 +132,7 @@ def test_detect_as_its_own_process_ends_quickly_and_completely(checkpoint, tmp_p
     bad.write_bytes(b"not a checkpoint")
     failed = subprocess.run([*command, "--weights", str(bad), "--out", str(tmp_path / "x.json")],
                             capture_output=True, text=True)  # fmt: skip
-    assert failed.returncode == 2 and "not a loadable D-FINE checkpoint" in " ".join(failed.stderr.split())
+    assert failed.returncode == 2 and "not a torch.save checkpoint" in " ".join(failed.stderr.split())
     assert not (tmp_path / "x.json").exists()
 
 
@@ -190,3 +190,29 @@ def test_classes_mapped_to_motpipes_travel_in_the_sidecar_to_the_tracks(checkpoi
     assert {c for v in classes.values() for c in v} == {1, 2}
     assert main(["track", "--det-db", str(out), "--score-threshold", "0", "--out", str(tmp_path / "t.txt")]) == 0
     assert set(read_mot(tmp_path / "t.txt").cls.tolist()) == {1, 2}
+
+
+def test_a_checkpoint_says_what_it_is(checkpoint, tmp_path, capsys):
+    """No --size/--dataset: the same det_db as with them; a contradiction is one line, exit 2; the header is
+    read without torch (tests/test_compose.py runs the API with torch unimportable)."""
+    from services.detector.dfine.identify import identify
+
+    path, _ = checkpoint
+    assert str(identify(path)) == "D-FINE N with 80 classes (COCO)"
+    scene = render_scene(tmp_path / "clip", frames=2, seed=2, size=(320, 180))
+    common = ["detect", str(scene.video), "--detector", "dfine", "--weights", str(path), "--sequence", "clip",
+              "--device", "cpu"]  # fmt: skip
+    assert main([*common, "--size", "n", "--dataset", "coco", "--out", str(tmp_path / "given.json")]) == 0
+    assert main([*common, "--out", str(tmp_path / "read.json")]) == 0
+    assert (tmp_path / "given.json").read_bytes() == (tmp_path / "read.json").read_bytes()
+    capsys.readouterr()
+    assert main([*common, "--size", "l", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("this checkpoint is D-FINE N with 80 classes (COCO); size l does not match"), err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "x.json").exists()
+    assert main([*common, "--dataset", "obj365", "--out", str(tmp_path / "x.json")]) == 2
+    assert "dataset obj365 does not match" in capsys.readouterr().err
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    assert main(["detect", str(scene.video), "--detector", "dfine", "--weights", str(tmp_path / "bad.pth"),
+                 "--out", str(tmp_path / "x.json")]) == 2  # fmt: skip
+    assert "not a torch.save checkpoint" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from shared.settings import Settings
 from shared.tasks import BrokerUnavailable, enqueue
 from shared.video import probe_video
 
-from .registry import check_detector, resolve_classes
+from .registry import check_detector, resolve_classes, with_model_identity
 
 router = APIRouter(tags=["detector"])
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -79,12 +79,16 @@ async def detect(
         run_id, input_path, options = await _from_upload(request, settings, store)
     try:  # unknown detector or class names: refuse now rather than fail in the worker
         check_detector(options.detector)
-        resolve_classes(options)
         if options.weights:  # a caller's checkpoint path is confined to the data root and must exist
             options.weights = str(confine(settings, options.weights, "weights"))
             if not Path(options.weights).is_file():
                 raise InputError("weights not found under the data root", field="weights")
-    except InputError:
+        try:  # what a D-FINE checkpoint is, from its header (the API has no torch)
+            options = with_model_identity(options)
+        except InputError as exc:
+            raise HTTPException(422, str(exc)) from None
+        resolve_classes(options)
+    except (InputError, HTTPException):
         store.delete(run_id)
         raise
     params = options.model_dump(mode="json")

@@ -9,7 +9,7 @@ from shared.cli import console, progress_bar
 
 def cmd_detect(args) -> int:
     from services.detector.engine import run_detection, write_detections
-    from services.detector.registry import build_detector
+    from services.detector.registry import build_detector, with_model_identity
     from shared.frames import open_frames, prefetch
     from shared.schemas import DetectOptions
     from shared.settings import get_settings, pick_device
@@ -26,6 +26,7 @@ def cmd_detect(args) -> int:
         sequence=args.sequence,
         batch_size=args.batch_size,
     )
+    options = with_model_identity(options)  # a checkpoint's size and dataset, read from it
     source = open_frames(args.input)
     frames = None
     if options.detector == "dfine":
@@ -64,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input")
     p.add_argument("--detector", default="motion")
     p.add_argument("--weights")
-    p.add_argument("--size")
-    p.add_argument("--dataset")
+    p.add_argument("--size", choices=["n", "s", "m", "l", "x"], help="dfine: model size (default: read from --weights)")
+    p.add_argument("--dataset", choices=["coco", "obj365", "crowdhuman"],
+                   help="dfine: the checkpoint's dataset, for class names (default: read from --weights)")  # fmt: skip
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=["detdb", "mot", "json"], default="detdb")
     p.add_argument("--sequence", default="video", help="det_db keys are SEQUENCE/img1/NNNNNN")

@@ -40,9 +40,8 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
     if options.detector == "dfine":
         from .dfine.detector import DFINEDetector
 
-        return DFINEDetector.from_weights(
-            options.weights, options.size or "l", options.dataset or "obj365", device, batch_size=options.batch_size
-        )
+        size, dataset = dfine_model(options)
+        return DFINEDetector.from_weights(options.weights, size, dataset, device, batch_size=options.batch_size)
     return MotionDetector()
 
 
@@ -70,6 +69,26 @@ def _table(options: DetectOptions, own_names: list[str] | None) -> dict[str, int
     if own_names:
         return {_name(name): i for i, name in enumerate(own_names)}
     return CLASS_NAMES.get(f"{options.detector}/{options.dataset}", CLASS_NAMES.get(options.detector, {}))
+
+
+def with_model_identity(options: DetectOptions) -> DetectOptions:
+    """`options` with a D-FINE checkpoint's size and dataset filled in from the checkpoint (the class names
+    of `--classes` are looked up in that dataset's table)."""
+    if options.detector != "dfine":
+        return options
+    size, dataset = dfine_model(options)
+    return options.model_copy(update={"size": size, "dataset": dataset})
+
+
+def dfine_model(options: DetectOptions) -> tuple[str, str]:
+    """The D-FINE size and dataset of `options.weights`, read from the checkpoint (no torch needed); a given
+    size or dataset that contradicts it is an InputError in one line."""
+    if not options.weights:
+        raise InputError("dfine needs weights (a checkpoint path)", field="weights")
+    from .dfine.identify import resolve
+
+    size, dataset, _ = resolve(options.weights, options.size, options.dataset)
+    return size, dataset
 
 
 def resolve_classes(options: DetectOptions, own_names: list[str] | None = None) -> set[int] | None:

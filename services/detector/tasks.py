@@ -12,7 +12,7 @@ from shared.settings import get_settings, pick_device
 from shared.tasks import run_stage
 
 from .engine import run_detection, write_detections
-from .registry import build_detector
+from .registry import build_detector, with_model_identity
 
 
 @lru_cache(maxsize=2)
@@ -29,6 +29,8 @@ def detect(self, run_id: str, input_path: str, options: dict) -> dict:
     opts = DetectOptions.model_validate(options)
 
     def body() -> list[str]:
+        nonlocal opts
+        opts = with_model_identity(opts)  # a D-FINE checkpoint's size and dataset (a bad file fails the stage)
         source = open_frames(input_path)
         store.start_stage(run_id, "detect", opts.model_dump(mode="json"), total=source.count)
         model_key = opts.model_dump_json(include={"detector", "weights", "size", "dataset", "batch_size"})

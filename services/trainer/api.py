@@ -16,6 +16,7 @@ from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse
 
+from services.detector.dfine.identify import resolve
 from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import ARTIFACT_TYPES, binary
 from shared.errors import InputError, NotFoundError
@@ -111,6 +112,10 @@ def start_training(
 
 def _start_dfine(req: DFineTrainRequest, store: RunStore, celery: Celery, settings: Settings) -> dict:
     _check_runs(store, req.runs, det_db=False)
+    try:  # what the checkpoint is, from its header (the API has no torch); a contradiction is the caller's
+        req.size, req.dataset, _ = resolve(req.weights, req.size, req.dataset)
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from None
     job_id = new_job_id()
     folder = _jobs(settings) / job_id
     body = req.model_dump(mode="json")

@@ -241,12 +241,11 @@ def register_dfine(models: argparse._SubParsersAction) -> None:
     p.add_argument("--coco", help="COCO annotations JSON (category id = model class unless --remap-mscoco)")
     p.add_argument("--images", help="image folder of --coco")
     p.add_argument("--weights", help="initial checkpoint: official (e.g. dfine_l_obj365.pth) or a motpipe fine-tune")
-    p.add_argument("--size", choices=["n", "s", "m", "l", "x"], default=_dd("size"))
+    p.add_argument("--size", choices=["n", "s", "m", "l", "x"], help="D-FINE size (default: read from --weights)")
     p.add_argument(
         "--dataset",
         choices=["coco", "obj365", "crowdhuman"],
-        default=_dd("dataset"),
-        help="the checkpoint's dataset (its class count and names)",
+        help="the checkpoint's dataset: its class count and names (default: read from --weights)",
     )
     p.add_argument("--classes", help='new classes from source classes: player=person,ball="sports ball" (names or ids)')
     p.add_argument("--reinit-classes", action="store_true", help="new classes start from scratch instead")

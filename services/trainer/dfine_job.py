@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from services.detector.dfine.identify import resolve
 from services.detector.dfine.training.data import Sample, check_boxes, from_coco, from_ground_truth, split
 from services.detector.dfine.training.loop import DetTrainer, LoopConfig
 from services.detector.dfine.training.optim import NO_AUG_FRACTION, OptimConfig, freeze_like_official
@@ -168,6 +169,9 @@ def _run(folder, options, data, device, threads, resume, say, job_id, driver: Jo
     )
 
     # weights and data first: refused input leaves no job behind (a record made by the API is marked failed)
+    size, dataset, _ = resolve(data.weights, options.size, options.dataset)  # what the checkpoint is
+    options = options.model_copy(update={"size": size, "dataset": dataset})
+    record.options.update(size=size, dataset=dataset)  # the record says what was trained (driver.start writes it)
     init = build_from_weights(data.weights, options.size, options.dataset, options.classes, options.reinit_classes)
     model = init.model
     if not driver.writer:
