@@ -318,3 +318,10 @@ def test_checking_a_large_ground_truth_upload_holds_memory_to_a_chunk(tmp_path, 
     assert int(grown) < 300, (layout, grown, answer)
     expected = {"one line": "line 1: expected 6-10", "11 columns": "line 1: expected 6-10", "valid": "mot 6000000"}
     assert expected[layout] in answer, answer
+
+
+def test_a_det_db_uploaded_as_ground_truth_is_named_for_what_it_is(api, stored_run):  # noqa: F811
+    client, store, _ = api
+    det_db = json.dumps({"s/img1/000001": ["1.00,2.00,3.00,4.00,0.900000\n"]}).encode()
+    answer = _gt(client, stored_run, "det_db.json", det_db)
+    assert answer.status_code == 400 and "this is a det_db" in answer.json()["detail"], answer.text

@@ -49,3 +49,19 @@ def test_bad_grid_is_refused_naming_it(scene, det_db, tmp_path, capsys):
                  "--out", str(tmp_path / "x")])  # fmt: skip
     assert code == 2 and "colour" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_printed_leaderboard_fits_100_columns_with_short_values():
+    from services.trainer.sweeps import leaderboard_text
+
+    rows = [{"run": f"{i:02d}", "state": "succeeded", "error": None,
+             "params": {"score_threshold": 0.123456 * i, "minimum_consecutive_frames": i, "lost_track_buffer": 30},
+             "HOTA": 0.5 + i / 100, "DetA": 0.5, "AssA": 0.5, "IDF1": 0.5, "MOTA": 0.5, "IDSW": 3,
+             "per_class": {"ball": {"HOTA": 0.25}}} for i in range(1, 4)]  # fmt: skip
+    params = {"score_threshold": 2, "minimum_consecutive_frames": 1, "lost_track_buffer": 30}
+    rows.append({"run": "04", "state": "failed", "error": "x" * 300, "params": params})
+    text = leaderboard_text(rows)
+    assert all(len(line) <= 100 for line in text.splitlines()), text
+    assert "st=0.3704" in text and "0.370368" not in text  # 4 significant digits
+    assert "in every row: lost_track_buffer=30" in text and "ball HOTA" in text and "0.2500" in text
+    assert "st=score_threshold" in text and "failed: xxx" in text

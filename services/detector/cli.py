@@ -63,18 +63,31 @@ def cmd_detect(args) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="detect objects in a video, image folder/glob or image")
     p.add_argument("input")
-    p.add_argument("--detector", default="motion")
-    p.add_argument("--weights")
+    p.add_argument(
+        "--detector",
+        default="motion",
+        help="motion (background subtraction, no weights) or dfine (a D-FINE checkpoint)",
+    )
+    p.add_argument("--weights", help="dfine: the checkpoint (official or a motpipe fine-tune)")
     p.add_argument("--size", choices=["n", "s", "m", "l", "x"], help="dfine: model size (default: read from --weights)")
     p.add_argument("--dataset", choices=["coco", "obj365", "crowdhuman"],
                    help="dfine: the checkpoint's dataset, for class names (default: read from --weights)")  # fmt: skip
-    p.add_argument("--out", required=True)
-    p.add_argument("--format", choices=["detdb", "mot", "json"], default="detdb")
+    p.add_argument("--out", required=True, help="the det_db (or MOT / JSON) file to write")
+    p.add_argument(
+        "--format",
+        choices=["detdb", "mot", "json"],
+        default="detdb",
+        help="detdb: the official det_db (+ its classes sidecar); mot: MOT txt with classes; json: with stats",
+    )
     p.add_argument("--sequence", default="video", help="det_db keys are SEQUENCE/img1/NNNNNN")
-    p.add_argument("--score-threshold", type=float, default=0.3)
-    p.add_argument("--classes", help="comma-separated class ids or names")
+    p.add_argument("--score-threshold", type=float, default=0.3, help="keep detections scoring at least this")
+    p.add_argument(
+        "--classes",
+        help="keep these classes (ids or names, comma-separated); player=person,"
+        "ball=\"sports ball\" also names them motpipe's classes 1 and 2 (the det_db's classes sidecar)",
+    )
     p.add_argument("--roi", help="x1,y1,x2,y2 or a JSON polygon [[x,y],...]")
-    p.add_argument("--min-area", type=float, default=0.0)
+    p.add_argument("--min-area", type=float, default=0.0, help="drop boxes smaller than this many pixels")
     p.add_argument("--batch-size", type=int, help="dfine: frames per forward (default 1 on a CPU, 32 on a GPU)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
     p.set_defaults(func=cmd_detect)

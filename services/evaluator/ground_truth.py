@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from shared.errors import InputError
+from shared.formats.det_db import parse_key
 from shared.formats.labelstudio import parse_labelstudio
 from shared.formats.mot_txt import MotSummary, MotTable, parse_mot_bytes, scan_mot
 from shared.formats.text_io import decode_json, decode_text, has_bom, mapped
@@ -20,12 +21,20 @@ def parse_ground_truth(data: bytes, source: str, num_frames: int | None = None) 
         data = decode_text(data, source).encode("utf-8")
     if data.lstrip(b" \t\r\n")[:1] in (b"[", b"{"):
         text = decode_text(data, source)
-        kind, table = "labelstudio", parse_labelstudio(decode_json(text, source), source, num_frames=num_frames).table
+        data = decode_json(text, source)
+        if _looks_like_det_db(data):
+            raise InputError("this is a det_db (detections keyed <sequence>/img1/<frame>), not ground truth: upload "
+                             "a Label Studio export or a MOT gt.txt", source=source)  # fmt: skip
+        kind, table = "labelstudio", parse_labelstudio(data, source, num_frames=num_frames).table
     else:
         kind, table = "mot", parse_mot_bytes(data, source)  # the compiled fast path for plain decimals
     if len(table) == 0:  # refused before anything is stored: an empty export never replaces a valid one
         raise InputError("ground truth is empty (no tasks or no boxes)", source=source)
     return kind, table
+
+
+def _looks_like_det_db(data: object) -> bool:
+    return isinstance(data, dict) and bool(data) and all(parse_key(str(k)) for k in list(data)[:20])
 
 
 def read_ground_truth(

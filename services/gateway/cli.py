@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from shared.cli import console
+from shared.cli import console, explain_every_option
 from shared.errors import InputError
 
 
@@ -152,51 +152,67 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         importlib.import_module(module).register(sub)
     if not owners:
         _register_gateway(sub)
+    explain_every_option(parser)
     return parser
 
 
 def _register_gateway(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render a synthetic beach-volleyball clip with exact ground truth")
     p.add_argument("out")
-    p.add_argument("--frames", type=int, default=150)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=1280)
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--frames", type=int, default=150, help="frames to render")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the scene (same seed, same clip)")
+    p.add_argument("--width", type=int, default=1280, help="frame width in pixels")
+    p.add_argument("--height", type=int, default=720, help="frame height in pixels")
+    p.add_argument("--fps", type=float, default=25.0, help="frames per second of the video")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("convert", help="convert between Label Studio, MOT, det_db, COCO and TrackEval layouts")
     p.add_argument("kind", choices=["ls2mot", "mot2ls", "detdb2mot", "mot2detdb", "coco2detdb", "mot2trackeval"])
     p.add_argument("input")
     p.add_argument("output", help="file, or folder for ls2mot / mot2trackeval")
-    p.add_argument("--sequence")
+    p.add_argument("--sequence", help="the sequence name (det_db keys <sequence>/img1/<frame>)")
     p.add_argument("--frame-size", help="WxH, e.g. 1920x1080")
     p.add_argument("--frame-range", help="FIRST:LAST frames to keep (ls2mot)")
-    p.add_argument("--num-frames", type=int)
+    p.add_argument("--num-frames", type=int, help="frames the output covers (default: the last one present)")
     p.add_argument("--image-pattern", default="img1/{frame:06d}.jpg", help="mot2ls image path per frame")
     p.add_argument("--as-annotations", action="store_true", help="mot2ls: annotations instead of predictions")
-    p.add_argument("--score-threshold", type=float, default=0.0)
+    p.add_argument(
+        "--score-threshold", type=float, default=0.0, help="coco2detdb: keep detections scoring at least this"
+    )
     p.add_argument("--tracks", help="mot2trackeval: the tracker output")
-    p.add_argument("--tracker", default="motpipe")
+    p.add_argument(
+        "--tracker",
+        default="motpipe",
+        help="mot2trackeval: the tracker name in the TrackEval layout; demo: the tracker to run",
+    )
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("serve", help="API gateway and one worker in one command (no broker server needed)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (not loopback: needs MOTPIPE_API_TOKEN or MOTPIPE_AUTH=off)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="a Celery worker for the gpu and/or cpu queues")
-    p.add_argument("--queues", default="gpu,cpu")
-    p.add_argument("--concurrency", type=int, default=1)
-    p.add_argument("--loglevel", default="INFO")
-    p.add_argument("--hostname")
+    p.add_argument("--queues", default="gpu,cpu", help="queues to take tasks from")
+    p.add_argument("--concurrency", type=int, default=1, help="tasks at once (processes)")
+    p.add_argument("--loglevel", default="INFO", help="Celery log level")
+    p.add_argument("--hostname", help="worker name (default: celery@<host>)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("demo", help="synthetic clip -> motion detector -> det_db -> bytetrack -> tracks")
-    p.add_argument("--out", default="demo-output")
-    p.add_argument("--frames", type=int, default=150)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "motrv2"])
+    p.add_argument("--out", default="demo-output", help="folder for the demo outputs")
+    p.add_argument("--frames", type=int, default=150, help="frames to render")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the scene (same seed, same clip)")
+    p.add_argument(
+        "--tracker",
+        default="bytetrack",
+        choices=["bytetrack", "motrv2"],
+        help="mot2trackeval: the tracker name in the TrackEval layout; demo: the tracker to run",
+    )
     p.add_argument("--weights", help="MOTRv2 checkpoint (with --tracker motrv2)")
     p.set_defaults(func=cmd_demo)
 

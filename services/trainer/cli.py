@@ -119,8 +119,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default=_d("strategy"), help="minimal, moderate, aggressive (= moderate) or full")
     p.add_argument("--trainable", nargs="+", metavar="KEY", help="train parameters whose name contains a KEY")
     p.add_argument("--list-strategies", action="store_true", help="print every strategy's trainable set and exit")
-    p.add_argument("--epochs", type=int, default=_d("epochs"))
-    p.add_argument("--lr", type=float, default=_d("lr"))
+    p.add_argument("--epochs", type=int, default=_d("epochs"), help="epochs to train")
+    p.add_argument("--lr", type=float, default=_d("lr"), help="learning rate of the transformer")
     p.add_argument("--lr-backbone", type=float, default=_d("lr_backbone"), help="0 freezes the backbone")
     p.add_argument("--lr-drop", type=int, default=_d("lr_drop"), help="learning rates x0.1 every N epochs")
     p.add_argument("--batch-size", type=int, default=_d("batch_size"), help="clips per step and GPU (the official 1)")
@@ -153,7 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-flip", action="store_true", help="switch off the random horizontal flip")
     p.add_argument("--no-resize-crop", action="store_true", help="switch off the random resize and crop")
     p.add_argument("--no-hsv", action="store_true", help="switch off the random HSV gains")
-    p.add_argument("--seed", type=int, default=_d("seed"))
+    p.add_argument("--seed", type=int, default=_d("seed"), help="seed of the data order and augmentation")
     p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs")
     p.add_argument("--activation-checkpoint", action="store_true", help="recompute activations (less memory)")
     p.add_argument("--autocast", action="store_true", help="bf16 autocast (for GPUs)")
@@ -254,27 +254,29 @@ def register_dfine(models: argparse._SubParsersAction) -> None:
     p.add_argument("--val", nargs="+", metavar="SEQ|A-B|SEQ:A-B", help="held-out sequences or frame ranges")
     p.add_argument("--val-score", type=float, help="score threshold of the per-class recall (default 0.3)")
     p.add_argument("--empty-frames", help="frames annotated as empty, e.g. 1-40,97 (otherwise unannotated = unused)")
-    p.add_argument("--epochs", type=int, default=_dd("epochs"))
+    p.add_argument("--epochs", type=int, default=_dd("epochs"), help="epochs to train")
     p.add_argument("--lr", type=float, help="base lr (default: the size's official; every group scales with it)")
-    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default: the size's official value)")
     p.add_argument("--batch-size", type=int, default=_dd("batch_size"), help="images per step and process")
     p.add_argument("--img-size", type=int, default=_dd("img_size"), help="training (and validation) image size")
-    p.add_argument("--warmup-steps", type=int, default=_dd("warmup_steps"))
-    p.add_argument("--ema-decay", type=float)
-    p.add_argument("--clip-max-norm", type=float)
+    p.add_argument("--warmup-steps", type=int, default=_dd("warmup_steps"), help="linear learning-rate warm-up steps")
+    p.add_argument("--ema-decay", type=float, help="EMA decay (default: the official 0.9999)")
+    p.add_argument("--clip-max-norm", type=float, help="gradient clipping norm (default: the official 0.1)")
     p.add_argument("--no-aug-epochs", type=int, help="last epochs without photometric/zoom-out/IoU crop")
     p.add_argument("--multiscale", choices=["on", "off"], help="random per-batch sizes (default: on except N)")
     p.add_argument("--no-augment", action="store_true", help="no augmentation at all (resize only)")
-    p.add_argument("--no-photometric", action="store_true")
-    p.add_argument("--no-zoom-out", action="store_true")
-    p.add_argument("--no-iou-crop", action="store_true")
-    p.add_argument("--no-flip", action="store_true")
+    p.add_argument("--no-photometric", action="store_true", help="no colour distortion")
+    p.add_argument("--no-zoom-out", action="store_true", help="no random zoom-out")
+    p.add_argument("--no-iou-crop", action="store_true", help="no random IoU crop")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips")
     p.add_argument("--no-denoising", action="store_true", help="no denoising queries (the embedding is kept)")
     p.add_argument("--max-steps", type=int, help="N steps are the whole plan (ends succeeded)")
-    p.add_argument("--seed", type=int, default=_dd("seed"))
+    p.add_argument("--seed", type=int, default=_dd("seed"), help="seed of the data order and augmentation")
     p.add_argument("--save-period", type=int, help="also keep checkpoint<epoch>.pth every N epochs (default 12)")
     p.add_argument("--autocast", action="store_true", help="AMP: float16 + GradScaler on CUDA (bf16 on CPU)")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=_dd("dtype"))
+    p.add_argument(
+        "--dtype", choices=["float32", "float64"], default=_dd("dtype"), help="float64 for parity checks only"
+    )
     p.add_argument("--workers", type=int, help="image-loading processes (default: 0 on a CPU, 4 on a GPU)")
     p.add_argument("--resume", action="store_true", help="continue the job in --out from its checkpoint.pth")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: MOTPIPE_DEVICE or auto)")
@@ -287,7 +289,7 @@ def cmd_sweep(args) -> int:
     from shared.settings import get_settings, pick_device
 
     from .grid import parse_grid
-    from .sweeps import LEADERBOARD_KEYS, run_sweep_local, with_weights
+    from .sweeps import leaderboard_text, run_sweep_local, with_weights
 
     if args.search and not args.trials:
         raise InputError("--search optuna needs --trials N")
@@ -296,27 +298,17 @@ def cmd_sweep(args) -> int:
     board = run_sweep_local(Path(args.det_db), Path(args.gt), args.tracker, grid, Path(args.out),
                             Path(args.frames) if args.frames else None, args.trials if args.search else None,
                             device, console.print)  # fmt: skip
-    from rich.table import Table
-
-    table = Table(title=f"sweep leaderboard ({len(board)} combinations) -> {args.out}/leaderboard.csv")
-    for column in ("rank", "params", *LEADERBOARD_KEYS):
-        table.add_column(column, justify="right", overflow="fold")
-    for rank, row in enumerate(board, start=1):
-        params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
-        if row["state"] != "succeeded":
-            table.add_row(str(rank), params, f"failed: {row['error']}")
-            continue
-        table.add_row(str(rank), params, *(f"{row[k]:.4f}" if k != "IDSW" else f"{row[k]:g}" for k in LEADERBOARD_KEYS))
-    console.print(table)
+    print(leaderboard_text(board))  # the result on stdout (progress went to stderr)
+    console.print(f"{len(board)} combinations -> {args.out}/leaderboard.csv")
     return 0 if any(row["state"] == "succeeded" for row in board) else 1
 
 
 def register_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="track one det_db with every combination of thresholds/knobs, ranked by HOTA")
-    p.add_argument("--det-db", required=True)
+    p.add_argument("--det-db", required=True, help="the det_db the sweep tracks (its classes sidecar too)")
     p.add_argument("--gt", required=True, help="ground truth (MOT txt or Label Studio JSON)")
     p.add_argument("--frames", help="video or image folder (motrv2 needs it)")
-    p.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "motrv2"])
+    p.add_argument("--tracker", default="bytetrack", choices=["bytetrack", "motrv2"], help="the tracker to sweep")
     p.add_argument("--weights", nargs="+", help="motrv2 checkpoints (checkpoints x parameters is the same grid)")
     grid_help = "score_threshold=0.2,0.3 miss_tolerance=15,20,25 (any /track field or tracker knob)"
     p.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2", help=grid_help)

@@ -88,6 +88,48 @@ def ranked(rows: list[dict]) -> list[dict]:
     return sorted(done, key=lambda r: -r["HOTA"]) + [r for r in rows if r.get("HOTA") is None]
 
 
+def short(value) -> str:
+    """A value as a table shows it: numbers with at most 4 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def leaderboard_text(rows: list[dict], width: int = 100) -> str:
+    """The ranked leaderboard as plain text no wider than `width`: rank, the parameters that vary as `k=v`
+    cells (keys by their initials, with a legend, when they would not fit), the main scores, and the ball's
+    HOTA when there is one."""
+    metrics = [*LEADERBOARD_KEYS] + (["ball HOTA"] if any("ball" in (r.get("per_class") or {}) for r in rows) else [])
+    score_width = [max(len(k), 6) for k in metrics]
+    room = width - 5 - sum(w + 1 for w in score_width) - 1
+    keys = list(dict.fromkeys(k for r in rows for k in r["params"]))
+    varying = [k for k in keys if len({short(r["params"].get(k)) for r in rows}) > 1] or keys
+    names = {k: k for k in varying}
+    if max((len(" ".join(f"{k}={short(r['params'].get(k))}" for k in varying)) for r in rows), default=0) > room:
+        names = {k: "".join(part[:1] for part in k.split("_")) for k in varying}
+    lines = (
+        [f"keys: {', '.join(f'{names[k]}={k}' for k in varying)}"[:width]] if names != {k: k for k in varying} else []
+    )
+    fixed = [f"{k}={short(rows[0]['params'].get(k))}" for k in keys if k not in varying]
+    lines += [f"in every row: {' '.join(fixed)}"[:width]] if fixed else []
+    lines.append(
+        "rank " + "params".ljust(room) + " " + " ".join(k.rjust(w) for k, w in zip(metrics, score_width, strict=True))
+    )
+    for rank, row in enumerate(rows, start=1):
+        params = " ".join(f"{names[k]}={short(row['params'].get(k))}" for k in varying)
+        params = (params if len(params) <= room else params[: room - 1] + "…").ljust(room)
+        if row["state"] != "succeeded":  # its reason in the score columns
+            lines.append(f"{rank:>4} {params} {row['state']}: {row.get('error') or ''}"[:width])
+            continue
+        ball = ((row.get("per_class") or {}).get("ball") or {}).get("HOTA")
+        values = [row.get(k) if k != "ball HOTA" else ball for k in metrics]
+        scores = [
+            "" if v is None else f"{v:g}" if k == "IDSW" else f"{v:.4f}" for k, v in zip(metrics, values, strict=True)
+        ]
+        lines.append(f"{rank:>4} {params} " + " ".join(s.rjust(w) for s, w in zip(scores, score_width, strict=True)))
+    return "\n".join(lines)
+
+
 def leaderboard_csv(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r["params"]))
     buffer = io.StringIO()
