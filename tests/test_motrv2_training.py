@@ -57,12 +57,15 @@ def train_args(base: Path, out: Path, *extra: str) -> list[str]:
             "--sample-interval", "1", "--no-augment", "--device", "cpu", "--threads", "2", *extra]  # fmt: skip
 
 
-def test_small_config_learns_and_its_checkpoint_tracks(dataset, tmp_path):
+def test_small_config_learns_and_its_checkpoint_tracks(dataset, tmp_path, capsys):
     out = tmp_path / "job"
     code = main(
         train_args(dataset, out, "--epochs", "3", "--lr-drop", "10", "--val", "court", "--val-short-side", "144")
     )  # epoch losses measured here: 11.4, 8.9, 5.0 (4.3, 3.7 with two more)
     assert code == 0
+    epochs = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"], epochs
+    assert all(" s/step, ETA " in line and ", HOTA " in line for line in epochs) and epochs[-1].count("ETA 0s")
     record = read_job(out)
     assert record.state == "succeeded" and record.finished_epochs == 3 and len(record.epochs) == 3
     first, last = record.epochs[0].losses["loss"], record.epochs[-1].losses["loss"]

@@ -48,5 +48,20 @@ def test_step_log_writes_null_for_an_infinite_grad_norm(tmp_path):
     writer.close()
     steps = [_strict(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [s["grad_norm"] for s in steps] == [None, 2.0]
+    from datetime import UTC, datetime
+
+    when = datetime.fromisoformat(steps[0]["time"].replace("Z", "+00:00"))  # UTC, to the millisecond
+    assert when.utcoffset().total_seconds() == 0 and abs((datetime.now(UTC) - when).total_seconds()) < 60
     contract = [_strict(line) for line in (tmp_path / "contract.jsonl").read_text().splitlines()]
     assert contract[0] == {"loss_vfl": 1.5, "loss": 1.5, "grad_norm": None}
+
+
+def test_one_line_an_epoch_says_loss_time_per_step_and_eta():
+    from types import SimpleNamespace
+
+    from services.trainer.common import epoch_line
+
+    result = SimpleNamespace(epoch=1, steps=20, mean_losses={"loss": 24.1734})
+    val = {"HOTA": 0.61234, "IDSW": 3.0, "ball/HOTA": 0.2}
+    line = epoch_line(result, planned_epochs=12, done=40, planned_steps=240, seconds=10.0, val=val)
+    assert line == "epoch 2/12: loss 24.17, 0.50 s/step, ETA 1m40s, HOTA 0.6123, IDSW 3"

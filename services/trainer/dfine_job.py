@@ -145,7 +145,7 @@ def run_dfine_job(
     """Train, validate and record; returns the final record (state succeeded or failed)."""
     folder = Path(folder)
     rank, world, local_rank = distributed()
-    driver = JobDriver(folder, rank, world, log_json, resume, on_progress)
+    driver = JobDriver(folder, rank, world, log_json, resume, on_progress, say)
     return run_guarded(
         folder, rank, lambda: _run(folder, options, data, device, threads, resume, say, job_id, driver, local_rank)
     )
@@ -245,7 +245,6 @@ def _run(folder, options, data, device, threads, resume, say, job_id, driver: Jo
                 return None
             predictions = predict(trainer.ema.module, val_samples, options.img_size, torch_device, dtype)
             val = _flat(coco_metrics(val_samples, predictions, class_names, options.val_score))
-            say(f"epoch {result.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items() if "/" not in k))
             return val
 
         driver.on_epoch(result, validation, trainer.global_step)

@@ -125,7 +125,7 @@ def run_motrv2_job(
     """Train, validate and record; returns the final record (state succeeded or failed)."""
     folder = Path(folder)
     rank, world, local_rank = distributed()
-    driver = JobDriver(folder, rank, world, log_json, resume, on_progress)
+    driver = JobDriver(folder, rank, world, log_json, resume, on_progress, say)
     return run_guarded(
         folder, rank, lambda: _run(folder, options, data, device, threads, resume, say, job_id, driver, local_rank)
     )
@@ -213,7 +213,6 @@ def _run(folder, options, data, device, threads, resume, say, job_id, driver: Jo
             if not val_seqs:
                 return None
             val = validate(model, val_seqs, options.val_short_side, torch_device)
-            say(f"epoch {result.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
             return val
 
         driver.on_epoch(result, validation, trainer.global_step)
