@@ -3,8 +3,9 @@
 The API (whose image has no torch) must say what a checkpoint is before it queues work for it ("this
 checkpoint is D-FINE N with 80 classes (COCO); size l does not match"). A checkpoint is a zip whose
 `data.pkl` names its tensors' shapes; we read that pickle with an unpickler that knows only the few names a
-weights file uses (tensor rebuild, storage types, OrderedDict) and returns their shapes: no storage is read,
-no class of the file is imported, nothing of it runs (anything else is refused, as `weights_only` would).
+weights file uses (tensor rebuild, storage types, OrderedDict) and returns their shapes; any other object it
+names (an optimizer's Counter, training arguments) becomes an inert stand-in: no storage is read, no module
+of the file is imported, nothing of it runs.
 """
 
 from __future__ import annotations
@@ -35,12 +36,38 @@ def _storage_type(*_args, **_kwargs):
     return None
 
 
+class _Opaque:
+    """What any other object of the file reads as: it takes whatever arguments and state it is given."""
+
+    def __init__(self, *_args, **_kwargs) -> None:
+        pass
+
+    def __setstate__(self, _state) -> None:
+        pass
+
+    def __setitem__(self, _key, _value) -> None:
+        pass
+
+    def append(self, _value) -> None:
+        pass
+
+    def extend(self, _values) -> None:
+        pass
+
+
+class _OrderedDict(dict):
+    """A state dict: `model.state_dict()` carries `_metadata` (set by BUILD), which is dropped."""
+
+    def __setstate__(self, _state) -> None:
+        pass
+
+
 class _HeaderUnpickler(pickle.Unpickler):
     ALLOWED = {
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("collections", "OrderedDict"): dict,
+        ("collections", "OrderedDict"): _OrderedDict,
     }
 
     def find_class(self, module: str, name: str):
@@ -48,7 +75,7 @@ class _HeaderUnpickler(pickle.Unpickler):
             return self.ALLOWED[(module, name)]
         if module == "torch" and (name.endswith("Storage") or name in _DTYPES):
             return _storage_type
-        raise pickle.UnpicklingError(f"{module}.{name} is not part of a weights file")
+        return _Opaque  # anything else (an optimizer's Counter, training args): a stand-in, nothing imported
 
     def persistent_load(self, _pid):
         return None  # a tensor's storage: its bytes are not read

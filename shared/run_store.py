@@ -24,6 +24,7 @@ from pathlib import Path
 from shared.atomic import atomic_write_text
 from shared.errors import InputError, NotFoundError
 from shared.schemas import (
+    MAX_NAME_CHARS,
     RUN_ID_RE,
     STAGES,
     ArtifactInfo,
@@ -39,6 +40,18 @@ RESERVE = ".reserve"  # room held on the data root's disk so a failure can still
 RESERVE_BYTES = 1 << 20
 OUTPUT_STAGE = {"det_db.json": "detect", "tracks.txt": "track"}  # the stage each main output comes from
 _ARTIFACT_RE = re.compile(r"^(plots/)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+GT_FILES = ("gt.txt", "gt.json")  # where a run keeps its ground truth, whichever format it came in
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (no second copy of a video or det_db), or a copy where the filesystem cannot link."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def check_run_id(run_id: str) -> str:
@@ -69,7 +82,7 @@ class RunStore:
         return self.run_dir(run_id) / check_artifact_name(name)
 
     # -- records -----------------------------------------------------------------------
-    def create(self, inputs: dict | None = None) -> RunRecord:
+    def create(self, inputs: dict | None = None, name: str = "", parent: str | None = None) -> RunRecord:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         while True:
             run_id = uuid.uuid4().hex[:16]
@@ -79,11 +92,88 @@ class RunStore:
                 break
             except FileExistsError:
                 continue
-        record = RunRecord(run=run_id, inputs=inputs or {}, stages={s: StageRecord() for s in STAGES})
+        record = RunRecord(run=run_id, inputs=inputs or {}, stages={s: StageRecord() for s in STAGES},
+                           name=name[:MAX_NAME_CHARS], parent=parent)  # fmt: skip
         atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
         return record
 
+    def create_child(self, parent_id: str, change: str, inputs: dict | None = None, share: tuple = ()) -> RunRecord:
+        """A run that starts from `parent_id`: named after it plus `change`, recorded as its child, with the
+        parent's files named in `share` hard-linked in (copied across filesystems). Ground truth is not
+        shared: a child without its own reads its parent's (`gt_file`), also one uploaded later."""
+        parent = self.get(parent_id)
+        source = self.run_dir(parent_id)
+        child = self.create({**parent.inputs, **(inputs or {})}, f"{parent.name} · {change}", parent_id)
+        folder = self.run_dir(child.run)
+        for name in share:
+            if (source / name).is_file():
+                link_or_copy(source / name, folder / name)
+        self.update(parent_id, lambda r: r.children.append(child.run))
+        return child
+
+    def create_tracking_child(self, parent_id: str, change: str, inputs: dict | None = None) -> RunRecord:
+        """A child holding the parent's det_db (and classes), its detect stage done with the parent's
+        parameters: what tracking again or a sweep's combination starts from."""
+        detect = self.get(parent_id).stages["detect"]
+        child = self.create_child(parent_id, change, inputs, share=("det_db.json", "det_db.classes.json"))
+        folder = self.run_dir(child.run)
+        present = [n for n in ("det_db.json", "det_db.classes.json") if (folder / n).is_file()]
+        self.start_stage(child.run, "detect", detect.params)
+        self.succeed_stage(child.run, "detect", present, detect.params)
+        return self.get(child.run)
+
+    def gt_file(self, run_id: str) -> Path | None:
+        """The run's ground truth: its own, else the nearest ancestor's."""
+        seen = set()
+        while run_id and run_id not in seen:
+            seen.add(run_id)
+            try:
+                folder = self.run_dir(run_id)
+            except NotFoundError:
+                return None
+            own = next((folder / n for n in GT_FILES if (folder / n).is_file()), None)
+            if own is not None:
+                return own
+            run_id = self.get(run_id).parent
+        return None
+
+    def descendants_without_gt(self, run_id: str) -> list[str]:
+        """Children (and theirs) that read `run_id`'s ground truth."""
+        out, todo = [], list(self.get(run_id).children)
+        while todo:
+            child = todo.pop()
+            try:
+                folder = self.run_dir(child)
+            except NotFoundError:
+                continue
+            if not any((folder / n).is_file() for n in GT_FILES):
+                out.append(child)
+                todo += self.get(child).children
+        return out
+
+    def busy_stage(self, run_id: str) -> str | None:
+        """A stage that runs or is queued (its task recorded), if any."""
+        for name, stage in self.get(run_id).stages.items():
+            if stage.state == StageState.running or (stage.state == StageState.pending and stage.task):
+                return name
+        return None
+
     def delete(self, run_id: str) -> None:
+        """Remove a run; its children keep working: its ground truth is handed down to those that read it,
+        and they stop naming it as their parent's child list holder."""
+        record = self.get(run_id)
+        gt = self.gt_file(run_id) if record.children else None
+        for child in record.children:
+            try:
+                folder = self.run_dir(child)
+            except NotFoundError:
+                continue
+            if gt is not None and not any((folder / n).is_file() for n in GT_FILES):
+                link_or_copy(gt, folder / gt.name)
+                self.update(child, lambda r: self.record_artifacts(r, self.run_dir(r.run), [gt.name]))
+        if record.parent:
+            with contextlib.suppress(NotFoundError):
+                self.update(record.parent, lambda r: r.children.remove(run_id) if run_id in r.children else None)
         shutil.rmtree(self.run_dir(run_id))
 
     def get(self, run_id: str) -> RunRecord:

@@ -212,7 +212,12 @@ def test_bad_input_is_refused_naming_the_problem(stills, tmp_path, capsys):
     _refused(capsys, [*small_args(stills, out), "--classes", "player=person,ball=football"], "football", "classes")
     _refused(capsys, [*small_args(stills, out), "--classes", "ball=person,player=person"], "ball", "order")
     torch.save({"model": DFINE(dfine_config("s", "coco")).state_dict()}, tmp_path / "s.pth")
-    _refused(capsys, [*small_args(stills, out), "--weights", str(tmp_path / "s.pth")], "s.pth", "shape")
+    _refused(
+        capsys,
+        [*small_args(stills, out), "--weights", str(tmp_path / "s.pth")],
+        "s.pth",
+        "this checkpoint is D-FINE S with 80 classes (COCO); size n does not match",
+    )
     _refused(capsys, [*small_args(stills, out), "--img-size", "250"], "img_size")
     # a box partly outside is clipped as the official loader clips it, and trains
     gt.write_text(good + "3,8,240,-10,40,30,1,1,1\n")

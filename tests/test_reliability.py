@@ -128,16 +128,18 @@ def test_a_file_replaced_while_it_is_served_comes_out_whole(tmp_path):
         open_file_response(path)
 
 
-def test_a_re_track_drops_the_old_metrics_first(api, stored_run, scene):  # noqa: F811
+def test_a_re_track_keeps_the_old_metrics_and_serves_none_for_the_new_tracks_yet(api, stored_run, scene):  # noqa: F811
+    """A re-track is a child run (issue 24): the parent's metrics stay its own; the child has none to serve
+    until its tracks exist."""
     client, store, _ = api
     folder = tracked_with_ground_truth(client, store, stored_run, scene)
     assert client.get(f"/eval/{stored_run}").status_code == 200 and (folder / "metrics.json").is_file()
-    assert client.post("/track", json={"run": stored_run, "tracker": "bytetrack"}).status_code == 202
-    assert not (folder / "metrics.json").exists()
-    record = client.get(f"/runs/{stored_run}").json()
-    assert not [name for name in record["artifacts"] if name.startswith(("metrics", "plots/"))]
-    # the re-track has not finished (here: no worker), so there is nothing current to serve
-    assert client.get(f"/eval/{stored_run}").status_code == 409
+    before = (folder / "metrics.json").read_bytes()
+    answer = client.post("/track", json={"run": stored_run, "tracker": "bytetrack"})
+    assert answer.status_code == 202 and answer.json()["run"] != stored_run
+    assert (folder / "metrics.json").read_bytes() == before
+    # the re-track has not finished (here: no worker), so there is nothing current to serve for it
+    assert client.get(f"/eval/{answer.json()['run']}").status_code == 409
 
 
 def test_the_413_message_names_the_limit_that_applies(api, stored_run):  # noqa: F811

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -380,3 +381,25 @@ def test_a_redis_restart_without_persistence_loses_no_run(stack, tmp_path):
     assert all(row["HOTA"] > 0 for row in body["leaderboard"])
     record = stack.poll(f"/train/{job}", lambda b: b["state"] != "pending", timeout=90)
     assert record["state"] == "failed" and "w.pth" in record["error"], (record["state"], record["error"])
+
+
+def test_tracking_again_through_a_worker_leaves_the_first_metrics_byte_identical(stack, tmp_path):
+    scene = render_scene(tmp_path / "clip", frames=30, seed=4, size=(320, 180))
+    stack.start_gateway()
+    stack.start_worker("w1")
+    run = upload(stack, scene.video, "again")
+    assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
+    assert httpx.post(f"{stack.url}/track", json={"run": run}, timeout=10).status_code == 202
+    assert stack.wait_stage(run, "track")["stages"]["track"]["state"] == "succeeded"
+    with open(scene.gt_txt, "rb") as handle:
+        assert httpx.post(f"{stack.url}/runs/{run}/gt", files={"file": ("gt.txt", handle)}).status_code == 201
+    first = httpx.get(f"{stack.url}/eval/{run}", timeout=60).content
+    stored = (stack.root / "runs" / run / "metrics.json").read_bytes()
+    answer = httpx.post(f"{stack.url}/track", json={"run": run, "score_threshold": 0.9}, timeout=10).json()
+    child = answer["run"]
+    assert child != run and answer["parent"] == run
+    assert stack.wait_stage(child, "track")["stages"]["track"]["state"] == "succeeded"
+    again = httpx.get(f"{stack.url}/eval/{child}", timeout=60).json()  # the parent's ground truth, read through it
+    assert again["trackeval"]["HOTA"] != json.loads(first)["trackeval"]["HOTA"]
+    assert httpx.get(f"{stack.url}/eval/{run}", timeout=60).content == first
+    assert (stack.root / "runs" / run / "metrics.json").read_bytes() == stored

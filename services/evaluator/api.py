@@ -56,6 +56,8 @@ async def upload_gt(
         r.inputs["gt"] = {"format": kind, "file": filename}
 
     store.update(run_id, record)
+    for child in store.descendants_without_gt(run_id):  # they read this ground truth: their metrics are stale
+        store.update(child, lambda r: store.forget_derived(r, store.run_dir(r.run)))
     return {
         "run": run_id,
         "format": kind,

@@ -14,7 +14,7 @@ from shared.schemas import DoctorReport, MetricsReport, StageState
 
 from .doctor import run_doctor
 from .evaluate import evaluate
-from .ground_truth import GT_NAMES, read_ground_truth
+from .ground_truth import read_ground_truth
 from .overlay import render_overlay
 from .plots import write_plots
 
@@ -39,7 +39,7 @@ def evaluate_run(
         raise ConflictError(
             f"run {run_id}: track stage is {track.state if track else 'pending'}; no tracks to evaluate"
         )
-    gt_path = next((folder / n for n in GT_NAMES.values() if (folder / n).is_file()), None)
+    gt_path = store.gt_file(run_id)  # its own, or the run it was made from
     if gt_path is None:
         raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
     _, gt = read_ground_truth(gt_path, num_frames=run_frame_count(record))
@@ -73,8 +73,8 @@ def doctor_run(store: RunStore, run_id: str) -> DoctorReport:
     """The doctor on whichever of a run's det_db, ground truth and tracks exist."""
     record = store.get(run_id)
     folder = store.run_dir(run_id)
-    present = {n: folder / n for n in ("det_db.json", "tracks.txt", *GT_NAMES.values()) if n in record.artifacts}
-    gt = next((present[n] for n in GT_NAMES.values() if n in present), None)
+    present = {n: folder / n for n in ("det_db.json", "tracks.txt") if n in record.artifacts}
+    gt = store.gt_file(run_id)
     info = record.stages["detect"].params.get("det_db", {}) if "detect" in record.stages else {}
     size = tuple(info["frame_size"]) if info.get("frame_size") else None
     return run_doctor(present.get("det_db.json"), gt, present.get("tracks.txt"), info.get("sequence"),
@@ -91,7 +91,7 @@ def render_run_overlay(store: RunStore, run_id: str) -> Path:
     video = record.inputs.get("frames")  # the detect API records the frames the run was made from
     if video is None:
         raise ConflictError(f"run {run_id} has no input video to draw on")
-    gt_path = next((folder / n for n in GT_NAMES.values() if n in record.artifacts), None)
+    gt_path = store.gt_file(run_id)
     gt = read_ground_truth(gt_path, num_frames=run_frame_count(record))[1] if gt_path else None
     dets = None
     if "det_db.json" in record.artifacts:

@@ -140,6 +140,7 @@ GROUPS = {
     "services.tracker.cli": ("track",),
     "services.evaluator.cli": ("eval", "doctor", "render"),
     "services.trainer.cli": ("train", "sweep"),
+    "services.gateway.runs_cli": ("runs",),
 }
 
 

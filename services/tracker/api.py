@@ -1,4 +1,6 @@
-"""`POST /track`: queue tracking of a run whose detect stage succeeded."""
+"""`POST /track`: queue tracking of a run whose detect stage succeeded. A run's tracks never change once
+written: tracking a run that has tracks (or is tracking) makes a child run that reads its det_db and ground
+truth, and tracks that instead."""
 
 from __future__ import annotations
 
@@ -39,11 +41,26 @@ def track(
             raise InputError(f"weights {req.weights!r} not found under the data root", field="weights")
     info = detect.params.get("det_db", {})
     params = options.model_dump(mode="json")
-    args = [req.run, params, info.get("sequence"), info.get("frames")]
-    folder = store.run_dir(req.run)
-    store.update(req.run, lambda r: store.forget_derived(r, folder))  # old metrics must not outlive a re-track
+    run_id, answer = req.run, {}
+    track = record.stages.get("track")
+    busy = track is not None and (track.state in (StageState.running, StageState.succeeded) or
+                                  (track.state == StageState.pending and track.task))  # fmt: skip
+    if busy:  # its tracks (done or coming) stay as they are: a child run tracks again
+        run_id = store.create_tracking_child(req.run, describe(options)).run
+        answer = {"parent": req.run}
+    else:  # no tracks yet (or a failed attempt): metrics of an earlier attempt must not outlive it
+        store.update(run_id, lambda r: store.forget_derived(r, store.run_dir(run_id)))
+    args = [run_id, params, info.get("sequence"), info.get("frames")]
     try:
-        enqueue(store, celery, req.run, "track", "tracker.track", args, params)
+        enqueue(store, celery, run_id, "track", "tracker.track", args, params)
     except BrokerUnavailable as exc:
-        raise HTTPException(503, {"message": str(exc), "run": req.run, "status_url": f"/runs/{req.run}"}) from None
-    return {"run": req.run, "status_url": f"/runs/{req.run}"}
+        raise HTTPException(503, {"message": str(exc), "run": run_id, "status_url": f"/runs/{run_id}"}) from None
+    return {"run": run_id, **answer, "status_url": f"/runs/{run_id}"}
+
+
+def describe(options: TrackOptions) -> str:
+    """What a child run tracks with, for its name: `bytetrack score_threshold=0.4 lost_track_buffer=15`."""
+    given = {"score_threshold": options.score_threshold, **options.options}
+    if options.weights:
+        given["weights"] = Path(options.weights).name
+    return " ".join([options.tracker, *(f"{k}={v}" for k, v in given.items() if v is not None)])

@@ -51,7 +51,7 @@ def _check_runs(store: RunStore, runs: list[str], det_db: bool = True) -> None:
             raise InputError(f"run {run_id} has no det_db yet", field="runs")
         if not det_db and not record.inputs.get("frames"):
             raise InputError(f"run {run_id} has no input video", field="runs")
-        if not any((folder / name).is_file() for name in ("gt.txt", "gt.json")):
+        if store.gt_file(run_id) is None:
             raise InputError(f"run {run_id} has no ground truth", field="runs")
 
 

@@ -115,8 +115,7 @@ def _run_inputs(store: RunStore | None, run_id: str) -> tuple[Path, Path]:
     video = record.inputs.get("frames")
     if not video or not Path(video).is_file():
         raise InputError(f"run {run_id} has no input video", field="runs")
-    folder = store.run_dir(run_id)
-    gt = next((p for p in (folder / "gt.txt", folder / "gt.json") if p.is_file()), None)
+    gt = store.gt_file(run_id)  # its own, or the run it was made from
     if gt is None:
         raise InputError(f"run {run_id} has no ground truth (POST /runs/{run_id}/gt first)", field="runs")
     return Path(video), gt

@@ -37,12 +37,12 @@ def from_runs(store: RunStore, run_ids: list[str], cache: Path) -> tuple[list[Se
         video = record.inputs.get("frames")
         if not video or not Path(video).is_file():
             raise InputError(f"run {run_id} has no input video", field="runs")
-        gt_files = [p for p in (folder / "gt.txt", folder / "gt.json") if p.is_file()]
-        if not gt_files:
+        gt_file = store.gt_file(run_id)  # its own, or the run it was made from
+        if gt_file is None:
             raise InputError(f"run {run_id} has no ground truth (POST /runs/{run_id}/gt first)", field="runs")
         if not (folder / "det_db.json").is_file():
             raise InputError(f"run {run_id} has no det_db (its detect stage has not succeeded)", field="runs")
-        _, gt = read_ground_truth(gt_files[0])
+        _, gt = read_ground_truth(gt_file)
         det_db = read_det_db(folder / "det_db.json")
         indexed = index_det_db(det_db)
         if len(indexed) > 1:

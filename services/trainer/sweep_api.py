@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 from celery import Celery
@@ -44,7 +43,6 @@ from .sweeps import (
 
 router = APIRouter(tags=["sweeps"])
 _SWEEP_ID = re.compile(r"^[0-9a-f]{16}$")
-GT_FILES = ("gt.txt", "gt.json")
 
 
 def _folder(settings: Settings, sweep_id: str) -> Path:
@@ -77,17 +75,9 @@ def _draw(req: SweepRequest, grid: dict[str, list]) -> list[dict]:
 
 
 def _child(store: RunStore, parent: str, sweep_id: str, params: dict) -> str:
-    """A run holding the parent's det_db and ground truth, its detect stage done with the parent's params."""
-    record = store.get(parent)
-    source = store.run_dir(parent)
-    child = store.create({**record.inputs, "parent": parent, "sweep": sweep_id, "sweep_params": params})
-    folder = store.run_dir(child.run)
-    present = [n for n in ("det_db.json", "det_db.classes.json", *GT_FILES) if (source / n).is_file()]
-    for name in present:
-        shutil.copyfile(source / name, folder / name)
-    store.start_stage(child.run, "detect", record.stages["detect"].params)
-    store.succeed_stage(child.run, "detect", present, record.stages["detect"].params)
-    return child.run
+    """A child run holding the parent's det_db (its ground truth is read from the parent)."""
+    change = "sweep " + " ".join(f"{k}={v}" for k, v in params.items())
+    return store.create_tracking_child(parent, change, {"sweep": sweep_id, "sweep_params": params}).run
 
 
 @router.post("/sweeps", status_code=202)
@@ -102,7 +92,7 @@ def start_sweep(
     if detect is None or detect.state != StageState.succeeded:
         raise ConflictError(f"run {req.run}: detect stage is {detect.state if detect else 'pending'}; a sweep "
                             "tracks its finished det_db")  # fmt: skip
-    if not any((store.run_dir(req.run) / n).is_file() for n in GT_FILES):
+    if store.gt_file(req.run) is None:
         raise MissingInputError(f"run {req.run} has no ground truth: upload it with POST /runs/{req.run}/gt")
     try:
         grid = _confined_weights(settings, with_weights(req.grid, req.weights))

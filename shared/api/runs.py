@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from shared.errors import GoneError, NotFoundError
+from shared.errors import ConflictError, GoneError, NotFoundError
 from shared.run_store import RunStore, shown
-from shared.schemas import RunRecord
+from shared.schemas import RunPatch, RunRecord
 from shared.settings import Settings
 
 from .deps import RunIdPath, get_settings_dep, get_store
@@ -47,3 +47,27 @@ def get_artifact(run_id: RunIdPath, name: str, store: RunStore = Depends(get_sto
     except FileNotFoundError:
         store.output_missing(run_id, name)
         raise GoneError(f"run {run_id}: artifact {name!r} is no longer on disk; the run's record now says so") from None
+
+
+@router.patch("/runs/{run_id}", response_model=RunRecord)
+def patch_run(
+    run_id: RunIdPath, change: RunPatch, store: RunStore = Depends(get_store), settings=Depends(get_settings_dep)
+):
+    """Name, tags and note of a run (fields left out stay as they are)."""
+
+    def apply(record: RunRecord) -> None:
+        for field, value in change.model_dump(exclude_none=True).items():
+            setattr(record, field, value)
+
+    return shown(store.update(run_id, apply), lost_after(settings), store.root)
+
+
+@router.delete("/runs/{run_id}", status_code=204, response_class=Response)
+def delete_run(run_id: RunIdPath, store: RunStore = Depends(get_store)):
+    """Remove a run and its folder (409 while one of its stages runs or is queued); its children keep
+    working: they are given the ground truth they read from it."""
+    busy = store.busy_stage(run_id)
+    if busy is not None:
+        raise ConflictError(f"run {run_id}: its {busy} stage is running or queued; delete it when that ends")
+    store.delete(run_id)
+    return Response(status_code=204)

@@ -98,8 +98,7 @@ def upload_page(request: Request):
 def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)):
     check_run_id(run_id)
     record = shown(store.get(run_id), lost_after(request.app.state.settings), store.root)  # as GET /runs/{run}
-    folder = store.run_dir(run_id)
-    has_gt = any((folder / n).is_file() for n in ("gt.txt", "gt.json"))
+    has_gt = store.gt_file(run_id) is not None
     knobs = {tracker: tracker_knobs(tracker) for tracker in TRACKER_KNOBS}  # the forms offer what the API checks
     scores = {"bytetrack": BYTETRACK_DEFAULTS["score_threshold"], "motrv2": MOTRV2_SCORE_THRESHOLD}
     return _page(request, "run.html", run=record, has_gt=has_gt, knobs=knobs, score_defaults=scores)

@@ -44,7 +44,7 @@ const motpipe = (() => {
 
   function say(form, text, isError = false) {
     const status = form.querySelector(".status");
-    status.textContent = text;
+    status.replaceChildren(text);  // text or a node (a link to what was made)
     status.className = `status${isError ? " error" : ""}`;
   }
 
@@ -67,7 +67,8 @@ const motpipe = (() => {
       body.replaceChildren(...(runs.length ? runs.map(run => {
         const link = el("a", { href: `/ui/runs/${run.run}` }, el("code", {}, run.run));
         const first = el("td", {}, link);
-        if (run.inputs && run.inputs.parent) first.append(" ", el("small", {}, "sweep child"));
+        if (run.name) first.append(" ", run.name);
+        if (run.parent) first.append(" ", el("small", {}, "child"));
         const row = el("tr", { "data-run": run.run }, first, el("td", {}, run.created.replace("T", " ").slice(0, 19)));
         for (const name of ["detect", "track", "eval"]) {
           const s = run.stages[name] || { state: "pending" };
@@ -165,7 +166,8 @@ const motpipe = (() => {
         if (input.dataset.knob === "top") body.score_threshold = value; else body.options[input.name] = value;
       }
       return body;
-    }, () => "tracking queued");
+    }, answer => answer.run === run ? "tracking queued"  // tracking again makes a child run: link it
+      : el("span", {}, "tracking again as a new run: ", el("a", { href: `/ui/runs/${answer.run}` }, answer.run)));
     const gtForm = document.getElementById("gt");
     gtForm.addEventListener("submit", async event => {
       event.preventDefault();

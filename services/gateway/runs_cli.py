@@ -1,0 +1,70 @@
+"""`motpipe runs list|show|rename|tag|note|delete`: the run store of a data root, without a server (the same
+rules as `GET/PATCH/DELETE /runs/{run}`: names and tags checked by `RunPatch`, no delete while a stage runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from shared.errors import ConflictError
+
+
+def _store(args):
+    from shared.run_store import RunStore
+    from shared.settings import get_settings
+
+    return RunStore(Path(args.data_root) if args.data_root else get_settings().data_root)
+
+
+def _patch(store, run_id: str, **fields) -> None:
+    from shared.schemas import RunPatch
+
+    change = RunPatch(**fields).model_dump(exclude_none=True)
+    store.update(run_id, lambda r: [setattr(r, k, v) for k, v in change.items()])
+
+
+def cmd_runs(args) -> int:
+    store = _store(args)
+    if args.action == "list":
+        for record in store.list()[: args.limit]:
+            stages = " ".join(f"{n}={s.state}" for n, s in record.stages.items())
+            tags = f" [{', '.join(record.tags)}]" if record.tags else ""
+            print(f"{record.run}  {record.created:%Y-%m-%d %H:%M}  {stages}  {record.name}{tags}")
+        return 0
+    record = store.get(args.run)
+    if args.action == "show":
+        print(record.model_dump_json(indent=1))
+    elif args.action == "rename":
+        _patch(store, args.run, name=args.value)
+    elif args.action == "tag":
+        tags = [t for t in record.tags if t not in args.values] if args.remove else [*record.tags, *args.values]
+        _patch(store, args.run, tags=tags)
+    elif args.action == "note":
+        _patch(store, args.run, note=args.value)
+    else:  # delete
+        busy = store.busy_stage(args.run)
+        if busy is not None:
+            raise ConflictError(f"run {args.run}: its {busy} stage is running or queued")
+        store.delete(args.run)
+        print(json.dumps({"deleted": args.run}))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list, show, rename, tag, annotate or delete runs of a data root (no server)")
+    p.add_argument("--data-root", help="the data root (default: MOTPIPE_DATA_ROOT or ./motpipe-data)")
+    actions = p.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="runs, newest first")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many")
+    for name, text in (("show", "a run's record"), ("delete", "remove a run (not while a stage runs)")):
+        actions.add_parser(name, help=text).add_argument("run", help="the run id")
+    for name, text in (("rename", "the run's name"), ("note", "the run's note (replaces it)")):
+        action = actions.add_parser(name, help=f"set {text}")
+        action.add_argument("run", help="the run id")
+        action.add_argument("value", help=text)
+    tag = actions.add_parser("tag", help="add tags to a run (or --remove them)")
+    tag.add_argument("run", help="the run id")
+    tag.add_argument("values", nargs="+", metavar="TAG", help="tags (at most 32, 64 characters each)")
+    tag.add_argument("--remove", action="store_true", help="remove these tags instead")
+    p.set_defaults(func=cmd_runs)
