@@ -54,7 +54,7 @@ def test_three_by_three_sweep_shares_workers_and_reads_the_det_db(stack, tmp_pat
     assert board[0]["params"] == {"score_threshold": 0.2, "minimum_consecutive_frames": 1}
     for row in board:  # children are ordinary runs: /eval works and agrees with the leaderboard
         child = httpx.get(f"{stack.url}/runs/{row['run']}").json()
-        assert child["inputs"]["parent"] == run and child["stages"]["detect"]["attempts"] == 1
+        assert child["parent"] == run and child["stages"]["detect"]["attempts"] == 1
         metrics = httpx.get(f"{stack.url}/eval/{row['run']}").json()
         assert metrics["trackeval"]["HOTA"] == row["HOTA"]
         if row["HOTA"] > 0:  # the motion det_db's classes reach the tracks: ball HOTA on the leaderboard

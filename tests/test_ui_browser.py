@@ -93,6 +93,8 @@ def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):
         rows = driver.find_elements("css selector", "#leaderboard tbody tr")
         assert len(rows) == 4
         hotas = [float(r.find_elements("css selector", "td")[4].text) for r in rows]
+        balls = [r.find_elements("css selector", "td")[-1].text for r in rows]  # the motion det_db's classes
+        assert all(balls) and float(balls[0]) > 0, balls
         assert hotas == sorted(hotas, reverse=True)
         assert "score_threshold=0.2, minimum_consecutive_frames=1" in rows[0].text
         wait_for(driver, "document.querySelectorAll('#sweep-plots img').length >= 1", 30, "sweep plots")

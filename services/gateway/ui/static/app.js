@@ -217,7 +217,8 @@ const motpipe = (() => {
         el("td", {}, i + 1), el("td", {}, el("a", { href: `/ui/runs/${row.run}` }, el("code", {}, row.run))),
         el("td", {}, Object.entries(row.params).map(([k, v]) => `${k}=${v}`).join(", ")),
         el("td", {}, badge(row.state), row.error ? ` ${row.error}` : ""),
-        ...LEADER.map(k => el("td", {}, fmt(row[k]))))));
+        ...LEADER.map(k => el("td", {}, fmt(row[k]))),
+        el("td", {}, fmt(((row.per_class || {}).ball || {}).HOTA)))));
       const finished = sweep.state === "succeeded" || sweep.state === "failed";
       if (finished && !plots.childElementCount) {
         for (const name of ["ranked", "heatmap"]) {
