@@ -103,7 +103,8 @@ class RunStore:
         shared: a child without its own reads its parent's (`gt_file`), also one uploaded later."""
         parent = self.get(parent_id)
         source = self.run_dir(parent_id)
-        child = self.create({**parent.inputs, **(inputs or {})}, f"{parent.name} · {change}", parent_id)
+        base = parent.name or Path(str(parent.inputs.get("upload") or parent.inputs.get("path") or parent_id)).name
+        child = self.create({**parent.inputs, **(inputs or {})}, f"{base} · {change}", parent_id)
         folder = self.run_dir(child.run)
         for name in share:
             if (source / name).is_file():

@@ -102,10 +102,24 @@ def processes_with(environment_entry: str) -> list[int]:
     return found
 
 
+def _ours_left() -> list[int]:
+    """Marked processes, less multiprocessing's resource tracker of this process (it ends when pytest does)."""
+    left = []
+    for pid in processes_with(SESSION_MARK):
+        try:
+            stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            tracker = b"multiprocessing.resource_tracker" in open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if not (tracker and int(stat[1]) == os.getpid()):
+            left.append(pid)
+    return left
+
+
 def _left_running(timeout: float = 15.0) -> list[str]:
     """Processes the tests started that are still alive `timeout` seconds from now (then killed)."""
     deadline = time.monotonic() + timeout
-    while (alive := processes_with(SESSION_MARK)) and time.monotonic() < deadline:
+    while (alive := _ours_left()) and time.monotonic() < deadline:
         time.sleep(0.5)
     described = []
     for pid in alive:
