@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 
@@ -58,36 +59,26 @@ def progress_bar(label: str) -> Iterator:
         yield update
 
 
-class HelpFormatter:
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's help with every option's default, once: appended unless the text already names one, left
     out when there is none (None, False) — `ArgumentDefaultsHelpFormatter` prints "(default: None)" and
     doubles defaults the text gives. Descriptions keep their line breaks."""
 
-    @staticmethod
-    def make():
-        import argparse
-
-        class _Formatter(argparse.RawDescriptionHelpFormatter):
-            def _get_help_string(self, action):
-                text = action.help or ""
-                if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
-                    return text
-                if "default" in text or action.default == [] or not action.option_strings:
-                    return text
-                return f"{text} (default: %(default)s)"
-
-        return _Formatter
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return text
+        if "default" in text or action.default == [] or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def explain_every_option(parser) -> None:
     """Give `parser` and all its subcommands' parsers the `HelpFormatter`."""
-    import argparse
-
-    formatter = HelpFormatter.make()
     todo = [parser]
     while todo:
         current = todo.pop()
-        current.formatter_class = formatter
+        current.formatter_class = HelpFormatter
         for action in current._actions:
             if isinstance(action, argparse._SubParsersAction):
                 todo.extend(action.choices.values())
