@@ -21,8 +21,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from shared.atomic import atomic_write_text
 from shared.errors import InputError, NotFoundError
+from shared.run_index import RunIndex, index_url, job_row, memory_index, open_index, sweep_row
 from shared.schemas import (
     MAX_NAME_CHARS,
     RUN_ID_RE,
@@ -67,9 +70,72 @@ def check_artifact_name(name: str) -> str:
 
 
 class RunStore:
-    def __init__(self, root: str | os.PathLike):
+    """Run folders plus their index (`shared.run_index`): every write of a `run.json` goes through
+    `create`/`update`/`delete` here, which update the run's index row in the same call."""
+
+    def __init__(self, root: str | os.PathLike, database_url: str | None = None):
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
+        self.database_url = index_url(self.root, database_url)
+
+    @property
+    def index(self) -> RunIndex:
+        """The index, opened (and migrated) on first use; a new index is filled from the folders at once."""
+        index, fresh = open_index(self.database_url)
+        if fresh and any(self.runs_dir.glob("*/run.json")):
+            self.reindex(index)
+        return index
+
+    def runs_page(self, query, lost_before: float | None = None) -> dict:
+        """A page of run summaries from the index; when the index cannot be read (a read-only or broken data
+        root, a database that is down) the page is built from the folders instead: slower, never wrong."""
+        try:
+            return self.index.runs(query, lost_before)
+        except SQLAlchemyError as exc:
+            log.warning("run index unreadable (%s: %s): listing from the folders", type(exc).__name__, exc)
+            fallback = memory_index()
+            self.reindex(fallback)
+            return fallback.runs(query, lost_before)
+
+    def reindex(self, index: RunIndex | None = None, report: Callable[[str, str], None] | None = None) -> int:
+        """Rebuild the index from the run, sweep and job folders (idempotent); a record that cannot be read
+        is reported (`report(path, reason)`) and skipped. Returns the number of records indexed."""
+        from shared.schemas import JobRecord, SweepRecord
+
+        index = index or self.index
+        index.clear()
+        count = 0
+        for kind, folder_name, file_name in (("run", "runs", "run.json"), ("sweep", "sweeps", "sweep.json"),
+                                             ("job", "jobs", "job.json")):  # fmt: skip
+            batch = []
+            for path in sorted((self.root / folder_name).glob(f"*/{file_name}")):
+                try:
+                    text = path.read_text(encoding="utf-8")
+                    if kind == "run":
+                        batch.append(RunRecord.model_validate_json(text))
+                    elif kind == "sweep":
+                        batch.append(SweepRecord.model_validate_json(text))
+                    else:
+                        batch.append(JobRecord.model_validate_json(text))
+                except (OSError, ValueError) as exc:
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    if report:
+                        report(str(path), reason)
+                    continue
+                if len(batch) >= 1000:
+                    count += self._index_batch(index, kind, batch)
+                    batch = []
+            count += self._index_batch(index, kind, batch)
+        return count
+
+    def _index_batch(self, index: RunIndex, kind: str, records: list) -> int:
+        if kind == "run":
+            index.put_runs([(r, self.runs_dir / r.run) for r in records])
+        elif kind == "sweep":
+            index.put_rows("sweep", [sweep_row(r) for r in records])
+        else:
+            index.put_rows("job", [job_row(r) for r in records])
+        return len(records)
 
     # -- paths -------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -95,6 +161,7 @@ class RunStore:
         record = RunRecord(run=run_id, inputs=inputs or {}, stages={s: StageRecord() for s in STAGES},
                            name=name[:MAX_NAME_CHARS], parent=parent)  # fmt: skip
         atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
+        self.index.put_run(record, folder)
         return record
 
     def create_child(self, parent_id: str, change: str, inputs: dict | None = None, share: tuple = ()) -> RunRecord:
@@ -176,6 +243,7 @@ class RunStore:
             with contextlib.suppress(NotFoundError):
                 self.update(record.parent, lambda r: r.children.remove(run_id) if run_id in r.children else None)
         shutil.rmtree(self.run_dir(run_id))
+        self.index.drop_run(run_id)
 
     def get(self, run_id: str) -> RunRecord:
         path = self.run_dir(run_id) / "run.json"
@@ -196,6 +264,14 @@ class RunStore:
                         skipped.append(folder.name)
         return sorted(records, key=lambda r: r.created, reverse=True)
 
+    def busy(self) -> list[RunRecord]:
+        """Records of the runs the index holds as running or queued (unreadable ones left out)."""
+        records = []
+        for run_id in self.index.busy_runs():
+            with contextlib.suppress(OSError, ValueError, NotFoundError):
+                records.append(self.get(run_id))
+        return records
+
     @contextlib.contextmanager
     def _locked(self, run_id: str) -> Iterator[Path]:
         folder = self.run_dir(run_id)
@@ -211,6 +287,7 @@ class RunStore:
             record = RunRecord.model_validate_json((folder / "run.json").read_text(encoding="utf-8"))
             change(record)
             atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
+            self.index.put_run(record, folder)
             return record
 
     # -- stage life cycle --------------------------------------------------------------

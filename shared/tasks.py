@@ -104,7 +104,7 @@ def reap(store: RunStore, celery, stale_s: float, retries: int) -> list[tuple[st
     persistence). Returns (run, stage, what was done) for each."""
     done = []
     cutoff = utcnow() - timedelta(seconds=stale_s)
-    records = store.list()
+    records = store.busy()
     lost_pending = [(r, n, s) for r in records for n, s in r.stages.items()
                     if s.state == StageState.pending and s.task and s.queued and s.queued < cutoff]  # fmt: skip
     if lost_pending:

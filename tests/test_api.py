@@ -46,7 +46,7 @@ def test_upload_creates_run_and_queues_detect(api, stored_run):
     assert body["stages"]["track"]["state"] == "pending"
     assert body["artifacts"]["det_db.json"]["bytes"] > 0
     assert (store.run_dir(stored_run) / "input.mp4").stat().st_size > 0
-    assert [r["run"] for r in client.get("/runs").json()] == [stored_run]
+    assert [r["run"] for r in client.get("/runs").json()["runs"]] == [stored_run]
     assert client.get(f"/runs/{stored_run}/artifacts/det_db.json").json() == {"s/img1/000001": []}
 
 

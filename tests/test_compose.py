@@ -101,7 +101,7 @@ from services.gateway.app import create
 from shared.settings import Settings
 client = TestClient(create(Settings(data_root=sys.argv[1])))
 assert client.get("/healthz").status_code == 200
-assert client.get("/runs").json() == []
+assert client.get("/runs").json() == {"runs": [], "next": None, "total": 0}
 assert client.get("/ui").status_code == 200
 answer = client.post("/track", json={"run": "0123456789abcdef", "tracker": "bytetrack", "options": {"bogus": 1}})
 assert answer.status_code == 422, answer.text

@@ -1,5 +1,6 @@
-"""`motpipe runs list|show|rename|tag|note|delete`: the run store of a data root, without a server (the same
-rules as `GET/PATCH/DELETE /runs/{run}`: names and tags checked by `RunPatch`, no delete while a stage runs)."""
+"""`motpipe runs list|show|rename|tag|note|delete|reindex`: the run store of a data root, without a server (the
+same rules as `GET/PATCH/DELETE /runs/{run}`: names and tags checked by `RunPatch`, no delete while a stage
+runs); `reindex` rebuilds the run index from the run, sweep and job folders."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import json
 from pathlib import Path
 
 from shared.errors import ConflictError
+from shared.run_index import RUN_SORTS
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 500:
+        raise argparse.ArgumentTypeError("must be 1 to 500")
+    return value
 
 
 def _store(args):
@@ -27,10 +36,24 @@ def _patch(store, run_id: str, **fields) -> None:
 def cmd_runs(args) -> int:
     store = _store(args)
     if args.action == "list":
-        for record in store.list()[: args.limit]:
-            stages = " ".join(f"{n}={s.state}" for n, s in record.stages.items())
-            tags = f" [{', '.join(record.tags)}]" if record.tags else ""
-            print(f"{record.run}  {record.created:%Y-%m-%d %H:%M}  {stages}  {record.name}{tags}")
+        from shared.run_index import PageQuery
+
+        filters = tuple((k, getattr(args, k)) for k in ("tag", "state", "tracker") if getattr(args, k))
+        page = store.runs_page(PageQuery(limit=args.limit, q=args.q, filters=filters, sort=args.sort))
+        for run in page["runs"]:
+            hota = f"HOTA {run['HOTA']:.4f}" if run["HOTA"] is not None else "HOTA -     "
+            tags = f" [{', '.join(run['tags'])}]" if run["tags"] else ""
+            print(
+                f"{run['run']}  {run['created'][:16].replace('T', ' ')}  {run['state']:<9}  {hota}  {run['name']}{tags}"
+            )
+        print(f"{len(page['runs'])} of {page['total']} runs")
+        return 0
+    if args.action == "reindex":
+        problems = []
+        count = store.reindex(report=lambda path, reason: problems.append((path, reason)))
+        for path, reason in problems:
+            print(f"skipped {path}: {reason}")
+        print(f"indexed {count} records into {store.database_url.split('@')[-1]}; {len(problems)} skipped")
         return 0
     record = store.get(args.run)
     if args.action == "show":
@@ -55,8 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list, show, rename, tag, annotate or delete runs of a data root (no server)")
     p.add_argument("--data-root", help="the data root (default: MOTPIPE_DATA_ROOT or ./motpipe-data)")
     actions = p.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="runs, newest first")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many")
+    listing = actions.add_parser("list", help="runs from the run index, newest first")
+    listing.add_argument("--limit", type=_limit, default=50, help="at most this many (1 to 500)")
+    listing.add_argument("--q", help="text in the name, note or video")
+    listing.add_argument("--tag", help="only runs with this tag")
+    listing.add_argument(
+        "--state", choices=("pending", "queued", "running", "succeeded", "failed"), help="only in this state"
+    )
+    listing.add_argument("--tracker", help="only runs tracked by this tracker")
+    listing.add_argument("--sort", default="-created", choices=RUN_SORTS, help="order")
+    actions.add_parser("reindex", help="rebuild the run index from the folders (broken records are reported)")
     for name, text in (("show", "a run's record"), ("delete", "remove a run (not while a stage runs)")):
         actions.add_parser(name, help=text).add_argument("run", help="the run id")
     for name, text in (("rename", "the run's name"), ("note", "the run's note (replaces it)")):

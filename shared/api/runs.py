@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from typing import Annotated, Literal
 
-from shared.errors import ConflictError, GoneError, NotFoundError
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel
+
+from shared.errors import ConflictError, GoneError, InputError, NotFoundError
+from shared.run_index import MAX_LIMIT, PageQuery
 from shared.run_store import RunStore, shown
-from shared.schemas import RunPatch, RunRecord
+from shared.schemas import MAX_TAG_CHARS, RUN_ID_RE, RunPatch, RunRecord, utcnow
 from shared.settings import Settings
 
 from .deps import RunIdPath, get_settings_dep, get_store
@@ -22,14 +26,76 @@ def lost_after(settings: Settings) -> float:
     return 5 * settings.stage_stale_s
 
 
-@router.get("/runs", response_model=list[RunRecord])
-def list_runs(response: Response, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
-    """Every readable run, newest first; unreadable records are named in `X-Motpipe-Skipped-Runs`."""
-    skipped: list[str] = []
-    runs = [shown(r, lost_after(settings), store.root) for r in store.list(skipped)]
-    if skipped:
-        response.headers["X-Motpipe-Skipped-Runs"] = ",".join(sorted(skipped))
-    return runs
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"rows per page, 1 to {MAX_LIMIT}")]
+Cursor = Annotated[str | None, Query(max_length=512, description="`next` of the previous page")]
+Text = Annotated[str | None, Query(max_length=200, description="plain text searched in name, note and video")]
+Word = Annotated[str | None, Query(max_length=MAX_TAG_CHARS)]
+Id = Annotated[str | None, Query(pattern=RUN_ID_RE.pattern)]
+RunState = Literal["pending", "queued", "running", "succeeded", "failed"]
+
+
+class RunSummary(BaseModel):
+    """One row of `GET /runs`: the run index's columns (metrics null until the run is evaluated)."""
+
+    run: str
+    name: str
+    tags: list[str]
+    note: str
+    created: str
+    parent: str | None
+    sweep: str | None
+    video: str
+    detector: str | None
+    tracker: str | None
+    weights: str | None
+    state: str
+    stages: dict[str, str]
+    HOTA: float | None
+    DetA: float | None
+    AssA: float | None
+    IDF1: float | None
+    MOTA: float | None
+    IDSW: int | None
+    HOTA_ball: float | None
+    HOTA_player: float | None
+
+
+class RunPage(BaseModel):
+    runs: list[RunSummary]
+    next: str | None
+    total: int
+
+
+def paged(fetch, query: PageQuery):
+    """A page from the index; a cursor that is not this listing's is a 422 naming `cursor`."""
+    try:
+        return fetch(query)
+    except InputError as exc:
+        raise HTTPException(422, [{"loc": ["query", exc.field or "?"], "msg": str(exc)}]) from None
+
+
+@router.get("/runs", response_model=RunPage)
+def list_runs(
+    store: RunStore = Depends(get_store),
+    settings: Settings = Depends(get_settings_dep),
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    q: Text = None,
+    tag: Word = None,
+    state: RunState | None = None,
+    detector: Word = None,
+    tracker: Word = None,
+    parent: Id = None,
+    sweep: Id = None,
+    sort: Literal["-created", "created", "-hota", "-idf1", "-mota", "name"] = "-created",
+):
+    """A page of run summaries from the run index, newest first unless `sort` says otherwise; `total` counts
+    every run matching the filters; `next` is the cursor of the following page (null on the last)."""
+    wanted = {"tag": tag, "state": state, "detector": detector, "tracker": tracker, "parent": parent, "sweep": sweep}
+    filters = tuple((k, v) for k, v in wanted.items() if v is not None)
+    query = PageQuery(limit=limit, cursor=cursor, sort=sort, q=q, filters=filters)
+    lost_before = utcnow().timestamp() - lost_after(settings)
+    return paged(lambda query: store.runs_page(query, lost_before), query)
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord)

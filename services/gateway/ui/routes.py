@@ -13,6 +13,7 @@ import json
 import math
 import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -25,13 +26,23 @@ from shared.api.auth import SESSION_COOKIE, SESSION_S, LoginLimiter, csrf_token,
 from shared.api.deps import get_settings_dep, get_store
 from shared.api.runs import lost_after
 from shared.errors import InputError, NotFoundError
+from shared.run_index import PageQuery
 from shared.run_store import RunStore, check_run_id, shown
-from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, TRACKER_KNOBS, tracker_knobs
+from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, TRACKER_KNOBS, tracker_knobs, utcnow
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["tojson_pretty"] = lambda value: json.dumps(value, indent=1, default=str)
+
+
+def query_string(args: dict, change: dict, path: str = "/ui") -> str:
+    """`path` with the page's query `args` changed by `change` (a None value removes that key)."""
+    merged = {k: v for k, v in {**args, **change}.items() if v not in (None, "")}
+    return f"{path}?{urlencode(merged)}" if merged else path
+
+
+templates.env.globals["query_string"] = query_string
 router = APIRouter(prefix="/ui", include_in_schema=False)
 static = StaticFiles(directory=HERE / "static")
 _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -84,9 +95,28 @@ def logout():
     return answer
 
 
+RUN_FILTERS = ("tag", "state", "detector", "tracker", "parent", "sweep")
+
+
 @router.get("", dependencies=[Depends(login_required)])
-def runs_page(request: Request, store: RunStore = Depends(get_store)):
-    return _page(request, "runs.html", runs=store.list())
+def runs_page(request: Request, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
+    """One page of the run index with the filters, sort and cursor of the address (as `GET /runs` takes
+    them); a bad value shows the page's first results with the reason instead of an error page."""
+    args = {k: v for k, v in request.query_params.items() if v and (k in RUN_FILTERS or k in ("q", "sort", "cursor"))}
+    filters = tuple((k, args[k][:200]) for k in RUN_FILTERS if k in args)
+    query = PageQuery(limit=50, cursor=args.get("cursor"), sort=args.get("sort", "-created"), q=args.get("q"),
+                      filters=filters)  # fmt: skip
+    lost_before = utcnow().timestamp() - lost_after(settings)
+    problem = None
+    try:
+        found = store.runs_page(query, lost_before)
+    except InputError as exc:
+        problem = str(exc)
+        found = store.runs_page(PageQuery(filters=filters, q=query.q), lost_before)
+        args.pop("cursor", None)
+        args.pop("sort", None)
+    return _page(request, "runs.html", page=found, args=args, problem=problem, sort=args.get("sort", "-created"),
+                 ball=any(r["HOTA_ball"] is not None for r in found["runs"]))  # fmt: skip
 
 
 @router.get("/upload", dependencies=[Depends(login_required)])
@@ -106,7 +136,7 @@ def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)
 
 @router.get("/compare", dependencies=[Depends(login_required)])
 def compare_page(request: Request, a: str | None = None, b: str | None = None, store: RunStore = Depends(get_store)):
-    runs = [r for r in store.list() if r.stages.get("track") and r.stages["track"].state == "succeeded"]
+    runs = store.runs_page(PageQuery(limit=500, filters=(("track_state", "succeeded"),)))["runs"]
     return _page(request, "compare.html", runs=runs, a=a, b=b)
 
 

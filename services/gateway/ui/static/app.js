@@ -60,23 +60,29 @@ const motpipe = (() => {
     return cell;
   }
 
+  // The runs page: the server drew the page; this keeps its rows' states and metrics current by asking
+  // `GET /runs` with the same filters, sort and cursor (the address's query) every few seconds.
   function liveRuns(tableNode) {
     const body = tableNode.querySelector("tbody");
+    const query = new URLSearchParams(window.location.search);
+    const ball = [...tableNode.querySelectorAll("thead th")].some(th => th.textContent === "ball HOTA");
+    const num = v => el("td", { class: "num" }, typeof v === "number" ? v.toFixed(4) : "");
+    const chip = tag => { const q = new URLSearchParams(query); q.set("tag", tag); q.delete("cursor"); return el("a", { class: "chip", href: `/ui?${q}` }, tag); };
     poll(async () => {
-      const runs = await api("/runs");
-      body.replaceChildren(...(runs.length ? runs.map(run => {
-        const link = el("a", { href: `/ui/runs/${run.run}` }, el("code", {}, run.run));
-        const first = el("td", {}, link);
-        if (run.name) first.append(" ", run.name);
-        if (run.parent) first.append(" ", el("small", {}, "child"));
-        const row = el("tr", { "data-run": run.run }, first, el("td", {}, run.created.replace("T", " ").slice(0, 19)));
-        for (const name of ["detect", "track", "eval"]) {
-          const s = run.stages[name] || { state: "pending" };
-          row.append(stageCell({ name, ...s }));
-        }
+      const page = await api(`/runs?${query}`);
+      document.getElementById("total").textContent = `${page.total} ${page.total === 1 ? "run" : "runs"}`;
+      if (!page.runs.length) return true;  // the server's empty-state row says why
+      body.replaceChildren(...page.runs.map(run => {
+        const first = el("td", {}, el("a", { href: `/ui/runs/${run.run}` }, run.name || run.run));
+        if (run.parent) first.append(" ", el("small", { class: "muted" }, "child"));
+        for (const tag of run.tags) first.append(" ", chip(tag));
+        const row = el("tr", { "data-run": run.run }, first, el("td", {}, run.video), el("td", {}, run.detector || ""),
+          el("td", {}, run.tracker || ""), num(run.HOTA), num(run.IDF1), num(run.MOTA));
+        if (ball) row.append(num(run.HOTA_ball));
+        row.append(el("td", { "data-state": run.state }, badge(run.state)), el("td", {}, run.created.replace("T", " ").slice(0, 19)));
         return row;
-      }) : [el("tr", { class: "empty" }, el("td", { colspan: "5" }, "No runs yet: upload a video."))]));
-    });
+      }));
+    }, 3000);
   }
 
   function uploadForm(form) {
