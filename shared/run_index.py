@@ -234,7 +234,7 @@ def run_summary(row: RunRow, lost_before: float | None = None) -> dict[str, Any]
         "name": row.name,
         "tags": json.loads(row.tags),
         "note": row.note,
-        "created": _iso(row.created),
+        "created": iso(row.created),
         "parent": row.parent,
         "sweep": row.sweep,
         "video": row.video,
@@ -254,7 +254,7 @@ def run_summary(row: RunRow, lost_before: float | None = None) -> dict[str, Any]
     }
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -338,9 +338,9 @@ def decode_cursor(query: PageQuery) -> tuple[Any, str] | None:
     return value, key
 
 
-def _like(text: str) -> str:
+def _like(text: str, lower: bool = True) -> str:
     """`q` as a LIKE pattern matching the text itself: %, _ and the escape character lose their meaning."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = (text.lower() if lower else text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
@@ -355,8 +355,10 @@ def page(session: Session, model: type, key: str, query: PageQuery, sort_columns
     if query.q:
         where.append(model.search.like(_like(query.q), escape="\\"))
     for column, value in query.filters:
-        if column == "tag":
+        if column == "tag" and model is RunRow:
             where.append(ident.in_(select(RunTag.run).where(RunTag.tag == value)))
+        elif column == "tag":  # sweeps and jobs are few: their JSON list is searched for the quoted tag
+            where.append(model.tags.like(_like(json.dumps(value), lower=False), escape="\\"))
         else:
             where.append(getattr(model, column) == value)
     total = session.scalar(select(func.count()).select_from(model).where(*where))

@@ -484,6 +484,9 @@ class JobRecord(Schema):
     task: dict[str, Any] | None = None  # {"name", "args"} as queued: the reaper can queue it again
     queued: datetime | None = None  # when its task was (last) sent to the broker
     grid: list[dict[str, Any]] | None = None  # a grid's table: one row per combination
+    name: str = ""
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
 
 
 class TrainRequest(TrainOptions):
@@ -613,3 +616,6 @@ class SweepRecord(Schema):
     grid: dict[str, list[Any]]
     search: SweepSearch | None = None
     children: list[SweepChild] = Field(default_factory=list)
+    name: str = ""
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""

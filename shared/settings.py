@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # "off": serving without a token on a non-loopback address is wanted (otherwise refused at start)
     auth_switch: Literal["on", "off"] = Field("on", validation_alias=AliasChoices("MOTPIPE_AUTH", "auth_switch"))
     bind_host: str | None = Field(None, description="the address the API listens on (compose: 0.0.0.0)")
+    # the run index: unset, SQLite at <data root>/index.sqlite; compose: postgresql+psycopg://…
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the run index")
     upload_limit_mb: float = 4096.0
     device: str = Field(default="auto", description="'auto' picks cuda when available, else cpu")
     # Seconds a task may run before Celery kills it, and after which an unacknowledged task

@@ -57,6 +57,7 @@ class Stack:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen] = []
+        self.cleanups: list = []  # run after the processes stopped (e.g. drop a test database)
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -112,6 +113,8 @@ class Stack:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill(proc)
+        while self.cleanups:
+            self.cleanups.pop()()
 
     def run(self, run_id: str) -> dict:
         return httpx.get(f"{self.url}/runs/{run_id}", timeout=10).json()

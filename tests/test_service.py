@@ -383,7 +383,15 @@ def test_a_redis_restart_without_persistence_loses_no_run(stack, tmp_path):
     assert record["state"] == "failed" and "w.pth" in record["error"], (record["state"], record["error"])
 
 
-def test_tracking_again_through_a_worker_leaves_the_first_metrics_byte_identical(stack, tmp_path):
+@pytest.mark.parametrize("index", ["sqlite", "postgresql"])
+def test_tracking_again_through_a_worker_leaves_the_first_metrics_byte_identical(stack, tmp_path, index):
+    """Also the run index, on SQLite and on a real PostgreSQL, as the gateway and a worker both write it."""
+    if index == "postgresql":
+        from tests.test_run_index import postgres_database
+
+        url, drop = postgres_database()
+        stack.env["MOTPIPE_DATABASE_URL"] = url
+        stack.cleanups.append(drop)
     scene = render_scene(tmp_path / "clip", frames=30, seed=4, size=(320, 180))
     stack.start_gateway()
     stack.start_worker("w1")
@@ -403,3 +411,9 @@ def test_tracking_again_through_a_worker_leaves_the_first_metrics_byte_identical
     assert again["trackeval"]["HOTA"] != json.loads(first)["trackeval"]["HOTA"]
     assert httpx.get(f"{stack.url}/eval/{run}", timeout=60).content == first
     assert (stack.root / "runs" / run / "metrics.json").read_bytes() == stored
+    listed = {r["run"]: r for r in httpx.get(f"{stack.url}/runs", timeout=10).json()["runs"]}
+    assert (
+        listed[run]["HOTA"] == json.loads(first)["trackeval"]["HOTA"] and listed[run]["stages"]["eval"] == "succeeded"
+    )
+    assert listed[child]["HOTA"] == again["trackeval"]["HOTA"] and listed[child]["parent"] == run
+    assert [r["run"] for r in httpx.get(f"{stack.url}/runs", params={"parent": run}).json()["runs"]] == [child]

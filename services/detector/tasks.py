@@ -25,7 +25,7 @@ def _detector(options_json: str, device: str):
 @app.task(name="detector.detect", bind=True)
 def detect(self, run_id: str, input_path: str, options: dict) -> dict:
     settings = get_settings()
-    store = RunStore(settings.data_root)
+    store = RunStore(settings.data_root, settings.database_url)
     opts = DetectOptions.model_validate(options)
 
     def body() -> list[str]:

@@ -10,7 +10,7 @@ from shared.formats.conversions import det_db_to_mot
 from shared.formats.det_db import read_det_db, resolve_sequence
 from shared.formats.mot_txt import read_mot
 from shared.run_store import RunStore
-from shared.schemas import DoctorReport, MetricsReport, StageState
+from shared.schemas import DoctorReport, MetricsReport, StageRecord, StageState, utcnow
 
 from .doctor import run_doctor
 from .evaluate import evaluate
@@ -51,7 +51,16 @@ def evaluate_run(
     if plots and iou == 0.5 and not annotated_only:
         artifacts += [f"plots/{name}" for name in write_plots(report, folder / "plots")]
     atomic_write_text(cached, report.model_dump_json())
-    store.update(run_id, lambda r: store.record_artifacts(r, folder, artifacts))
+
+    def change(r) -> None:
+        store.record_artifacts(r, folder, artifacts)
+        stage = r.stages.get("eval") or StageRecord()
+        if cached.name == "metrics.json" and stage.state != StageState.running:  # metrics shown = eval done
+            now = utcnow()
+            r.stages["eval"] = StageRecord(state=StageState.succeeded, params={"iou": iou}, attempts=stage.attempts,
+                                           started=stage.started or now, finished=now)  # fmt: skip
+
+    store.update(run_id, change)
     return report
 
 

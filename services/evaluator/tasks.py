@@ -14,7 +14,7 @@ from .store import doctor_run, evaluate_run, metrics_name
 @app.task(name="evaluator.evaluate", bind=True)
 def evaluate(self, run_id: str, iou: float = 0.5) -> dict:
     settings = get_settings()
-    store = RunStore(settings.data_root)
+    store = RunStore(settings.data_root, settings.database_url)
 
     def body() -> list[str]:
         store.start_stage(run_id, "eval", {"iou": iou})
@@ -27,7 +27,7 @@ def evaluate(self, run_id: str, iou: float = 0.5) -> dict:
 @app.task(name="evaluator.doctor", bind=True)
 def doctor(self, run_id: str) -> dict:
     """Dataset checks of a run; findings also land in the run's `doctor.json`."""
-    store = RunStore(get_settings().data_root)
+    store = RunStore(get_settings().data_root, get_settings().database_url)
     report = doctor_run(store, run_id)
     folder = store.run_dir(run_id)
     atomic_write_text(folder / "doctor.json", report.model_dump_json(indent=1))

@@ -23,7 +23,8 @@ def _store(args):
     from shared.run_store import RunStore
     from shared.settings import get_settings
 
-    return RunStore(Path(args.data_root) if args.data_root else get_settings().data_root)
+    settings = get_settings()
+    return RunStore(Path(args.data_root) if args.data_root else settings.data_root, settings.database_url)
 
 
 def _patch(store, run_id: str, **fields) -> None:

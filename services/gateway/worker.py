@@ -22,7 +22,9 @@ def _start_reaper(**_) -> None:
     every = max(1.0, min(15.0, settings.stage_stale_s / 4))
     jobs = settings.data_root.resolve() / "jobs"
     also = lambda: reap_jobs(jobs, app, settings.stage_stale_s)  # noqa: E731
-    start_reaper(RunStore(settings.data_root), app, settings.stage_stale_s, settings.stage_retries, every, also)
+    store = RunStore(settings.data_root, settings.database_url)
+    store.index  # noqa: B018 - migrated at start-up, before any task writes a record
+    start_reaper(store, app, settings.stage_stale_s, settings.stage_retries, every, also)
 
 
 def run_worker(

@@ -32,7 +32,7 @@ def track(
     """Track a run's det_db; `evaluate`: queue the run's evaluation once its tracks are written (sweeps). The
     evaluation is a stage of its own (recorded, so the reaper queues it again if the broker loses it)."""
     settings = get_settings()
-    store = RunStore(settings.data_root)
+    store = RunStore(settings.data_root, settings.database_url)
     opts = TrackOptions.model_validate(options)
 
     def body() -> list[str]:

@@ -9,23 +9,29 @@ then the job record is written `pending` and one task is sent per job: `tracker.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 from pathlib import Path
+from typing import Literal
 
 from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 
 from services.detector.dfine.identify import resolve
 from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import ARTIFACT_TYPES, binary
-from shared.errors import InputError, NotFoundError
+from shared.api.runs import Cursor, Limit, Text, Word, paged, summary_of
+from shared.errors import ConflictError, InputError, NotFoundError
+from shared.run_index import PageQuery
 from shared.run_store import RunStore
-from shared.schemas import DFineTrainRequest, JobRecord, StageState, TrainRequest
+from shared.schemas import MAX_NAME_CHARS, DFineTrainRequest, JobRecord, RunPatch, StageState, TrainRequest
 from shared.settings import Settings
 
 from .grid import combination_name, combinations
-from .jobs import mark_failed, new_job_id, read_job, record_task, write_job
+from .jobs import mark_failed, new_job_id, read_job, record_task, update_job, write_job
 
 router = APIRouter(tags=["trainer"])
 _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -53,6 +59,12 @@ def _check_runs(store: RunStore, runs: list[str], det_db: bool = True) -> None:
             raise InputError(f"run {run_id} has no input video", field="runs")
         if store.gt_file(run_id) is None:
             raise InputError(f"run {run_id} has no ground truth", field="runs")
+
+
+def _job_name(model: str, weights: str, runs: list[str], data: str | None) -> str:
+    """A default job name: the model, the checkpoint it starts from and what it trains on."""
+    on = f"{len(runs)} run{'s' if len(runs) != 1 else ''}" if runs else Path(data or "?").name
+    return f"{model} from {Path(weights).name} on {on}"[:MAX_NAME_CHARS]
 
 
 def _queue(celery: Celery, folder: Path, job_id: str, request: dict, task: str = "tracker.train") -> None:
@@ -90,6 +102,7 @@ def start_training(
         options=base,
         data={"runs": req.runs, "root": req.data, "det_db": req.det_db},
         planned_epochs=req.epochs,
+        name=_job_name("motrv2", req.weights, req.runs, req.data),
     )
     if not combos:
         write_job(folder, parent)
@@ -100,7 +113,9 @@ def start_training(
     for index, (changed, _) in enumerate(combos):
         child_id = new_job_id()
         child = {**base, **changed}
-        write_job(_jobs(settings) / child_id, JobRecord(job=child_id, options=child, planned_epochs=child["epochs"]))
+        name = f"{parent.name} · {combination_name(index, changed)}"
+        write_job(_jobs(settings) / child_id, JobRecord(job=child_id, options=child, planned_epochs=child["epochs"],
+                                                        name=name))  # fmt: skip
         parent.grid.append({"job": child_id, "name": combination_name(index, changed), **changed})
         children.append((child_id, child))
     parent.state = StageState.running
@@ -128,6 +143,7 @@ def _start_dfine(req: DFineTrainRequest, store: RunStore, celery: Celery, settin
             data={"runs": req.runs},
             planned_epochs=req.epochs,
             planned_steps=req.max_steps,
+            name=_job_name("dfine", req.weights, req.runs, None),
         ),
     )
     _queue(celery, folder, job_id, body, "detector.train")
@@ -167,3 +183,77 @@ def get_job_artifact(job_id: IdPath, name: str, settings: Settings = Depends(get
     if not _ARTIFACT.match(name) or name == "job.json" or not path.is_file():
         raise NotFoundError(f"job {job_id} has no artifact {name!r}")
     return FileResponse(path, filename=Path(name).name)
+
+
+class JobSummary(BaseModel):
+    job: str
+    name: str
+    tags: list[str]
+    note: str
+    created: str
+    model: str
+    strategy: str | None
+    state: str
+    epochs: dict[str, int]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobSummary]
+    next: str | None
+    total: int
+
+
+@router.get("/train", response_model=JobPage)
+def list_jobs(
+    store: RunStore = Depends(get_store),
+    settings: Settings = Depends(get_settings_dep),
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    q: Text = None,
+    tag: Word = None,
+    state: Literal["pending", "running", "succeeded", "failed"] | None = None,
+    model: Literal["motrv2", "dfine"] | None = None,
+    sort: Literal["-created", "created", "name"] = "-created",
+):
+    """A page of training jobs from the run index, newest first. A job the index holds as running is read
+    from its `job.json` (a training process that died reads as failed, as `GET /train/{job}` says)."""
+    filters = tuple((k, v) for k, v in (("tag", tag), ("state", state), ("model", model)) if v is not None)
+    found = paged(store.index.jobs, PageQuery(limit=limit, cursor=cursor, sort=sort, q=q, filters=filters))
+    jobs = []
+    for row in found["rows"]:
+        job_state = row.state
+        if job_state == "running":
+            with contextlib.suppress(InputError):
+                job_state = read_job(_jobs(settings) / row.job).state.value
+        jobs.append({**summary_of(row, "job", ("model", "strategy")), "state": job_state,
+                     "epochs": {"finished": row.finished_epochs, "planned": row.planned_epochs}})  # fmt: skip
+    return {"jobs": jobs, "next": found["next"], "total": found["total"]}
+
+
+@router.patch("/train/{job_id}", response_model=JobRecord)
+def patch_job(job_id: IdPath, change: RunPatch, settings: Settings = Depends(get_settings_dep)):
+    """Name, tags and note of a training job (fields left out stay as they are)."""
+    _read(settings, job_id)  # 404 for an unknown job
+
+    def apply(record: JobRecord) -> None:
+        for field, value in change.model_dump(exclude_none=True).items():
+            setattr(record, field, value)
+
+    return update_job(_jobs(settings) / job_id, apply)
+
+
+@router.delete("/train/{job_id}", status_code=204, response_class=Response)
+def delete_job(job_id: IdPath, store: RunStore = Depends(get_store), settings: Settings = Depends(get_settings_dep)):
+    """Remove a job's folder (checkpoints included) and a grid's child jobs; 409 while one runs or is queued."""
+    record = _read(settings, job_id)
+    jobs = [job_id] + [row["job"] for row in record.grid or [] if _JOB_ID.match(str(row.get("job")))]
+    for one in jobs:
+        if not (_jobs(settings) / one / "job.json").is_file():
+            continue
+        child = read_job(_jobs(settings) / one)
+        if child.state == StageState.running or (child.state == StageState.pending and child.task):
+            raise ConflictError(f"training job {one} is {child.state.value}: delete it when it ends")
+    for one in jobs:
+        shutil.rmtree(_jobs(settings) / one, ignore_errors=True)
+        store.index.drop("job", one)
+    return Response(status_code=204)

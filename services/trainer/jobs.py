@@ -5,6 +5,9 @@ on disk. A record that says `running` while the process that wrote it is gone (s
 alive), or whose heartbeat (written every `HEARTBEAT_S` by a thread of the training process) is older than
 `STALE_S` (another host: a lost worker or node), is read as `failed` with that reason, so a SIGKILLed or
 OOM-killed training never looks alive or finished; `--resume` continues it.
+
+A job under `<data root>/jobs/` of a data root that has a run index (the services open it at start-up) gets
+its index row updated with every write; a job folder elsewhere (`motpipe train --out DIR`) has none.
 """
 
 from __future__ import annotations
@@ -87,10 +90,21 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _index(folder: Path, record: JobRecord) -> None:
+    from shared.run_index import job_row
+    from shared.run_store import RunStore
+
+    folder = folder.resolve()
+    root = folder.parent.parent
+    if folder.parent.name == "jobs" and ((root / "index.sqlite").is_file() or os.environ.get("MOTPIPE_DATABASE_URL")):
+        RunStore(root).index.put_rows("job", [job_row(record)])
+
+
 def write_job(folder: Path, record: JobRecord) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder):
         atomic_write_text(folder / JOB_FILE, record.model_dump_json(indent=1))
+        _index(folder, record)
 
 
 def update_job(folder: Path, change: Callable[[JobRecord], None]) -> JobRecord:
@@ -98,6 +112,7 @@ def update_job(folder: Path, change: Callable[[JobRecord], None]) -> JobRecord:
         record = JobRecord.model_validate_json((folder / JOB_FILE).read_text(encoding="utf-8"))
         change(record)
         atomic_write_text(folder / JOB_FILE, record.model_dump_json(indent=1))
+        _index(folder, record)
         return record
 
 

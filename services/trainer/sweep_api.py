@@ -12,21 +12,37 @@ any result is known, so this is TPE's random start-up phase; the CLI's `--search
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
+from typing import Literal
 
 from celery import Celery
 from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel
 
 from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import binary
+from shared.api.runs import Cursor, Id, Limit, Text, Word, lost_after, paged, summary_of
 from shared.atomic import atomic_write_text
 from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
+from shared.run_index import PageQuery, sweep_row
 from shared.run_store import RunStore
-from shared.schemas import MetricsReport, StageState, SweepChild, SweepRecord, SweepRequest
+from shared.schemas import (
+    MAX_NAME_CHARS,
+    MetricsReport,
+    RunPatch,
+    StageState,
+    SweepChild,
+    SweepRecord,
+    SweepRequest,
+    utcnow,
+)
 from shared.settings import Settings
 
 from .jobs import new_job_id
@@ -100,7 +116,8 @@ def start_sweep(
     except InputError as exc:  # a bad grid key or value is a bad option: 422 like every other option
         raise HTTPException(422, str(exc)) from None
     sweep_id = new_job_id()
-    sweep = SweepRecord(sweep=sweep_id, run=req.run, tracker=req.tracker, grid=grid, search=req.search)
+    name = f"{record.name or req.run} · sweep {req.tracker} {', '.join(grid)}"[:MAX_NAME_CHARS]
+    sweep = SweepRecord(sweep=sweep_id, run=req.run, tracker=req.tracker, grid=grid, search=req.search, name=name)
     info = detect.params.get("det_db", {})
     tasks = []
     for params in drawn:
@@ -112,13 +129,19 @@ def start_sweep(
         tasks.append(args)
     folder = _folder(settings, sweep_id)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "sweep.json", sweep.model_dump_json(indent=1))
+    save_sweep(store, folder, sweep)
     for child, args in zip(sweep.children, tasks, strict=True):
         try:
             celery.send_task("tracker.track", args=args)
         except Exception as exc:
             store.fail_stage(child.run, "track", f"could not queue the task: {type(exc).__name__}: {exc}")
     return {"sweep": sweep_id, "status_url": f"/sweeps/{sweep_id}"}
+
+
+def save_sweep(store: RunStore, folder: Path, record: SweepRecord) -> None:
+    """Write `sweep.json` (atomically) and its index row."""
+    atomic_write_text(folder / "sweep.json", record.model_dump_json(indent=1))
+    store.index.put_rows("sweep", [sweep_row(record)])
 
 
 def read_sweep(settings: Settings, sweep_id: str) -> SweepRecord:
@@ -197,3 +220,97 @@ def get_sweep_plot(
     if not path.is_file():
         raise NotFoundError(f"sweep {sweep_id} has no {name} plot (it needs two varied parameters and results)")
     return FileResponse(path, media_type="image/png")
+
+
+def _state_of(counts: dict[str, int], planned: int) -> tuple[str, int, int]:
+    """(state, done, total) of a sweep from its children's run states (as `sweep_status` decides)."""
+    total = sum(counts.values()) or planned
+    done = counts.get("succeeded", 0) + counts.get("failed", 0)
+    if total and done == total:
+        return ("failed" if counts.get("failed", 0) == total else "succeeded"), done, total
+    return ("running" if counts.get("running", 0) or done else "pending"), done, total
+
+
+class SweepSummary(BaseModel):
+    sweep: str
+    name: str
+    tags: list[str]
+    note: str
+    created: str
+    run: str
+    tracker: str
+    state: str
+    progress: dict[str, int]
+
+
+class SweepPage(BaseModel):
+    sweeps: list[SweepSummary]
+    next: str | None
+    total: int
+
+
+@router.get("/sweeps", response_model=SweepPage)
+def list_sweeps(
+    store: RunStore = Depends(get_store),
+    settings: Settings = Depends(get_settings_dep),
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    q: Text = None,
+    tag: Word = None,
+    run: Id = None,
+    tracker: Word = None,
+    sort: Literal["-created", "created", "name"] = "-created",
+):
+    """A page of sweeps from the run index, newest first; each with its state and progress counted from its
+    children's index rows."""
+    filters = tuple((k, v) for k, v in (("tag", tag), ("run", run), ("tracker", tracker)) if v is not None)
+    found = paged(store.index.sweeps, PageQuery(limit=limit, cursor=cursor, sort=sort, q=q, filters=filters))
+    counts = store.index.sweep_states([row.sweep for row in found["rows"]], utcnow().timestamp() - lost_after(settings))
+    sweeps = []
+    for row in found["rows"]:
+        state, done, total = _state_of(counts[row.sweep], row.total)
+        sweeps.append({**summary_of(row, "sweep", ("run", "tracker")), "state": state,
+                       "progress": {"done": done, "total": total}})  # fmt: skip
+    return {"sweeps": sweeps, "next": found["next"], "total": found["total"]}
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@router.patch("/sweeps/{sweep_id}")
+def patch_sweep(
+    sweep_id: IdPath, change: RunPatch, store: RunStore = Depends(get_store), settings=Depends(get_settings_dep)
+):
+    """Name, tags and note of a sweep (fields left out stay as they are); answers the sweep as GET does."""
+    read_sweep(settings, sweep_id)  # 404 for an unknown sweep
+    folder = _folder(settings, sweep_id)
+    with _locked(folder):
+        record = read_sweep(settings, sweep_id)
+        for field, value in change.model_dump(exclude_none=True).items():
+            setattr(record, field, value)
+        save_sweep(store, folder, record)
+    return {**sweep_status(store, record), "name": record.name, "tags": record.tags, "note": record.note}
+
+
+@router.delete("/sweeps/{sweep_id}", status_code=204, response_class=Response)
+def delete_sweep(sweep_id: IdPath, store: RunStore = Depends(get_store), settings=Depends(get_settings_dep)):
+    """Remove a sweep with its child runs (its combinations); 409 while one of them runs or is queued."""
+    record = read_sweep(settings, sweep_id)
+    children = [c.run for c in record.children if (store.runs_dir / c.run / "run.json").is_file()]
+    busy = [(c, stage) for c in children if (stage := store.busy_stage(c)) is not None]
+    if busy:
+        run, stage = busy[0]
+        raise ConflictError(f"sweep {sweep_id}: the {stage} stage of its run {run} is running or queued "
+                            f"({len(busy)} of {len(children)} runs busy); delete it when they end")  # fmt: skip
+    for child in children:
+        store.delete(child)
+    shutil.rmtree(_folder(settings, sweep_id))
+    store.index.drop("sweep", sweep_id)
+    return Response(status_code=204)

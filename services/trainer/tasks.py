@@ -33,7 +33,7 @@ def train(self, job_id: str, request: dict) -> dict:
         root=Path(req.data) if req.data else None,
         det_db=Path(req.det_db) if req.det_db else None,
         runs=req.runs,
-        store=RunStore(settings.data_root),
+        store=RunStore(settings.data_root, settings.database_url),
     )
     try:
         record = run_motrv2_job(folder, req.options(), data, pick_device(settings.device), job_id=job_id)
@@ -47,7 +47,9 @@ def train_dfine(self, job_id: str, request: dict) -> dict:
     settings = get_settings()
     folder = job_folder(job_id)
     req = DFineTrainRequest.model_validate(request)
-    data = DFineData(weights=Path(req.weights), runs=req.runs, store=RunStore(settings.data_root))
+    data = DFineData(
+        weights=Path(req.weights), runs=req.runs, store=RunStore(settings.data_root, settings.database_url)
+    )
     try:
         record = run_dfine_job(folder, req.options(), data, pick_device(settings.device), job_id=job_id)
     except Exception as exc:  # the record already says failed with the reason; the task result says it too

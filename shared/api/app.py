@@ -77,7 +77,8 @@ def create_app(routers: list[APIRouter], settings: Settings | None = None, title
     settings = settings or get_settings()
     app = FastAPI(title=title, version="0.1.0")
     app.state.settings = settings
-    app.state.store = RunStore(settings.data_root)
+    app.state.store = RunStore(settings.data_root, settings.database_url)
+    app.state.store.index  # noqa: B018 - the index is migrated at start-up (and filled if it is new)
     app.state.celery = make_celery(settings)
     if settings.bind_host:  # the address a deployment binds to (compose): an open API there is refused
         check_bind(settings, settings.bind_host)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from shared.errors import ConflictError, GoneError, InputError, NotFoundError
-from shared.run_index import MAX_LIMIT, PageQuery
+from shared.run_index import MAX_LIMIT, PageQuery, iso
 from shared.run_store import RunStore, shown
 from shared.schemas import MAX_TAG_CHARS, RUN_ID_RE, RunPatch, RunRecord, utcnow
 from shared.settings import Settings
@@ -64,6 +65,13 @@ class RunPage(BaseModel):
     runs: list[RunSummary]
     next: str | None
     total: int
+
+
+def summary_of(row, key: str, columns: tuple[str, ...]) -> dict:
+    """The common part of a sweep's or job's listing row: id, name, tags, note, created, then `columns`."""
+    common = {key: getattr(row, key), "name": row.name, "tags": json.loads(row.tags), "note": row.note,
+              "created": iso(row.created)}  # fmt: skip
+    return {**common, **{c: getattr(row, c) for c in columns}}
 
 
 def paged(fetch, query: PageQuery):
