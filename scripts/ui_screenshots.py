@@ -34,14 +34,14 @@ def pages(base: str, token: str | None) -> list[tuple[str, str]]:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    runs = httpx.get(f"{base}/runs", headers=headers, timeout=10).json()
-    out = [("runs", "/ui"), ("upload", "/ui/upload"), ("training", "/ui/train")]
-    evaluated = [r["run"] for r in runs if r["stages"].get("track", {}).get("state") == "succeeded"]
+    runs = httpx.get(f"{base}/runs", params={"limit": 500}, headers=headers, timeout=10).json()["runs"]
+    out = [("runs", "/ui"), ("upload", "/ui/upload"), ("training", "/ui/train"), ("sweeps", "/ui/sweeps")]
+    evaluated = [r["run"] for r in runs if r["HOTA"] is not None]
     if runs:
         out.append(("run", f"/ui/runs/{(evaluated or [runs[0]['run']])[0]}"))
     if len(evaluated) >= 2:
-        out.append(("compare", f"/ui/compare?a={evaluated[0]}&b={evaluated[1]}"))
-    sweeps = sorted({r["inputs"]["sweep"] for r in runs if r.get("inputs", {}).get("sweep")})
+        out.append(("compare", f"/ui/compare?runs={','.join(evaluated[:3])}"))
+    sweeps = sorted({r["sweep"] for r in runs if r["sweep"]})
     if sweeps:
         out.append(("sweep", f"/ui/sweeps/{sweeps[0]}"))
     return out

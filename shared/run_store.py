@@ -126,6 +126,7 @@ class RunStore:
                     count += self._index_batch(index, kind, batch)
                     batch = []
             count += self._index_batch(index, kind, batch)
+        index.analyze()
         return count
 
     def _index_batch(self, index: RunIndex, kind: str, records: list) -> int:

@@ -61,7 +61,11 @@ def test_apis_and_workers_share_the_data_volume_and_redis(compose):
         assert "data:/data" in service["volumes"], name
         assert service["environment"]["MOTPIPE_BROKER_URL"].startswith("redis://redis:6379")
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert "data" in compose["volumes"]
+        assert service["environment"]["MOTPIPE_DATABASE_URL"].startswith("postgresql+psycopg://motpipe:")
+        assert "@postgres:5432/motpipe" in service["environment"]["MOTPIPE_DATABASE_URL"]
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "data" in compose["volumes"] and "postgres-data" in compose["volumes"]
+    assert "pg_isready" in compose["services"]["postgres"]["healthcheck"]["test"]
 
 
 def test_commands_and_dockerfiles_exist(compose):

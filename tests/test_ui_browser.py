@@ -100,7 +100,7 @@ def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):
         wait_for(driver, "document.querySelectorAll('#sweep-plots img').length >= 1", 30, "sweep plots")
         assert console_errors(driver) == []
 
-        pages = ["/ui", f"/ui/runs/{run}", "/ui/upload", f"/ui/compare?a={run}&b={run}", "/ui/train",
+        pages = ["/ui", f"/ui/runs/{run}", "/ui/upload", f"/ui/compare?a={run}&b={run}", "/ui/train", "/ui/sweeps",
                  driver.current_url.split(stack.url, 1)[1]]  # fmt: skip
         for width, height in ((1280, 800), (390, 844)):
             driver.set_window_size(width, height)
@@ -112,7 +112,7 @@ def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):
         driver.get(f"{stack.url}/ui")
         wait_for(driver, f"document.querySelector('#runs tr[data-run=\"{run}\"]') !== null", 10, "the run listed")
         listed = [r.get_attribute("data-run") for r in driver.find_elements("css selector", "#runs tbody tr")]
-        created = [r["run"] for r in httpx.get(f"{stack.url}/runs").json()]
+        created = [r["run"] for r in httpx.get(f"{stack.url}/runs").json()["runs"]]
         assert listed == created  # newest first, sweep children included
     finally:
         driver.quit()
@@ -182,6 +182,107 @@ def test_the_track_form_offers_each_trackers_knobs_and_the_page_shows_a_threshol
         record = stack.run(run)
         assert record["stages"]["track"]["params"]["options"] == {"lost_track_buffer": 12}
         assert any(n.startswith("warning") for n in record["stages"]["track"]["notes"])
+        assert console_errors(driver) == []
+    finally:
+        driver.quit()
+
+
+def test_the_dashboard_is_a_notebook(stack, tmp_path):
+    """Rename and tag from the run page, track again from its form (the child appears, live, with its own
+    metrics; the parent's stay byte-identical), filter by a tag chip, page through 50+ runs, watch a row
+    change without reloading, compare runs with better/worse marked, delete a run."""
+    from shared.run_store import RunStore
+    from tests.stack import upload
+
+    scene = render_scene(tmp_path / "clip", frames=24, seed=6, size=(320, 180))
+    stack.start_gateway()
+    stack.start_worker("w1")
+    run = upload(stack, scene.video, "nb")
+    assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
+    assert httpx.post(f"{stack.url}/track", json={"run": run}, timeout=10).status_code == 202
+    assert stack.wait_stage(run, "track")["stages"]["track"]["state"] == "succeeded"
+    with open(scene.gt_txt, "rb") as handle:
+        assert httpx.post(f"{stack.url}/runs/{run}/gt", files={"file": ("gt.txt", handle)}).status_code == 201
+    first = httpx.get(f"{stack.url}/eval/{run}", timeout=60).json()["trackeval"]["HOTA"]
+    metrics = stack.root / "runs" / run / "metrics.json"
+    stored = metrics.read_bytes()
+    driver = _driver()
+    try:
+        driver.get(f"{stack.url}/ui/runs/{run}")
+        driver.find_element("css selector", "#notebook summary").click()
+        name = driver.find_element("css selector", "#edit input[name=name]")
+        name.clear()
+        name.send_keys("match 3, baseline")
+        driver.find_element("css selector", "#edit input[name=tags]").send_keys("ball, night")
+        driver.find_element("css selector", "#edit button[type=submit]").click()
+        wait_for(driver, "document.querySelector('#edit .status').textContent === 'saved'", 10, "saved")
+        assert driver.find_element("id", "run-name").text == "match 3, baseline"
+        assert [c.text for c in driver.find_elements("css selector", "#tags .chip")] == ["ball", "night"]
+        assert stack.run(run)["tags"] == ["ball", "night"] and stack.run(run)["name"] == "match 3, baseline"
+
+        driver.execute_script("window.notReloaded = true")
+        knob = "fieldset[data-tracker=bytetrack] input[name=minimum_consecutive_frames]"
+        driver.find_element("css selector", knob).send_keys("10")
+        driver.find_element("css selector", "#track button[type=submit]").click()
+        link = wait_for(driver, "(document.querySelector('#track .status a') || {}).textContent", 10, "the child link")
+        child = link.strip()
+        status = "document.querySelector('#track .status').textContent"
+        result = wait_for(driver, f"(t => t.includes('HOTA') && t)({status})", 120, "the child's result")
+        child_hota = httpx.get(f"{stack.url}/eval/{child}", timeout=30).json()["trackeval"]["HOTA"]
+        shown_hota = float(result.split("HOTA ", 1)[1].split(",", 1)[0])
+        assert shown_hota == pytest.approx(child_hota, abs=1e-4) and child_hota != first and child_hota > 0
+        wait_for(
+            driver, f"document.querySelector('#children a[href=\"/ui/runs/{child}\"]') !== null", 10, "child listed"
+        )
+        assert driver.execute_script("return window.notReloaded === true")  # all of it without a reload
+        assert metrics.read_bytes() == stored  # the parent's metrics never change
+        assert stack.run(child)["parent"] == run and stack.run(child)["name"].startswith("match 3, baseline · ")
+
+        store = RunStore(stack.root)  # 55 more runs, written as a worker would write them
+        extra = [store.create({"upload": f"old{i:02d}.mp4"}, name=f"old{i:02d}.mp4").run for i in range(55)]
+        driver.get(f"{stack.url}/ui")
+        rows = lambda: [r.get_attribute("data-run") for r in driver.find_elements("css selector", "#runs tbody tr")]  # noqa: E731
+        assert len(rows()) == 50 and driver.find_element("id", "total").text == "57 runs"
+        driver.find_element("id", "next-page").click()
+        wait_for(driver, "location.search.includes('cursor=')", 10, "page 2")
+        assert len(rows()) == 7 and run in rows() and child in rows()  # the oldest two are the tracked ones
+        assert driver.find_elements("id", "next-page") == []
+        row = f'#runs tr[data-run="{run}"]'
+        assert f"{first:.4f}" in driver.find_element("css selector", row).text
+        driver.find_element("css selector", f"{row} .chip").click()  # the tag chip "ball" filters
+        wait_for(driver, "location.search.includes('tag=ball')", 10, "tag filter")
+        assert rows() == [run] and driver.find_element("id", "total").text == "1 run"
+        assert "tag: ball" in driver.find_element("id", "chips").text
+
+        driver.get(f"{stack.url}/ui?q=old0")
+        driver.execute_script("window.notReloaded = true")
+        assert len(rows()) == 10
+        store.update(extra[3], lambda r: setattr(r, "name", "old03 renamed elsewhere"))
+        wait_for(
+            driver, "document.querySelector('#runs').textContent.includes('old03 renamed elsewhere')", 15, "live row"
+        )
+        assert driver.execute_script("return window.notReloaded === true")
+
+        driver.get(f"{stack.url}/ui/compare?runs={run},{child}")
+        wait_for(
+            driver, "document.querySelector('#comparison tr[data-metric=\"trackeval.HOTA\"]') !== null", 30, "compare"
+        )
+        hota_row = driver.find_element("css selector", '#comparison tr[data-metric="trackeval.HOTA"]').text
+        verdict = "▲" if child_hota > first else "▼"
+        assert f"{first:.4f}" in hota_row and f"{child_hota:.4f}" in hota_row and verdict in hota_row
+        idsw = driver.find_elements("css selector", '#comparison tr[data-metric="trackeval.IDSW"] small')
+        assert all(s.get_attribute("class") in ("better", "worse", "muted") for s in idsw)
+        wait_for(driver, "[...document.querySelectorAll('.compare-plots img')].length === 4 && "
+                 "[...document.querySelectorAll('.compare-plots img')].every(i => i.complete && i.naturalWidth > 0)",
+                 60, "plots side by side")  # fmt: skip
+
+        driver.get(f"{stack.url}/ui/runs/{extra[0]}")
+        driver.find_element("css selector", "#notebook summary").click()
+        driver.find_element("id", "delete").click()
+        driver.switch_to.alert.accept()
+        wait_for(driver, "location.pathname === '/ui'", 10, "back to the runs")
+        assert httpx.get(f"{stack.url}/runs/{extra[0]}").status_code == 404
+        assert extra[0] not in rows() and driver.find_element("id", "total").text == "56 runs"
         assert console_errors(driver) == []
     finally:
         driver.quit()

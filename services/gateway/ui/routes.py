@@ -8,6 +8,7 @@ carries the session's CSRF token for the requests its script makes.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import math
@@ -15,20 +16,21 @@ import re
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from services.trainer.api import list_jobs
 from services.trainer.jobs import read_job
-from services.trainer.sweep_api import read_sweep, sweep_status
+from services.trainer.sweep_api import list_sweeps, read_sweep, sweep_status
 from shared.api.auth import SESSION_COOKIE, SESSION_S, LoginLimiter, csrf_token, new_session, session_of, token_ok
 from shared.api.deps import get_settings_dep, get_store
 from shared.api.runs import lost_after
 from shared.errors import InputError, NotFoundError
 from shared.run_index import PageQuery
 from shared.run_store import RunStore, check_run_id, shown
-from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, TRACKER_KNOBS, tracker_knobs, utcnow
+from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, RUN_ID_RE, TRACKER_KNOBS, tracker_knobs, utcnow
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
@@ -131,13 +133,26 @@ def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)
     has_gt = store.gt_file(run_id) is not None
     knobs = {tracker: tracker_knobs(tracker) for tracker in TRACKER_KNOBS}  # the forms offer what the API checks
     scores = {"bytetrack": BYTETRACK_DEFAULTS["score_threshold"], "motrv2": MOTRV2_SCORE_THRESHOLD}
-    return _page(request, "run.html", run=record, has_gt=has_gt, knobs=knobs, score_defaults=scores)
+    parent_name = None
+    if record.parent:
+        with contextlib.suppress(NotFoundError, OSError, ValueError):
+            parent_name = store.get(record.parent).name
+    return _page(request, "run.html", run=record, has_gt=has_gt, knobs=knobs, score_defaults=scores,
+                 parent_name=parent_name)  # fmt: skip
 
 
 @router.get("/compare", dependencies=[Depends(login_required)])
-def compare_page(request: Request, a: str | None = None, b: str | None = None, store: RunStore = Depends(get_store)):
+def compare_page(request: Request, store: RunStore = Depends(get_store)):
+    """2 to 6 runs side by side (`?runs=a&runs=b…`, or `?runs=a,b`; `?a=&b=` as before)."""
+    asked = [value for key in ("runs", "a", "b") for value in request.query_params.getlist(key)]
+    chosen = list(dict.fromkeys(r.strip() for value in asked for r in value.split(",") if RUN_ID_RE.match(r.strip())))
+    problem = None
+    if len(chosen) > 6:
+        problem, chosen = f"{len(chosen)} runs chosen: comparing the first 6", chosen[:6]
+    elif len(chosen) == 1:
+        problem = "choose at least two runs"
     runs = store.runs_page(PageQuery(limit=500, filters=(("track_state", "succeeded"),)))["runs"]
-    return _page(request, "compare.html", runs=runs, a=a, b=b)
+    return _page(request, "compare.html", runs=runs, chosen=chosen if len(chosen) >= 2 else [], problem=problem)
 
 
 @router.get("/sweeps/{sweep_id}", dependencies=[Depends(login_required)])
@@ -154,18 +169,34 @@ def _jobs_root(settings: Settings) -> Path:
     return settings.data_root.resolve() / "jobs"
 
 
+def _listing_args(request: Request) -> dict:
+    """The q, tag and cursor of a sweeps or jobs page address (bounded as the API bounds them)."""
+    return {k: v[:512] for k, v in request.query_params.items() if v and k in ("q", "tag", "cursor")}
+
+
+def _listing(request: Request, template: str, fetch, store: RunStore) -> HTMLResponse:
+    """A sweeps or jobs page: the API's listing for the address's query; a stale cursor shows page 1 and why."""
+    args = _listing_args(request)
+    params = {"store": store, "settings": request.app.state.settings, "limit": 50, "cursor": args.get("cursor"),
+              "q": args.get("q"), "tag": args.get("tag")}  # fmt: skip
+    problem = None
+    try:
+        found = fetch(**params)
+    except HTTPException as exc:
+        problem = "; ".join(d.get("msg", "") for d in exc.detail) if isinstance(exc.detail, list) else str(exc.detail)
+        args.pop("cursor", None)
+        found = fetch(**{**params, "cursor": None})
+    return _page(request, template, page=found, args=args, problem=problem)
+
+
+@router.get("/sweeps", dependencies=[Depends(login_required)])
+def sweeps_page(request: Request, store: RunStore = Depends(get_store)):
+    return _listing(request, "sweeps.html", list_sweeps, store)
+
+
 @router.get("/train", dependencies=[Depends(login_required)])
-def jobs_page(request: Request, settings: Settings = Depends(get_settings_dep)):
-    root = _jobs_root(settings)
-    jobs = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if _JOB_ID.match(folder.name) and (folder / "job.json").is_file():
-            try:
-                jobs.append(read_job(folder))
-            except InputError:
-                continue  # an unreadable record is skipped here; GET /train/{job} reports it
-    jobs.sort(key=lambda j: j.created, reverse=True)
-    return _page(request, "jobs.html", jobs=jobs)
+def jobs_page(request: Request, store: RunStore = Depends(get_store)):
+    return _listing(request, "jobs.html", list_jobs, store)
 
 
 @router.get("/train/{job_id}", dependencies=[Depends(login_required)])

@@ -144,16 +144,18 @@ const motpipe = (() => {
         row.children[2].textContent = s.progress && s.progress.total ? `${s.progress.done}/${s.progress.total}` : "";
         row.children[3].textContent = s.error || "";
       }
+      document.getElementById("children").replaceChildren(...(record.children.length ? ["Runs made from it: ",
+        ...record.children.flatMap(child => [el("a", { href: `/ui/runs/${child}` }, el("code", {}, child)), " "])] : []));
       const notes = Object.entries(record.stages).flatMap(([name, s]) => (s.notes || []).map(note =>
         el("li", { class: note.startsWith("warning") ? "warning" : "" }, `${name}: ${note}`)));
       document.getElementById("notes").replaceChildren(...notes);
+      // scored once tracks exist (the ground truth may be the run's own or read from its parent; without one,
+      // the metrics box says so); again when the tracks, the ground truth or the eval stage change
       const track = record.stages.track || {};
-      const gt = "gt.txt" in record.artifacts || "gt.json" in record.artifacts;
-      const key = `${track.finished}|${Object.keys(record.artifacts).join(",")}`;
-      if (track.state === "succeeded" && gt && key !== shownEval) { shownEval = key; plots.replaceChildren(); await loadMetrics(); }
-      const busy = Object.values(record.stages).some(s => s.state === "pending" || s.state === "running");
-      return busy || !shownEval;
-    }, 1500);
+      const key = `${track.finished}|${(record.stages.eval || {}).state}|${Object.keys(record.artifacts).join(",")}`;
+      if (track.state === "succeeded" && key !== shownEval) { shownEval = key; plots.replaceChildren(); await loadMetrics(); }
+      return true;  // the page stays current while it is open (children, ground truth, a stage restarted)
+    }, 2000);
     loadDoctor(run);
     const video = document.getElementById("overlay");
     document.getElementById("overlay-button").addEventListener("click", () => { video.src = `/runs/${run}/overlay.mp4`; video.load(); });
@@ -172,8 +174,14 @@ const motpipe = (() => {
         if (input.dataset.knob === "top") body.score_threshold = value; else body.options[input.name] = value;
       }
       return body;
-    }, answer => answer.run === run ? "tracking queued"  // tracking again makes a child run: link it
-      : el("span", {}, "tracking again as a new run: ", el("a", { href: `/ui/runs/${answer.run}` }, answer.run)));
+    }, answer => answer.run === run ? "tracking queued" : follow(trackForm, answer.run, "tracking again as a new run"));
+    postJson(document.getElementById("detect-again"), `/runs/${run}/detect`, data => {
+      const body = { detector: data.detector };
+      if (data.weights) body.weights = data.weights;
+      if (data.score_threshold) body.score_threshold = Number(data.score_threshold);
+      return body;
+    }, answer => follow(document.getElementById("detect-again"), answer.run, "detecting again as a new run"));
+    notebook(run);
     const gtForm = document.getElementById("gt");
     gtForm.addEventListener("submit", async event => {
       event.preventDefault();
@@ -189,6 +197,58 @@ const motpipe = (() => {
       if (data.weights) body.weights = data.weights.split(",").map(s => s.trim()).filter(Boolean);
       return body;
     }, answer => { window.location.assign(`/ui/sweeps/${answer.sweep}`); return "sweep started"; });
+  }
+
+  // What a form made (a child run) and how it goes: the link at once, then its stages, then its result.
+  function follow(form, child, what) {
+    const link = () => el("a", { href: `/ui/runs/${child}` }, child);
+    poll(async () => {
+      const record = await api(`/runs/${child}`);
+      const stages = Object.entries(record.stages);
+      const failed = stages.find(([, s]) => s.state === "failed");
+      const busy = stages.find(([, s]) => s.state === "running" || (s.state === "pending" && s.task));
+      if (failed) { say(form, el("span", {}, `${what}: `, link(), ` — ${failed[0]} failed: ${failed[1].error || ""}`), true); return false; }
+      if (busy) {
+        const p = busy[1].progress || {};
+        say(form, el("span", {}, `${what}: `, link(), ` — ${busy[0]} ${busy[1].state}${p.total ? ` ${p.done}/${p.total}` : ""}`));
+        return true;
+      }
+      let result = "done";
+      if ((record.stages.track || {}).state === "succeeded") {
+        try {  // scored with its own ground truth or the one it reads from its parent
+          const report = await api(`/eval/${child}`);
+          result = `HOTA ${fmt(report.trackeval.HOTA)}, IDF1 ${fmt(report.trackeval.IDF1)}`;
+        } catch (err) { result = `tracked; not scored: ${err.message}`; }
+      } else if ((record.stages.detect || {}).state === "succeeded") result = "detected: track it from its page";
+      say(form, el("span", {}, `${what}: `, link(), ` — ${result}`));
+      return false;
+    }, 1500);
+    return el("span", {}, `${what}: `, link());
+  }
+
+  // The run's name, tags and note (PATCH /runs/{run}) and its deletion (DELETE, refused while a stage runs).
+  function notebook(run) {
+    const form = document.getElementById("edit");
+    form.addEventListener("submit", async event => {
+      event.preventDefault();
+      const data = new FormData(form);
+      const body = { name: data.get("name"), note: data.get("note"),
+        tags: data.get("tags").split(",").map(t => t.trim()).filter(Boolean) };
+      try {
+        const record = await api(`/runs/${run}`, { method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+        document.getElementById("run-name").textContent = record.name || "Run";
+        document.getElementById("tags").replaceChildren(...record.tags.map(tag =>
+          el("a", { class: "chip", href: `/ui?tag=${encodeURIComponent(tag)}` }, tag)));
+        say(form, "saved");
+      } catch (err) { say(form, err.message, true); }
+    });
+    document.getElementById("delete").addEventListener("click", async () => {
+      if (!window.confirm("Delete this run and its files? Runs made from it keep working.")) return;
+      try {
+        await api(`/runs/${run}`, { method: "DELETE" });
+        window.location.assign("/ui");
+      } catch (err) { say(form, err.message, true); }
+    });
   }
 
   async function loadDoctor(run) {
@@ -239,14 +299,72 @@ const motpipe = (() => {
     poll(async () => render(await api(`/sweeps/${initial.sweep}`)));
   }
 
+  // Lower is better for these (errors, switches, losses); neutral counts are shown without a verdict.
+  const LOWER = new Set(["IDSW", "Frag", "ML", "CLR_FN", "CLR_FP", "IDFN", "IDFP", "fragmentation_ratio", "id_switches",
+    "false_positives", "false_negatives", "fp", "fn"]);
+  const NEUTRAL = new Set(["Dets", "GT_Dets", "IDs", "GT_IDs", "PT", "CLR_Frames", "unique_pred_ids", "avg_pred_per_frame",
+    "total_gt", "total_pred", "frames"]);
+  const lowerIsBetter = (block, key) => block === "losses" || key.endsWith("_loss") || LOWER.has(key);
+
+  // 2 to 6 runs: configurations side by side, every metric with its difference to the first run (better or
+  // worse marked by the metric's direction), per class where present, and the runs' plots side by side.
   async function comparePage(box) {
-    if (!box.dataset.a) return;
+    const ids = (box.dataset.runs || "").split(",").filter(Boolean);
+    if (ids.length < 2) return;
+    box.replaceChildren(el("p", { class: "muted" }, "loading…"));
+    let records, reports;
     try {
-      const [a, b] = await Promise.all([api(`/eval/${box.dataset.a}`), api(`/eval/${box.dataset.b}`)]);
-      const rows = SUMMARY.map(k => [k, fmt(a.trackeval[k]), fmt(b.trackeval[k])])
-        .concat(GROUP.map(k => [k, fmt(a.framewise[k]), fmt(b.framewise[k])]));
-      box.replaceChildren(table(["metric", `A ${box.dataset.a}`, `B ${box.dataset.b}`], rows));
-    } catch (err) { box.replaceChildren(el("p", { class: "error" }, err.message)); }
+      records = await Promise.all(ids.map(id => api(`/runs/${id}`)));
+      reports = await Promise.all(ids.map(id => api(`/eval/${id}`).catch(err => ({ error: err.message }))));
+    } catch (err) { box.replaceChildren(el("p", { class: "error" }, err.message)); return; }
+    const head = ["", ...records.map((r, i) => el("a", { href: `/ui/runs/${r.run}` }, `${i === 0 ? "reference: " : ""}${r.name || r.run}`))];
+    const param = (r, stage, key) => { const v = ((r.stages[stage] || {}).params || {})[key]; return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v); };
+    const config = [["video", r => r.inputs.upload || r.inputs.path || ""], ["detector", r => param(r, "detect", "detector")],
+      ["detector weights", r => param(r, "detect", "weights").split("/").pop()], ["detection score_threshold", r => param(r, "detect", "score_threshold")],
+      ["tracker", r => param(r, "track", "tracker")], ["tracker weights", r => param(r, "track", "weights").split("/").pop()],
+      ["tracker score_threshold", r => param(r, "track", "score_threshold")], ["tracker options", r => param(r, "track", "options")]];
+    const parts = [el("h2", {}, "Configuration"), table(head.map(String), config.map(([name, get]) => [name, ...records.map(r => get(r) || "—")]))];
+    parts[1].querySelectorAll("th").forEach((th, i) => { if (i > 0) th.replaceChildren(head[i]); });
+    const cell = (block, key, values, i) => {
+      const v = values[i];
+      const td = el("td", { class: "num" }, fmt(v));
+      if (i === 0 || typeof v !== "number" || typeof values[0] !== "number") return td;
+      const diff = v - values[0];
+      if (diff === 0 || NEUTRAL.has(key)) { td.append(el("small", { class: "muted" }, diff === 0 ? " =" : ` ${diff > 0 ? "+" : ""}${fmt(diff)}`)); return td; }
+      const better = lowerIsBetter(block, key) ? diff < 0 : diff > 0;
+      td.append(" ", el("small", { class: better ? "better" : "worse", title: better ? "better than the reference" : "worse than the reference" },
+        `${diff > 0 ? "+" : ""}${fmt(diff)} ${better ? "▲" : "▼"}`));
+      return td;
+    };
+    const metricTable = (title, pick) => {
+      const blocks = ["trackeval", "framewise", "losses"];
+      const rows = [];
+      for (const block of blocks) {
+        const keys = [...new Set(reports.flatMap(rep => Object.keys((pick(rep) || {})[block] || {})))]
+          .filter(k => reports.some(rep => typeof ((pick(rep) || {})[block] || {})[k] === "number"));
+        for (const key of keys) {
+          const values = reports.map(rep => ((pick(rep) || {})[block] || {})[key]);
+          rows.push(el("tr", { "data-metric": `${block}.${key}` }, el("td", {}, key), ...values.map((_, i) => cell(block, key, values, i))));
+        }
+      }
+      if (!rows.length) return [];
+      return [el("h2", {}, title), el("div", { class: "scroll" }, el("table", { class: "compare" },
+        el("thead", {}, el("tr", {}, ...head.map(h => el("th", {}, h instanceof Node ? h.cloneNode(true) : h)))), el("tbody", {}, ...rows)))];
+    };
+    const missing = reports.map((rep, i) => rep.error ? `${records[i].name || records[i].run}: ${rep.error}` : null).filter(Boolean);
+    for (const text of missing) parts.push(el("p", { class: "error" }, text));
+    parts.push(...metricTable("Metrics (difference to the reference)", rep => rep));
+    const classes = [...new Set(reports.flatMap(rep => Object.keys(rep.per_class || {})))];
+    for (const name of classes) {  // per class: folded, the all-class table above is what is read first
+      const [title, body] = metricTable(`Metrics: ${name}`, rep => (rep.per_class || {})[name]);
+      if (body) parts.push(el("details", { class: "per-class", "data-class": name }, el("summary", {}, title.textContent), body));
+    }
+    parts.push(el("h2", {}, "Plots"));
+    for (const plot of ["metrics_overview", "per_frame"]) {
+      parts.push(el("div", { class: "compare-plots", style: `grid-template-columns: repeat(${ids.length}, 1fr)` },
+        ...ids.map((id, i) => reports[i].error ? el("p", { class: "muted" }, "no metrics") : el("img", { src: `/eval/${id}/plots/${plot}.png`, alt: `${plot} of ${records[i].name || id}` }))));
+    }
+    box.replaceChildren(...parts);
   }
 
   function refreshWhile(url, busy) {
