@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--postgres", help="an admin URL of a PostgreSQL server (a database is made and dropped)")
     parser.add_argument("--old-at", type=int, default=10_000, help="runs for the old whole-folder listing")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         began = time.perf_counter()

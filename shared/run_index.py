@@ -353,17 +353,23 @@ def page(session: Session, model: type, key: str, query: PageQuery, sort_columns
     if not 1 <= query.limit <= MAX_LIMIT:
         raise InputError(f"limit must be 1 to {MAX_LIMIT}", field="limit")
     ident = getattr(model, key)
-    where = []
+    where, counted = [], []  # the same filters, written for the page and for the count
     if query.q:
         where.append(model.search.like(_like(query.q), escape="\\"))
     for column, value in query.filters:
-        if column == "tag" and model is RunRow:  # EXISTS: the sort's index is walked, each row's tag looked up
+        if column == "tag" and model is RunRow:
+            # the page walks the sort's index and looks each row's tag up; the count walks the tag's rows
             where.append(select(RunTag.run).where(RunTag.run == ident, RunTag.tag == value).exists())
-        elif column == "tag":  # sweeps and jobs are few: their JSON list is searched for the quoted tag
+            counted.append(ident.in_(select(RunTag.run).where(RunTag.tag == value)))
+            continue
+        if column == "tag":  # sweeps and jobs are few: their JSON list is searched for the quoted tag
             where.append(model.tags.like(_like(json.dumps(value), lower=False), escape="\\"))
         else:
             where.append(getattr(model, column) == value)
-    count = lambda: session.scalar(select(func.count()).select_from(model).where(*where))  # noqa: E731
+        counted.append(where[-1])
+    if query.q:
+        counted.append(where[0])
+    count = lambda: session.scalar(select(func.count()).select_from(model).where(*counted))  # noqa: E731
     total = totals.get((model.__tablename__, query.digest()), count) if totals is not None else count()
     descending = query.sort.startswith("-")
     column = sort_columns[query.sort]
@@ -406,8 +412,10 @@ def _sqlite_pragmas(connection, _record) -> None:
 @contextlib.contextmanager
 def _migration_lock(engine: Engine, url: str) -> Iterator[None]:
     """One process migrates at a time (the gateway and every worker open the index at start-up)."""
-    if engine.dialect.name == "sqlite":
-        path = Path(engine.url.database or "index.sqlite")
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        yield  # an index in memory belongs to this process alone
+    elif engine.dialect.name == "sqlite":
+        path = Path(engine.url.database)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".migrate.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 # Intel MKL picks its kernels by CPU: on an AVX-512/AMX machine its GEMM and vector math round differently
@@ -14,6 +15,9 @@ os.environ.setdefault("MKL_CBWR", "AVX2")
 # Every process a test starts inherits this mark, so the end of the session can tell whether one outlived it.
 SESSION_MARK = f"MOTPIPE_TEST_SESSION={os.getpid()}"
 os.environ["MOTPIPE_TEST_SESSION"] = str(os.getpid())
+# the default data root (./motpipe-data) is the working directory's: tests that do not name one use a temporary
+# one, so that nothing is written into the checkout (Celery's file broker is made under it at import)
+os.environ.setdefault("MOTPIPE_DATA_ROOT", tempfile.mkdtemp(prefix="motpipe-test-data-"))
 
 import signal  # noqa: E402
 import time  # noqa: E402
