@@ -173,12 +173,37 @@ def whole_process(sizes: list[str], repeat: int) -> None:
     Console(width=140).print(table)
 
 
+def events_cost(sizes: list[str], repeat: int) -> None:
+    """`motpipe eval --json` with and without `--events` (every FN/FP/IDSW/Frag written), as whole processes."""
+    table = Table(title=f"the cost of --events (whole processes, best of {repeat})")
+    for column in ("frames x objects", "eval s", "eval --events s", "ratio", "events", "counts = CLEAR"):
+        table.add_column(column, justify="right")
+    motpipe = [str(Path(sys.executable).parent / "motpipe"), "eval"]
+    for size in sizes:
+        with bench_files(size) as (tmp, gt, pred, config, gt_path, pred_path):
+            base = [*motpipe, "--gt", str(gt_path), "--pred", str(pred_path), "--json", str(Path(tmp) / "m.json")]
+            plain_s, _ = timed_process(base, repeat)
+            events_path = Path(tmp) / "events.json"
+            with_s, _ = timed_process([*base, "--events", str(events_path)], repeat)
+            counts = json.loads(events_path.read_text())["counts"]
+            clear = json.loads((Path(tmp) / "m.json").read_text())["trackeval"]
+            names = {"fn": "CLR_FN", "fp": "CLR_FP", "idsw": "IDSW", "frag": "Frag"}
+            same = counts == {kind: clear[name] for kind, name in names.items()}
+            ratio = f"{with_s / plain_s:.2f}x"
+            table.add_row(size, f"{plain_s:.3f}", f"{with_s:.3f}", ratio, str(sum(counts.values())), str(same))
+    Console(width=140).print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["5000x40", "20000x20"])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--whole-process", action="store_true", help="time fresh processes, as a user runs them")
+    parser.add_argument("--events", action="store_true", help="the cost of `motpipe eval --events`")
     args = parser.parse_args()
+    if args.events:
+        events_cost(args.sizes, args.repeat)
+        return
     if args.whole_process:
         whole_process(args.sizes, args.repeat)
         return

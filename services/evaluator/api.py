@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -21,7 +21,7 @@ from shared.settings import Settings
 
 from .ground_truth import GT_NAMES, check_ground_truth
 from .plots import plot_comparison
-from .store import doctor_run, evaluate_run, plot_path, render_run_overlay, run_frame_count
+from .store import doctor_run, evaluate_run, plot_path, render_run_overlay, run_events, run_frame_count
 
 router = APIRouter(tags=["evaluator"])
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
@@ -78,6 +78,32 @@ def get_eval(
     """Metrics JSON (with `per_class` when the ground truth has 2+ classes): computed on the first call,
     then served from the run's cache."""
     return evaluate_run(store, run_id, iou, annotated_only=annotated_only)
+
+
+CLASS_IDS = {"player": 1, "ball": 2}
+
+
+@router.get("/eval/{run_id}/events")
+def get_events(
+    run_id: RunIdPath,
+    kind: Literal["fn", "fp", "idsw", "frag"] | None = Query(None, description="only events of this kind"),
+    cls: str | None = Query(None, alias="class", max_length=16, pattern=r"^(player|ball|-?\d{1,9})$",
+                            description="events of the matching on this class alone (id, or player/ball)"),
+    start: int | None = Query(None, alias="from", ge=1, le=10_000_000, description="first frame (1-based)"),
+    end: int | None = Query(None, alias="to", ge=1, le=10_000_000, description="last frame (inclusive)"),
+    annotated_only: bool = Query(False, description="score only frames that carry ground truth"),
+    iou: float = Query(0.5, gt=0.0, le=1.0),
+    store: RunStore = Depends(get_store),
+):  # fmt: skip
+    """Every false negative, false positive, ID switch and fragmentation of TrackEval's CLEAR matching, for a
+    frame range: `{"events": [{"frame", "kind", "class", "gt_id", "pred_id", "prev_pred_id", "box"}…],
+    "counts": {"fn", "fp", "idsw", "frag"}}`; `counts` are the whole run's (equal TrackEval's CLR_FN,
+    CLR_FP, IDSW and Frag), `events` those in the range and of the kind asked for."""
+    class_id = None if cls is None else CLASS_IDS[cls] if cls in CLASS_IDS else int(cls)
+    report = run_events(store, run_id, iou, class_id, annotated_only)
+    events = [e for e in report["events"] if (kind is None or e["kind"] == kind)
+              and (start is None or e["frame"] >= start) and (end is None or e["frame"] <= end)]  # fmt: skip
+    return {"events": events, "counts": report["counts"]}
 
 
 def _serve(path: Path, media_type: str, what: str):

@@ -32,6 +32,33 @@ def _tune_own_process() -> None:
         pass
 
 
+def events_in_background(args, gt, pred, classes, frames):
+    """`--events FILE`: every FN/FP/IDSW/Frag of the CLEAR matching (one class with `--classes C`), computed
+    and encoded in a thread beside the evaluation (its numpy work releases the GIL); call the result to wait."""
+    import json
+
+    from services.evaluator.evaluate import in_background
+    from services.evaluator.events import events_report
+
+    if classes and len(classes) > 1:
+        raise InputError("--events scores one class at a time: give --classes C with a single class", field="classes")
+
+    def work():
+        report = events_report(gt, pred, args.iou, classes[0] if classes else None, args.annotated_only, frames)
+        return report["counts"], json.dumps(report)
+
+    return in_background(work)
+
+
+def write_events(args, pending, out) -> None:
+    from shared.atomic import atomic_write_text
+
+    counts, text = pending()
+    atomic_write_text(args.events, text)
+    counts = ", ".join(f"{kind} {n}" for kind, n in counts.items())
+    print(f"events ({counts}) written to {args.events}", file=out)
+
+
 def cmd_eval(args) -> int:
     if getattr(args, "own_process", False):
         _tune_own_process()
@@ -62,6 +89,7 @@ def cmd_eval(args) -> int:
         print(comparison_table(reports, labels), file=out)
     else:
         frames = parse_frame_list(args.annotated_frames) if args.annotated_frames else None
+        events = events_in_background(args, gt, tables[0], classes, frames) if args.events else None
         reports = [evaluate_fields(gt, tables[0], args.iou, classes, args.annotated_only, frames, encode_rows=True)]
         payload = report_json(reports[0])
         name = Path(preds[0]).name
@@ -70,6 +98,8 @@ def cmd_eval(args) -> int:
             print("\n" + report_table({**reports[0], **block}, f"{name}: {class_name}"), file=out)
         for note in reports[0]["notes"]:
             print(f"note: {note}", file=out)
+        if events is not None:
+            write_events(args, events, out)
     if args.plots:  # matplotlib and the contract models are imported only when plots are asked for
         write_plots(args, reports, labels if args.compare else None)
     if args.json == "-":
@@ -159,6 +189,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotated-frames", help="score only these frames, e.g. 1-300,512")
     p.add_argument("--json", help="write the metrics JSON here ('-' for stdout)")
     p.add_argument("--plots", help="folder for PNG plots")
+    p.add_argument("--events", metavar="FILE", help="write every FN, FP, IDSW and Frag of the CLEAR matching (JSON)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("doctor", help="find data mistakes in a det_db, ground truth and tracker output")

@@ -64,6 +64,32 @@ def evaluate_run(
     return report
 
 
+_events_cache: dict[tuple, dict] = {}  # a few recent runs' events, keyed on the files' identity
+
+
+def run_events(store: RunStore, run_id: str, iou: float, cls: int | None, annotated_only: bool) -> dict:
+    """The run's CLEAR error events (`events.events_report`), computed once per version of its tracks and
+    ground truth (their size and modification time are in the key, so a new upload is never served stale)."""
+    from .events import events_report
+
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    track = record.stages.get("track")
+    if track is None or track.state != StageState.succeeded or not (folder / "tracks.txt").is_file():
+        raise ConflictError(f"run {run_id}: track stage is {track.state if track else 'pending'}; no tracks to review")
+    gt_path = store.gt_file(run_id)
+    if gt_path is None:
+        raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
+    files = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (folder / "tracks.txt", gt_path))
+    key = (files, iou, cls, annotated_only)
+    if key not in _events_cache:
+        _, gt = read_ground_truth(gt_path, num_frames=run_frame_count(record))
+        if len(_events_cache) >= 8:
+            _events_cache.pop(next(iter(_events_cache)))
+        _events_cache[key] = events_report(gt, read_mot(folder / "tracks.txt"), iou, cls, annotated_only)
+    return _events_cache[key]
+
+
 def run_frame_count(record) -> int | None:
     """The run's video frame count once its detect stage has said it (None before)."""
     detect = record.stages.get("detect")

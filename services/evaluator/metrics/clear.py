@@ -18,8 +18,10 @@ from .sequence import EPS, Sequence, frame_matching, sequential_row_sums
 SUMMED = ("CLR_TP", "CLR_FN", "CLR_FP", "IDSW", "MT", "PT", "ML", "Frag", "CLR_Frames", "MOTP_sum")
 
 
-def _matches(seq: Sequence, threshold: float) -> list[np.ndarray]:
-    """Per chunk, (C, G) tracker column matched to each GT row, -1 for none."""
+def _matches(seq: Sequence, threshold: float, solve=None) -> list[np.ndarray]:
+    """Per chunk, (C, G) tracker column matched to each GT row, -1 for none. `solve(cost) -> (rows, cols)`
+    is the assignment solver (default scipy's `linear_sum_assignment`; the compiled `assign` gives the same
+    pairs, ties included, without importing scipy)."""
     matches, competing = [], []
     for k, chunk in enumerate(seq.chunks):
         eligible = chunk.valid & (chunk.sim >= threshold - EPS)
@@ -40,9 +42,10 @@ def _matches(seq: Sequence, threshold: float) -> list[np.ndarray]:
         sim = chunk.sim[c, :g, :p]
         score = 1000 * (chunk.trk_ids[c, None, :p] == prev_step[chunk.gt_ids[c, :g, None]]) + sim
         score[sim < threshold - EPS] = 0
-        from scipy.optimize import linear_sum_assignment  # only the numpy path needs scipy
+        if solve is None:
+            from scipy.optimize import linear_sum_assignment as solve  # only the numpy path needs scipy
 
-        rows, cols = linear_sum_assignment(-score)
+        rows, cols = solve(-score)
         keep = score[rows, cols] > 0 + EPS
         matches[k][c] = -1
         matches[k][c, rows[keep]] = cols[keep]

@@ -186,9 +186,15 @@ def lay_out(
 def build_sequence(
     gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks"
 ) -> Sequence:
-    seq, (g_order, g_ids, g_frame, g_pos, n_gt, _), (p_order, p_ids, p_frame, p_pos, n_trk, _) = lay_out(
-        gt, pred, gt_source, pred_source
-    )
+    return build_sequence_and_layout(gt, pred, gt_source, pred_source)[0]
+
+
+def build_sequence_and_layout(
+    gt: MotTable, pred: MotTable, gt_source: str = "ground truth", pred_source: str = "tracks"
+) -> tuple[Sequence, Layout, Layout]:
+    """The sequence with its chunks, and both tables' layouts (which row of a table each cell came from)."""
+    seq, g_layout, p_layout = lay_out(gt, pred, gt_source, pred_source)
+    (g_order, g_ids, g_frame, g_pos, n_gt, _), (p_order, p_ids, p_frame, p_pos, n_trk, _) = g_layout, p_layout
     for lo, hi in _chunk_bounds(n_gt, n_trk):
         g_width, p_width = int(n_gt[lo:hi].max(initial=0)), int(n_trk[lo:hi].max(initial=0))
         gt_ids, gt_boxes = _padded(g_order, g_ids, g_frame, g_pos, gt.boxes, lo, hi, g_width)
@@ -196,7 +202,7 @@ def build_sequence(
         sim = box_iou(gt_boxes, trk_boxes)
         sim[(gt_ids[:, :, None] < 0) | (trk_ids[:, None, :] < 0)] = 0
         seq.chunks.append(Chunk(lo, n_gt[lo:hi], n_trk[lo:hi], gt_ids, trk_ids, sim))
-    return seq
+    return seq, g_layout, p_layout
 
 
 def frame_matching(chunk: Chunk, eligible: np.ndarray) -> np.ndarray:
