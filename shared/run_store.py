@@ -340,6 +340,7 @@ class RunStore:
             if params:
                 current.params.update(params)
             atomic_write_text(folder / "run.json", record.model_dump_json(indent=1))
+            self.index.put_run(record, folder)
             return record
 
     def output_missing(self, run_id: str, name: str) -> None:

@@ -44,7 +44,8 @@ def test_gateway_on_8000_routes_every_contract_path(compose):
     assert set(upstreams.values()) <= set(compose["services"])
     for path in ("/detect", "/track", "/eval", "/train", "/sweeps", "/ui", "/runs", "/healthz", "/metrics"):
         assert re.search(rf"location [=~^ ]*{re.escape(path)}", conf), path
-    assert re.search(r"location ~ \^/runs/\[\^/\]\+/gt\$\s*{\s*proxy_pass http://evaluator", conf)
+    routes = re.search(r"location ~ \^/runs/\[\^/\]\+/\(([^)]*)\)\$\s*{\s*proxy_pass http://evaluator", conf)
+    assert routes and set(routes.group(1).split("|")) >= {"gt", "doctor", r"overlay\.mp4", "boxes", "video"}
 
 
 def test_gpu_worker_reserves_an_nvidia_gpu(compose):

@@ -50,6 +50,24 @@ def commands(block: str) -> list[list[str]]:
     return out
 
 
+MARKS = re.compile(r"<!-- docs-test: (runs|server) -->|<!-- docs: (set-up|output|benchmark|your files|gpu|cluster) -->")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_code_block_is_run_or_says_what_it_needs(doc):
+    """A block runs in this module (`docs-test`), or says why it cannot here: it is the set-up itself, an
+    output, a benchmark (minutes), or needs the group's own files, a GPU or a cluster."""
+    lines, inside, unmarked = doc.read_text().splitlines(), False, []
+    for number, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            if not inside:
+                before = next((x for x in reversed(lines[: number - 1]) if x.strip()), "")
+                if not MARKS.fullmatch(before.strip()):
+                    unmarked.append(number)
+            inside = not inside
+    assert not unmarked, f"{doc.name}: code blocks at lines {unmarked} carry no docs-test / docs marker"
+
+
 def test_the_readme_is_a_front_page():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 150

@@ -9,6 +9,7 @@ import shutil
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from shared.synth import render_scene
@@ -284,5 +285,62 @@ def test_the_dashboard_is_a_notebook(stack, tmp_path):
         assert httpx.get(f"{stack.url}/runs/{extra[0]}").status_code == 404
         assert extra[0] not in rows() and driver.find_element("id", "total").text == "56 runs"
         assert console_errors(driver) == []
+    finally:
+        driver.quit()
+
+
+def test_the_review_page_jumps_to_an_id_switch_and_draws_its_boxes(stack, tmp_path):
+    """A run whose tracks switch one player's id at a known frame: `#next-idsw` moves `#review[data-frame]`
+    there once the video shows it, and the switched track's box and the switch marker are drawn."""
+    import dataclasses
+    import shutil as sh
+
+    from services.evaluator.events import clear_events
+    from shared.formats.mot_txt import read_mot, write_mot
+    from shared.run_store import RunStore
+    from shared.video import probe_video
+
+    scene = render_scene(tmp_path / "clip", frames=40, seed=7, size=(480, 270))
+    gt = read_mot(scene.gt_txt)
+    tracks = dataclasses.replace(gt, id=np.where((gt.id == 2) & (gt.frame >= 20), 99, gt.id))
+    (switch,) = [e for e in clear_events(gt, tracks) if e["kind"] == "idsw"]
+    store = RunStore(stack.root)
+    info = probe_video(scene.video)
+    run = store.create({"upload": "clip.mp4", "video": dataclasses.asdict(info)}, name="switch at 20").run
+    folder = store.run_dir(run)
+    sh.copyfile(scene.video, folder / "input.mp4")
+    store.update(run, lambda r: r.inputs.update(frames=str(folder / "input.mp4")))
+    sh.copyfile(scene.gt_txt, folder / "gt.txt")
+    write_mot(folder / "tracks.txt", tracks)
+    store.start_stage(run, "track", {"tracker": "bytetrack"})
+    store.succeed_stage(run, "track", ["tracks.txt"])
+    stack.start_gateway()
+    window = httpx.get(f"{stack.url}/runs/{run}/boxes", params={"from": 19, "to": 21}).json()
+    assert sorted(window["frames"]) == ["19", "20", "21"]
+    assert 99 in [t[0] for t in window["frames"]["20"]["tracks"]] and 99 not in [
+        t[0] for t in window["frames"]["19"]["tracks"]
+    ]
+    assert httpx.get(f"{stack.url}/runs/{run}/boxes", params={"from": 1, "to": 2001}).status_code == 400
+    assert httpx.get(f"{stack.url}/runs/{run}/video").content[4:8] == b"ftyp"
+    driver = _driver()
+    try:
+        driver.get(f"{stack.url}/ui/runs/{run}/review")
+        wait_for(driver, "document.getElementById('event-counts').textContent.includes('1 ID switches')", 30, "events")
+        assert driver.find_element("id", "review").get_attribute("data-frame") == "1"
+        driver.find_element("id", "next-idsw").click()
+        wait_for(driver, f"document.getElementById('review').dataset.frame === '{switch['frame']}'", 20, "the switch")
+        shown = driver.execute_script("return document.getElementById('review-video').currentTime") * info.fps
+        assert abs(shown - (switch["frame"] - 0.5)) < 0.5  # the video itself is at that frame (it can seek)
+        drawn = wait_for(driver, "window.reviewState.drawn.length && window.reviewState.drawn", 10, "boxes drawn")
+        assert any(d["layer"] == "tracks" and d["id"] == 99 for d in drawn)
+        assert any(d["layer"] == "errors" and d["kind"] == "idsw" and d["pred_id"] == 99 for d in drawn)
+        assert driver.find_element("id", "frame-number").text == str(switch["frame"])
+        driver.find_element("tag name", "body").send_keys("\ue014")  # → : one frame on
+        wait_for(driver, f"document.getElementById('review').dataset.frame === '{switch['frame'] + 1}'", 10, "→")
+        driver.find_element("id", "prev-idsw").click()  # nothing before it but itself: back to the switch
+        wait_for(driver, f"document.getElementById('review').dataset.frame === '{switch['frame']}'", 10, "◀ switch")
+        driver.find_element("css selector", "[data-layer=tracks]").click()  # the tracks layer off
+        wait_for(driver, "!window.reviewState.drawn.some(d => d.layer === 'tracks')", 10, "tracks hidden")
+        assert no_page_overflow(driver) and console_errors(driver) == []
     finally:
         driver.quit()

@@ -21,6 +21,7 @@ from shared.settings import Settings
 
 from .ground_truth import GT_NAMES, check_ground_truth
 from .plots import plot_comparison
+from .review import boxes_window, review_video, run_tables
 from .store import doctor_run, evaluate_run, plot_path, render_run_overlay, run_events, run_frame_count
 
 router = APIRouter(tags=["evaluator"])
@@ -106,9 +107,31 @@ def get_events(
     return {"events": events, "counts": report["counts"]}
 
 
-def _serve(path: Path, media_type: str, what: str):
+@router.get("/runs/{run_id}/boxes")
+def get_boxes(
+    run_id: RunIdPath,
+    start: int = Query(1, alias="from", ge=1, le=10_000_000, description="first frame (1-based)"),
+    end: int | None = Query(None, alias="to", ge=1, le=10_000_000, description="last frame, inclusive"),
+    layers: str = Query("gt,det,tracks", max_length=40, pattern=r"^(gt|det|tracks)(,(gt|det|tracks))*$"),
+    store: RunStore = Depends(get_store),
+):
+    """Ground truth, detections and tracks for a window of frames (at most 2,000), keyed by frame:
+    `{"from", "to", "frames": {"<frame>": {"gt": [[id, class, l, t, w, h]…], "det": [[score, class, l, t, w, h]…],
+    "tracks": [[id, class, l, t, w, h]…]}}}`; a layer the run does not have yet is absent."""
+    tables = run_tables(store, run_id, tuple(layers.split(",")))
+    return boxes_window(tables, start, end if end is not None else start + 199)
+
+
+@router.get("/runs/{run_id}/video", response_class=Response, responses=binary("video/mp4"))
+def get_video(run_id: RunIdPath, request: Request, store: RunStore = Depends(get_store)):
+    """The run's video as a browser plays it (H.264 MP4; other inputs get a copy made once); byte ranges
+    (206) let the review page seek."""
+    return _serve(review_video(store, run_id), "video/mp4", "the review video", request.headers.get("range"))
+
+
+def _serve(path: Path, media_type: str, what: str, range_header: str | None = None):
     try:
-        return open_file_response(path, media_type)
+        return open_file_response(path, media_type, range_header=range_header)
     except FileNotFoundError:  # replaced or dropped between the check and the open (a re-track, say)
         raise ConflictError(f"{what} changed while it was requested; ask again") from None
 
@@ -151,6 +174,6 @@ def doctor(run_id: RunIdPath, store: RunStore = Depends(get_store)):
 
 
 @router.get("/runs/{run_id}/overlay.mp4", response_class=Response, responses=binary("video/mp4"))
-def overlay(run_id: RunIdPath, store: RunStore = Depends(get_store)):
+def overlay(run_id: RunIdPath, request: Request, store: RunStore = Depends(get_store)):
     """The run's video with ground truth, detections and tracks drawn on it (rendered once, then cached)."""
-    return _serve(render_run_overlay(store, run_id), "video/mp4", "the overlay")
+    return _serve(render_run_overlay(store, run_id), "video/mp4", "the overlay", request.headers.get("range"))

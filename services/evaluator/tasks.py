@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.atomic import atomic_write_text
 from shared.celery_app import app
 from shared.run_store import RunStore
+from shared.schemas import StageState
 from shared.settings import get_settings
 from shared.tasks import run_stage
 
@@ -21,6 +22,12 @@ def evaluate(self, run_id: str, iou: float = 0.5) -> dict:
         evaluate_run(store, run_id, iou)
         return [metrics_name(iou)]
 
+    record = store.get(run_id)
+    done = record.stages.get("eval")
+    if done is not None and done.state == StageState.succeeded and metrics_name(iou) not in record.artifacts:
+        # the stage succeeded for another threshold (or through GET /eval): this one is new work, not a
+        # duplicate delivery of the task that finished it
+        store.update(run_id, lambda r: setattr(r.stages["eval"], "state", StageState.pending))
     return run_stage(store, run_id, "eval", body, settings.heartbeat_s, settings.stage_retries)
 
 

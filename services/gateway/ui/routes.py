@@ -141,6 +141,24 @@ def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)
                  parent_name=parent_name)  # fmt: skip
 
 
+@router.get("/runs/{run_id}/review", dependencies=[Depends(login_required)])
+def review_page(request: Request, run_id: str, store: RunStore = Depends(get_store)):
+    """The run's video, its boxes and its errors, frame by frame (`static/app.js`, `reviewPage`)."""
+    check_run_id(run_id)
+    record = store.get(run_id)
+    video = record.inputs.get("video") or {}
+    detect = record.stages.get("detect")
+    info = detect.params.get("det_db", {}) if detect else {}
+    frames = video.get("frames") or info.get("frames") or 1
+    width, height = video.get("width") or 1280, video.get("height") or 720
+    track = record.stages.get("track")
+    tracker = track.params.get("tracker") if track else None
+    threshold = (track.params.get("score_threshold") if track else None) or (
+        MOTRV2_SCORE_THRESHOLD if tracker == "motrv2" else BYTETRACK_DEFAULTS["score_threshold"])  # fmt: skip
+    return _page(request, "review.html", run=record, fps=video.get("fps") or 25, frames=frames, width=width,
+                 height=height, threshold=threshold)  # fmt: skip
+
+
 @router.get("/compare", dependencies=[Depends(login_required)])
 def compare_page(request: Request, store: RunStore = Depends(get_store)):
     """2 to 6 runs side by side (`?runs=a&runs=b…`, or `?runs=a,b`; `?a=&b=` as before)."""

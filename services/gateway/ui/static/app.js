@@ -16,6 +16,8 @@ const motpipe = (() => {
   }
   const fmt = v => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : (v ?? ""));
   const badge = state => el("span", { class: `state ${state}` }, state);
+  // a plot opens at full size on click (shown scaled to its column)
+  const fullSize = img => el("a", { href: img.getAttribute("src"), target: "_blank", title: "open full size" }, img);
 
   // the session's CSRF token (the page holds it; a page of another origin cannot read it)
   const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -130,7 +132,7 @@ const motpipe = (() => {
         metrics.replaceChildren(...metricsTables(report));
         if (!plots.childElementCount) {
           for (const name of ["metrics_overview", "dashboard", "per_frame", "hota_alpha"]) {
-            plots.append(el("img", { src: `/eval/${run}/plots/${name}.png`, alt: name, loading: "lazy" }));
+            plots.append(fullSize(el("img", { src: `/eval/${run}/plots/${name}.png`, alt: name, loading: "lazy" })));
           }
         }
       } catch (err) { metrics.replaceChildren(el("p", { class: "muted" }, err.message)); }
@@ -151,9 +153,10 @@ const motpipe = (() => {
       document.getElementById("notes").replaceChildren(...notes);
       // scored once tracks exist (the ground truth may be the run's own or read from its parent; without one,
       // the metrics box says so); again when the tracks, the ground truth or the eval stage change
-      const track = record.stages.track || {};
-      const key = `${track.finished}|${(record.stages.eval || {}).state}|${Object.keys(record.artifacts).join(",")}`;
-      if (track.state === "succeeded" && key !== shownEval) { shownEval = key; plots.replaceChildren(); await loadMetrics(); }
+      const track = record.stages.track || {}, evaluation = record.stages.eval || {};
+      const gt = "gt.txt" in record.artifacts || "gt.json" in record.artifacts || record.inputs.gt || evaluation.state === "succeeded";
+      const key = `${track.finished}|${evaluation.state}|${Object.keys(record.artifacts).join(",")}`;
+      if (track.state === "succeeded" && gt && key !== shownEval) { shownEval = key; plots.replaceChildren(); await loadMetrics(); }
       return true;  // the page stays current while it is open (children, ground truth, a stage restarted)
     }, 2000);
     loadDoctor(run);
@@ -289,8 +292,9 @@ const motpipe = (() => {
       if (finished && !plots.childElementCount) {
         for (const name of ["ranked", "heatmap"]) {
           const img = el("img", { src: `/sweeps/${sweep.sweep}/plots/${name}.png`, alt: `${name} plot` });
-          img.addEventListener("error", () => img.remove());
-          plots.append(img);
+          const link = fullSize(img);
+          img.addEventListener("error", () => link.remove());
+          plots.append(link);
         }
       }
       return !finished;
@@ -362,14 +366,169 @@ const motpipe = (() => {
     parts.push(el("h2", {}, "Plots"));
     for (const plot of ["metrics_overview", "per_frame"]) {
       parts.push(el("div", { class: "compare-plots", style: `grid-template-columns: repeat(${ids.length}, 1fr)` },
-        ...ids.map((id, i) => reports[i].error ? el("p", { class: "muted" }, "no metrics") : el("img", { src: `/eval/${id}/plots/${plot}.png`, alt: `${plot} of ${records[i].name || id}` }))));
+        ...ids.map((id, i) => reports[i].error ? el("p", { class: "muted" }, "no metrics") : fullSize(el("img", { src: `/eval/${id}/plots/${plot}.png`, alt: `${plot} of ${records[i].name || id}` })))));
     }
     box.replaceChildren(...parts);
+  }
+
+  // The review page: the run's video with boxes drawn on a canvas from `/runs/{run}/boxes` (fetched 200
+  // frames at a time), error events from `/eval/{run}/events` on a timeline, jumps to the next event of a
+  // kind. `#review[data-frame]` is the frame shown; `window.reviewState.drawn` what is drawn on it.
+  function reviewPage(root, threshold) {
+    const run = root.dataset.run, fps = Number(root.dataset.fps) || 25, total = Math.max(1, Number(root.dataset.frames) || 1);
+    const width = Number(root.dataset.width) || 1280, height = Number(root.dataset.height) || 720;
+    const video = document.getElementById("review-video"), canvas = document.getElementById("boxes");
+    const timeline = document.getElementById("timeline");
+    const KIND_COLOUR = { fn: "#d92d20", fp: "#f79009", idsw: "#c11574", frag: "#0e9384" };
+    const state = { frame: 1, events: [], byFrame: new Map(), windows: new Map(), drawn: [], playable: true, target: 1 };
+    window.reviewState = state;
+    const on = name => root.querySelector(`[data-layer="${name}"]`).checked;
+    const classOn = cls => { const box = root.querySelector(`[data-class="${cls}"]`); return box ? box.checked : true; };
+    const idColour = id => `hsl(${(Math.abs(id) * 137.508) % 360}, 85%, 55%)`;
+
+    async function windowOf(frame) {
+      const start = Math.floor((frame - 1) / 200) * 200 + 1;
+      if (!state.windows.has(start)) state.windows.set(start, api(`/runs/${run}/boxes?from=${start}&to=${start + 199}`));
+      return (await state.windows.get(start)).frames[String(frame)] || {};
+    }
+
+    function label(ctx, text, x, y, colour) {
+      ctx.font = "bold 13px system-ui, sans-serif";
+      const w = ctx.measureText(text).width + 6;
+      ctx.fillStyle = "rgba(0, 0, 0, 0.75)";  // a dark plate: readable on sand and on indoor floors
+      ctx.fillRect(x, Math.max(0, y - 16), w, 16);
+      ctx.fillStyle = colour;
+      ctx.fillText(text, x + 3, Math.max(12, y - 4));
+    }
+
+    async function draw() {
+      const boxes = await windowOf(state.frame);
+      const rect = canvas.getBoundingClientRect();
+      canvas.width = Math.round(rect.width); canvas.height = Math.round(rect.height);
+      const sx = canvas.width / width, sy = canvas.height / height;
+      const ctx = canvas.getContext("2d");
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      if (!state.playable) { ctx.fillStyle = "#2b2f36"; ctx.fillRect(0, 0, canvas.width, canvas.height); }
+      const drawn = [];
+      const rectOf = b => [b[2] * sx, b[3] * sy, b[4] * sx, b[5] * sy];
+      if (on("det")) for (const b of boxes.det || []) {
+        if (!classOn(b[1])) continue;
+        ctx.setLineDash(b[0] < threshold ? [4, 3] : []); ctx.lineWidth = 1.5; ctx.strokeStyle = "#f5c400";
+        ctx.strokeRect(...rectOf(b)); drawn.push({ layer: "det", score: b[0], cls: b[1], box: b.slice(2) });
+      }
+      ctx.setLineDash([]);
+      if (on("gt")) for (const b of boxes.gt || []) {
+        if (!classOn(b[1])) continue;
+        ctx.lineWidth = 3; ctx.strokeStyle = "#111"; ctx.strokeRect(...rectOf(b));
+        ctx.lineWidth = 1.5; ctx.strokeStyle = "#fff"; ctx.strokeRect(...rectOf(b));
+        drawn.push({ layer: "gt", id: b[0], cls: b[1], box: b.slice(2) });
+      }
+      if (on("tracks")) for (const b of boxes.tracks || []) {
+        if (!classOn(b[1])) continue;
+        const colour = idColour(b[0]); const [x, y, w, h] = rectOf(b);
+        ctx.lineWidth = 2.5; ctx.strokeStyle = colour; ctx.strokeRect(x, y, w, h);
+        label(ctx, `id ${b[0]}`, x, y, colour);
+        drawn.push({ layer: "tracks", id: b[0], cls: b[1], box: b.slice(2) });
+      }
+      if (on("errors")) for (const e of state.byFrame.get(state.frame) || []) {
+        if (!classOn(e.class)) continue;
+        const [x, y, w, h] = rectOf([0, 0, ...e.box]);
+        ctx.lineWidth = 3; ctx.strokeStyle = KIND_COLOUR[e.kind]; ctx.setLineDash(e.kind === "fp" ? [6, 4] : []);
+        ctx.strokeRect(x - 3, y - 3, w + 6, h + 6); ctx.setLineDash([]);
+        const text = e.kind === "idsw" ? `ID switch ${e.prev_pred_id}→${e.pred_id}` : e.kind === "fn" ? "miss" : e.kind === "fp" ? "false pos." : "fragment";
+        label(ctx, text, x, y + h + 20, KIND_COLOUR[e.kind]);
+        drawn.push({ layer: "errors", kind: e.kind, gt_id: e.gt_id, pred_id: e.pred_id, box: e.box });
+      }
+      state.drawn = drawn;
+      drawTimeline();
+    }
+
+    function drawTimeline() {
+      const w = timeline.width = Math.round(timeline.getBoundingClientRect().width), h = timeline.height;
+      const ctx = timeline.getContext("2d");
+      ctx.clearRect(0, 0, w, h);
+      const kinds = ["fn", "fp", "idsw", "frag"], row = (h - 8) / kinds.length;
+      const x = frame => (total === 1 ? 0 : (frame - 1) / (total - 1)) * (w - 2) + 1;
+      kinds.forEach((kind, i) => { ctx.fillStyle = "#f2f4f7"; ctx.fillRect(0, 4 + i * row, w, row - 1); });
+      for (const e of state.events) {
+        ctx.fillStyle = KIND_COLOUR[e.kind];
+        ctx.fillRect(x(e.frame), 4 + kinds.indexOf(e.kind) * row, Math.max(1, w / total), row - 1);
+      }
+      ctx.font = "10px system-ui, sans-serif";  // row names on a light plate, over the events
+      ["miss", "false pos.", "ID switch", "fragment"].forEach((name, i) => {
+        ctx.fillStyle = "rgba(255, 255, 255, 0.85)"; ctx.fillRect(w - 58, 4 + i * row, 58, row - 1);
+        ctx.fillStyle = "#344054"; ctx.fillText(name, w - 55, 4 + (i + 1) * row - 4);
+      });
+      ctx.fillStyle = "#101828"; ctx.fillRect(x(state.frame) - 1, 0, 2, h);
+    }
+
+    function show(frame) {  // the video shows `frame` now: record it, draw its boxes
+      state.frame = frame;
+      root.dataset.frame = String(frame);
+      document.getElementById("frame-number").textContent = frame;
+      draw();
+    }
+
+    function seek(frame) {
+      frame = Math.min(total, Math.max(1, Math.round(frame)));
+      state.target = frame;
+      if (!state.playable) { show(frame); return; }
+      video.currentTime = (frame - 0.5) / fps;  // the middle of the frame: no rounding lands on its neighbour
+    }
+    video.addEventListener("seeked", () => show(state.target));
+    video.addEventListener("error", () => { state.playable = false; show(state.target); });
+    const playing = () => {
+      if (video.paused) return;
+      const frame = Math.min(total, Math.floor(video.currentTime * fps) + 1);
+      if (frame !== state.frame) show(frame);
+      requestAnimationFrame(playing);
+    };
+    video.addEventListener("play", () => requestAnimationFrame(playing));
+    video.addEventListener("pause", () => { state.target = state.frame; });
+
+    const jump = (kind, forward) => {
+      const frames = state.events.filter(e => e.kind === kind).map(e => e.frame);
+      const next = forward ? frames.find(f => f > state.frame) : [...frames].reverse().find(f => f < state.frame);
+      if (next !== undefined) seek(next);
+    };
+    for (const kind of ["idsw", "fn", "fp", "frag"]) {
+      for (const [id, forward] of [[`next-${kind}`, true], [`prev-${kind}`, false]]) {
+        const button = document.getElementById(id);
+        if (button) button.addEventListener("click", () => jump(kind, forward));
+      }
+    }
+    document.getElementById("prev-frame").addEventListener("click", () => seek(state.frame - 1));
+    document.getElementById("next-frame").addEventListener("click", () => seek(state.frame + 1));
+    const play = document.getElementById("play");
+    play.addEventListener("click", () => { if (video.paused) { video.play(); play.textContent = "❚❚ pause"; } else { video.pause(); play.textContent = "▶ play"; } });
+    document.addEventListener("keydown", event => {
+      if (event.target.closest("input, textarea, select")) return;
+      const step = event.shiftKey ? 10 : 1;
+      if (event.key === "ArrowRight") { seek(state.frame + step); event.preventDefault(); }
+      else if (event.key === "ArrowLeft") { seek(state.frame - step); event.preventDefault(); }
+      else if (event.key === " ") { play.click(); event.preventDefault(); }
+    });
+    timeline.addEventListener("click", event => {
+      const rect = timeline.getBoundingClientRect();
+      seek(1 + ((event.clientX - rect.left) / rect.width) * (total - 1));
+    });
+    root.querySelectorAll("input[type=checkbox]").forEach(box => box.addEventListener("change", draw));
+    window.addEventListener("resize", draw);
+
+    api(`/eval/${run}/events`).then(report => {
+      state.events = report.events;
+      for (const e of report.events) { if (!state.byFrame.has(e.frame)) state.byFrame.set(e.frame, []); state.byFrame.get(e.frame).push(e); }
+      const c = report.counts;
+      document.getElementById("event-counts").textContent = `${c.fn} misses, ${c.fp} false positives, ${c.idsw} ID switches, ${c.frag} fragmentations (equal TrackEval's CLR_FN, CLR_FP, IDSW, Frag)`;
+      draw();
+    }).catch(err => { document.getElementById("event-counts").textContent = `no error events: ${err.message}`; });
+    if (video.readyState >= 1) seek(1); else video.addEventListener("loadedmetadata", () => seek(1), { once: true });
+    show(1);
   }
 
   function refreshWhile(url, busy) {
     poll(async () => { const record = await api(url); if (!busy(record)) { window.location.reload(); return false; } return true; }, 3000);
   }
 
-  return { liveRuns, uploadForm, runPage, sweepPage, comparePage, refreshWhile };
+  return { liveRuns, uploadForm, runPage, sweepPage, comparePage, reviewPage, refreshWhile };
 })();
