@@ -39,6 +39,8 @@ def pages(base: str, token: str | None) -> list[tuple[str, str]]:
     evaluated = [r["run"] for r in runs if r["HOTA"] is not None]
     if runs:
         out.append(("run", f"/ui/runs/{(evaluated or [runs[0]['run']])[0]}"))
+    if evaluated:
+        out.append(("review", f"/ui/runs/{evaluated[0]}/review"))
     if len(evaluated) >= 2:
         out.append(("compare", f"/ui/compare?runs={','.join(evaluated[:3])}"))
     sweeps = sorted({r["sweep"] for r in runs if r["sweep"]})
