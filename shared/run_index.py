@@ -67,14 +67,19 @@ class Base(DeclarativeBase):
     pass
 
 
-class RunRow(Base):
+class Listed:
+    """The columns every listing has: what a person named, tagged and noted, and when it was made."""
+
+    name: Mapped[str] = mapped_column(String(200), default="")
+    tags: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, as shown (runs filter on `run_tags`)
+    note: Mapped[str] = mapped_column(Text, default="")
+    search: Mapped[str] = mapped_column(Text, default="")  # lower-cased text `q` looks in
+    created: Mapped[float] = mapped_column(Float)  # epoch seconds: one comparable type on every database
+
+
+class RunRow(Listed, Base):
     __tablename__ = "runs"
     run: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    tags: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, as shown; `run_tags` is what filters
-    note: Mapped[str] = mapped_column(Text, default="")
-    search: Mapped[str] = mapped_column(Text, default="")  # lower-cased name, note and video, for `q`
-    created: Mapped[float] = mapped_column(Float)  # epoch seconds: one comparable type on every database
     parent: Mapped[str | None] = mapped_column(String(16), nullable=True)
     sweep: Mapped[str | None] = mapped_column(String(16), nullable=True)
     video: Mapped[str] = mapped_column(Text, default="")
@@ -108,28 +113,18 @@ class RunTag(Base):
     __table_args__ = (Index("ix_run_tags_tag", "tag", "run"),)
 
 
-class SweepRow(Base):
+class SweepRow(Listed, Base):
     __tablename__ = "sweeps"
     sweep: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    tags: Mapped[str] = mapped_column(Text, default="[]")
-    note: Mapped[str] = mapped_column(Text, default="")
-    search: Mapped[str] = mapped_column(Text, default="")
-    created: Mapped[float] = mapped_column(Float)
     run: Mapped[str] = mapped_column(String(16))
     tracker: Mapped[str] = mapped_column(String(64))
     total: Mapped[int] = mapped_column(Integer, default=0)
     __table_args__ = (Index("ix_sweeps_created", "created", "sweep"), Index("ix_sweeps_name", "name", "sweep"))
 
 
-class JobRow(Base):
+class JobRow(Listed, Base):
     __tablename__ = "jobs"
     job: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
-    tags: Mapped[str] = mapped_column(Text, default="[]")
-    note: Mapped[str] = mapped_column(Text, default="")
-    search: Mapped[str] = mapped_column(Text, default="")
-    created: Mapped[float] = mapped_column(Float)
     model: Mapped[str] = mapped_column(String(16))
     strategy: Mapped[str | None] = mapped_column(String(32), nullable=True)
     state: Mapped[str] = mapped_column(String(16))
@@ -196,11 +191,7 @@ def run_row(record: RunRecord, folder: Path | None) -> dict[str, Any]:
     metrics = _metrics(folder) if evaluated else {}
     row = {
         "run": record.run,
-        "name": record.name[:200],
-        "tags": json.dumps(record.tags),
-        "note": record.note,
-        "search": "\n".join((record.name, record.note, video)).lower(),
-        "created": record.created.timestamp(),
+        **listed(record, video),
         "parent": record.parent,
         "sweep": record.inputs.get("sweep") if isinstance(record.inputs.get("sweep"), str) else None,
         "video": video,
@@ -259,44 +250,22 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return datetime.fromisoformat(str(value)).timestamp()
+def listed(record: Any, *searched: Any) -> dict[str, Any]:
+    """The `Listed` columns of a record with a name, tags, note and created time; `q` also finds `searched`."""
+    text = "\n".join(str(part) for part in (record.name, record.note, *searched) if part)
+    return {"name": record.name[:200], "tags": json.dumps(record.tags), "note": record.note,
+            "search": text.lower(), "created": record.created.timestamp()}  # fmt: skip
 
 
 def sweep_row(record: Any) -> dict[str, Any]:
-    name = getattr(record, "name", "") or ""
-    note = getattr(record, "note", "") or ""
-    return {
-        "sweep": record.sweep,
-        "name": name,
-        "tags": json.dumps(list(getattr(record, "tags", []) or [])),
-        "note": note,
-        "search": f"{name}\n{note}\n{record.run}\n{record.tracker}".lower(),
-        "created": _epoch(record.created),
-        "run": record.run,
-        "tracker": record.tracker,
-        "total": len(record.children),
-    }
+    return {"sweep": record.sweep, **listed(record, record.run, record.tracker), "run": record.run,
+            "tracker": record.tracker, "total": len(record.children)}  # fmt: skip
 
 
 def job_row(record: Any) -> dict[str, Any]:
-    name = getattr(record, "name", "") or ""
-    note = getattr(record, "note", "") or ""
-    return {
-        "job": record.job,
-        "name": name,
-        "tags": json.dumps(list(getattr(record, "tags", []) or [])),
-        "note": note,
-        "search": f"{name}\n{note}\n{record.model}\n{record.strategy or ''}".lower(),
-        "created": _epoch(record.created),
-        "model": record.model,
-        "strategy": record.strategy,
-        "state": str(getattr(record.state, "value", record.state)),
-        "finished_epochs": record.finished_epochs,
-        "planned_epochs": record.planned_epochs,
-    }
+    return {"job": record.job, **listed(record, record.model, record.strategy), "model": record.model,
+            "strategy": record.strategy, "state": record.state.value, "finished_epochs": record.finished_epochs,
+            "planned_epochs": record.planned_epochs}  # fmt: skip
 
 
 # -- pages ---------------------------------------------------------------------------------------------------

@@ -105,18 +105,11 @@ class RunStore:
         index = index or self.index
         index.clear()
         count = 0
-        for kind, folder_name, file_name in (("run", "runs", "run.json"), ("sweep", "sweeps", "sweep.json"),
-                                             ("job", "jobs", "job.json")):  # fmt: skip
+        for kind, model in (("run", RunRecord), ("sweep", SweepRecord), ("job", JobRecord)):
             batch = []
-            for path in sorted((self.root / folder_name).glob(f"*/{file_name}")):
+            for path in sorted((self.root / f"{kind}s").glob(f"*/{kind}.json")):
                 try:
-                    text = path.read_text(encoding="utf-8")
-                    if kind == "run":
-                        batch.append(RunRecord.model_validate_json(text))
-                    elif kind == "sweep":
-                        batch.append(SweepRecord.model_validate_json(text))
-                    else:
-                        batch.append(JobRecord.model_validate_json(text))
+                    batch.append(model.model_validate_json(path.read_text(encoding="utf-8")))
                 except (OSError, ValueError) as exc:
                     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     if report:

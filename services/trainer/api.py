@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from services.detector.dfine.identify import resolve
 from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import ARTIFACT_TYPES, binary
-from shared.api.runs import Cursor, Limit, Text, Word, paged, summary_of
+from shared.api.runs import Cursor, Limit, ListedSummary, Text, Word, paged, summary_of
 from shared.errors import ConflictError, InputError, NotFoundError
 from shared.run_index import PageQuery
 from shared.run_store import RunStore
@@ -185,12 +185,8 @@ def get_job_artifact(job_id: IdPath, name: str, settings: Settings = Depends(get
     return FileResponse(path, filename=Path(name).name)
 
 
-class JobSummary(BaseModel):
+class JobSummary(ListedSummary):
     job: str
-    name: str
-    tags: list[str]
-    note: str
-    created: str
     model: str
     strategy: str | None
     state: str

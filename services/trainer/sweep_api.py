@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from shared.api.deps import IdPath, confine, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import binary
-from shared.api.runs import Cursor, Id, Limit, Text, Word, lost_after, paged, summary_of
+from shared.api.runs import Cursor, Id, Limit, ListedSummary, Text, Word, lost_after, paged, summary_of
 from shared.atomic import atomic_write_text
 from shared.errors import ConflictError, InputError, MissingInputError, NotFoundError
 from shared.run_index import PageQuery, sweep_row
@@ -231,12 +231,8 @@ def _state_of(counts: dict[str, int], planned: int) -> tuple[str, int, int]:
     return ("running" if counts.get("running", 0) or done else "pending"), done, total
 
 
-class SweepSummary(BaseModel):
+class SweepSummary(ListedSummary):
     sweep: str
-    name: str
-    tags: list[str]
-    note: str
-    created: str
     run: str
     tracker: str
     state: str

@@ -35,14 +35,19 @@ Id = Annotated[str | None, Query(pattern=RUN_ID_RE.pattern)]
 RunState = Literal["pending", "queued", "running", "succeeded", "failed"]
 
 
-class RunSummary(BaseModel):
-    """One row of `GET /runs`: the run index's columns (metrics null until the run is evaluated)."""
+class ListedSummary(BaseModel):
+    """What every listing row has (`GET /runs`, `/sweeps`, `/train`)."""
 
-    run: str
     name: str
     tags: list[str]
     note: str
     created: str
+
+
+class RunSummary(ListedSummary):
+    """One row of `GET /runs`: the run index's columns (metrics null until the run is evaluated)."""
+
+    run: str
     parent: str | None
     sweep: str | None
     video: str
