@@ -7,6 +7,8 @@ unacknowledged task whose worker died is handed out again after the visibility t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from celery import Celery
 
 from shared.settings import Settings, get_settings
@@ -21,16 +23,24 @@ TASK_QUEUES = {
 }
 
 
-def make_celery(settings: Settings) -> Celery:
+def broker_folders(settings: Settings) -> list[Path]:
+    """The folders the file broker (no `broker_url`) reads and writes; none with a broker server."""
+    if settings.broker_url:
+        return []
     root = settings.data_root.resolve()
+    # control: kombu's default is ./control in the working directory
+    return [root / "broker" / "queue", root / "broker" / "processed", root / "broker" / "control", root / "results"]
+
+
+def make_celery(settings: Settings, create_folders: bool = True) -> Celery:
+    """`create_folders=False` for the import-time app: importing a task module (`motpipe --help` does) must
+    not create a data root in the working directory; the worker creates them when it starts."""
     transport_options: dict = {"visibility_timeout": settings.visibility_timeout_s}
     broker = settings.broker_url
     backend = settings.result_backend
     if not broker:
-        queue_dir = root / "broker" / "queue"
-        processed = root / "broker" / "processed"
-        control = root / "broker" / "control"  # kombu's default is ./control in the working directory
-        for folder in (queue_dir, processed, control, root / "results"):
+        queue_dir, processed, control, results = broker_folders(settings)
+        for folder in (queue_dir, processed, control, results) if create_folders else ():
             folder.mkdir(parents=True, exist_ok=True)
         broker = "filesystem://"
         transport_options |= {
@@ -40,7 +50,7 @@ def make_celery(settings: Settings) -> Celery:
             "control_folder": str(control),
             "store_processed": False,
         }
-        backend = backend or f"file://{root / 'results'}"
+        backend = backend or f"file://{results}"
     app = Celery("motpipe", broker=broker, backend=backend or broker)
     app.conf.update(
         task_routes={name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
@@ -62,8 +72,4 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def get_celery() -> Celery:
-    return make_celery(get_settings())
-
-
-app = get_celery()
+app = make_celery(get_settings(), create_folders=False)

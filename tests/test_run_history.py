@@ -4,6 +4,10 @@ metrics never change), runs have names, tags and notes, and deleting one leaves 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +112,15 @@ def test_the_runs_command_works_on_a_data_root_without_a_server(api, stored_run,
     assert store.get(stored_run).name == "serve 1" and store.get(stored_run).tags == ["ball"]
     assert main([*root, "rename", stored_run, "x" * 300]) == 2
     assert main([*root, "delete", stored_run]) == 0 and store.list() == []
+
+
+def test_the_cli_creates_no_data_root_where_it_is_started(tmp_path):
+    """`motpipe --help` imports every task module; neither it nor a `runs` command with a mistyped data root
+    may leave a `motpipe-data` folder (file broker, index) in the working directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTPIPE_")}
+    motpipe = [sys.executable, "-m", "services.gateway.cli"]
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    assert subprocess.run([*motpipe, "--help"], cwd=tmp_path, env=env, capture_output=True).returncode == 0
+    listed = subprocess.run([*motpipe, "runs", "list"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert listed.returncode == 1 and f"no data root at {tmp_path / 'motpipe-data'}" in listed.stderr
+    assert list(tmp_path.iterdir()) == []

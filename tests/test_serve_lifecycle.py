@@ -1,7 +1,7 @@
 """`motpipe serve` stopped the ways systemd, docker, a terminal and the OOM killer stop it leaves no process of
 its own behind: within 15 s of serve's end nothing whose environment names the data root is alive, whether its
-worker was idle, running a task or still starting; the run that was in flight is finished (or failed, saying
-why) by the next server on that data root."""
+worker was idle, running a task or still starting; the run that was in flight is finished, by the worker's
+warm shutdown or by the next server on that data root."""
 
 from __future__ import annotations
 
@@ -79,11 +79,14 @@ def test_a_stopped_serve_leaves_no_process_behind(tmp_path, long_scene, stop, mo
         for pid in _ours(root):  # never leave one behind for the next test, whatever failed
             os.kill(pid, signal.SIGKILL)
     if moment == "busy" and stop == "sigkill":
-        # the next server on this data root finishes the run that was in flight, or fails it saying why
+        # the orphaned worker's warm shutdown may finish the task within its grace (attempt 1); otherwise the
+        # next server on this data root delivers it again (attempt 2). Either way the run ends succeeded, never
+        # stuck in `running`. (Redelivery itself is pinned down by test_service's killed-worker tests.)
         stack, _ = _serve(root)
         try:
             stack.wait_healthy()
             detect = stack.wait_stage(run, "detect", timeout=120)["stages"]["detect"]
-            assert detect["state"] == "succeeded" and detect["attempts"] == 2, detect
+            assert detect["state"] == "succeeded" and detect["attempts"] in (1, 2), detect
+            assert detect["progress"]["done"] == detect["progress"]["total"], detect
         finally:
             stack.stop()

@@ -24,7 +24,10 @@ def _store(args):
     from shared.settings import get_settings
 
     settings = get_settings()
-    return RunStore(Path(args.data_root) if args.data_root else settings.data_root, settings.database_url)
+    root = Path(args.data_root) if args.data_root else settings.data_root
+    if not root.is_dir():  # a typo or the wrong working directory: say so rather than start an empty root there
+        raise SystemExit(f"motpipe runs: no data root at {root.resolve()} (give --data-root or set MOTPIPE_DATA_ROOT)")
+    return RunStore(root, settings.database_url)
 
 
 def _patch(store, run_id: str, **fields) -> None:

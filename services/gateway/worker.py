@@ -9,7 +9,7 @@ import services.evaluator.tasks  # noqa: F401 - registers evaluator.evaluate
 import services.tracker.tasks  # noqa: F401 - registers tracker.track
 import services.trainer.tasks  # noqa: F401 - registers tracker.train and detector.train
 from services.trainer.jobs import reap_jobs
-from shared.celery_app import app
+from shared.celery_app import app, broker_folders
 from shared.run_store import RunStore
 from shared.settings import get_settings
 from shared.tasks import start_reaper
@@ -39,4 +39,6 @@ def run_worker(
     ]
     if hostname:
         argv.append(f"--hostname={hostname}")
+    for folder in broker_folders(get_settings()):  # the file broker's, before the worker reads them
+        folder.mkdir(parents=True, exist_ok=True)
     app.worker_main(argv)
