@@ -19,7 +19,9 @@ from shared.frames import open_frames, prefetch
 from shared.video import VideoWriter
 
 GT_COLOUR = (255, 0, 255)  # BGR magenta: stands out on sand and jerseys
+HALO = (0, 0, 0)  # a dark edge under every coloured line: light colours stay visible on sand or a pale floor
 TRAIL = 15  # frames of track history drawn as a trail
+FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def score_colour(score: float) -> tuple[int, int, int]:
@@ -37,6 +39,23 @@ def id_colour(track_id: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
+def luminance(colour: tuple[int, int, int]) -> float:
+    """WCAG relative luminance of a BGR colour (0 black .. 1 white)."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    b, g, r = (linear(c) for c in colour)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever contrasts more with `background` (WCAG contrast ratio)."""
+    light = luminance(background)
+    return (0, 0, 0) if (light + 0.05) / 0.05 >= 1.05 / (light + 0.05) else (255, 255, 255)
+
+
 def _rows_by_frame(table: MotTable | None) -> dict[int, np.ndarray]:
     if table is None or len(table) == 0:
         return {}
@@ -45,12 +64,41 @@ def _rows_by_frame(table: MotTable | None) -> dict[int, np.ndarray]:
     return {int(f): rows for f, rows in zip(frames, np.split(order, starts[1:]), strict=True)}
 
 
-def _box(image, box, colour, thickness, label=None, below=False):
+def label(image, text: str, at: tuple[int, int], colour, scale: float = 0.45) -> None:
+    """`text` on a filled tag of `colour` whose top-left corner is `at`, in black or white for contrast."""
+    (w, h), base = cv2.getTextSize(text, FONT, scale, 1)
+    x = min(max(0, at[0]), image.shape[1] - w - 4)
+    y = min(max(0, at[1]), image.shape[0] - h - base - 4)
+    cv2.rectangle(image, (x, y), (x + w + 4, y + h + base + 4), colour, cv2.FILLED)
+    cv2.putText(image, text, (x + 2, y + h + 2), FONT, scale, text_colour(colour), 1, cv2.LINE_AA)
+
+
+def _box(image, box, colour, thickness, tag=None, below=False):
     x, y, w, h = (int(round(v)) for v in box)
+    cv2.rectangle(image, (x, y), (x + w, y + h), HALO, thickness + 2)
     cv2.rectangle(image, (x, y), (x + w, y + h), colour, thickness)
-    if label:  # track ids above the box, detection scores below it, so they never overlap
-        at = (x, y + h + 14) if below else (x, max(12, y - 4))
-        cv2.putText(image, label, at, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    if tag:  # track ids above the box, detection scores below it, so they never overlap
+        label(image, tag, (x, y + h + 2) if below else (x, y - 20), colour)
+
+
+def _legend(image, layers: list[str]) -> None:
+    """What each colour means, top right, for the layers this video draws."""
+    entries = []
+    if "gt" in layers:
+        entries.append((GT_COLOUR, "ground truth"))
+    if "det" in layers:
+        entries += [(score_colour(0.8), "detection > 0.7"), (score_colour(0.6), "detection > 0.5"),
+                    (score_colour(0.3), "detection <= 0.5")]  # fmt: skip
+    if "trk" in layers:
+        entries.append((id_colour(1), "track (colour = id)"))
+    width = max(cv2.getTextSize(text, FONT, 0.45, 1)[0][0] for _, text in entries) + 34
+    x0, y0 = image.shape[1] - width - 8, 8
+    panel = image[y0 : y0 + 20 * len(entries) + 8, x0 : x0 + width]
+    panel[:] = (panel * 0.35).astype(image.dtype)  # darkened, not opaque: the scene stays visible beneath
+    for row, (colour, text) in enumerate(entries):
+        y = y0 + 8 + 20 * row
+        cv2.rectangle(image, (x0 + 6, y), (x0 + 22, y + 12), colour, cv2.FILLED)
+        cv2.putText(image, text, (x0 + 28, y + 11), FONT, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def render_overlay(
@@ -64,6 +112,7 @@ def render_overlay(
     """Draw the given layers on every frame of `frames` into `out`; returns the frame count."""
     source = open_frames(frames)
     layers = {name: _rows_by_frame(t) for name, t in (("gt", gt), ("det", detections), ("trk", tracks))}
+    present = [name for name, table in (("gt", gt), ("det", detections), ("trk", tracks)) if table is not None]
     trails: dict[int, deque] = {}
     written = 0
     with VideoWriter(out, source.fps, source.size) as writer:
@@ -83,10 +132,12 @@ def render_overlay(
                 trail = trails.setdefault(track_id, deque(maxlen=TRAIL))
                 trail.append((int(x + w / 2), int(y + h)))
                 if len(trail) > 1:
-                    cv2.polylines(image, [np.array(trail, np.int32)], False, colour, 2, cv2.LINE_AA)
+                    points = [np.array(trail, np.int32)]
+                    cv2.polylines(image, points, False, HALO, 4, cv2.LINE_AA)
+                    cv2.polylines(image, points, False, colour, 2, cv2.LINE_AA)
             objects = count if gt is not None else len(layers["trk"].get(number, layers["det"].get(number, ())))
-            cv2.putText(image, f"frame {number}  objects {objects}", (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
-                        (255, 255, 255), 2, cv2.LINE_AA)  # fmt: skip
+            label(image, f"frame {number}  objects {objects}", (8, 8), (32, 32, 32), scale=0.7)
+            _legend(image, present)
             writer.write(image)
             written += 1
             if progress:
