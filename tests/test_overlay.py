@@ -4,8 +4,9 @@ indoor floors (labels on contrasting tags, a dark edge under every line), a lege
 import av
 import numpy as np
 
-from services.evaluator.overlay import GT_COLOUR, id_colour, luminance, render_overlay, score_colour, text_colour
+from services.evaluator.overlay import GT_COLOUR, id_colour, render_overlay, score_colour, text_colour
 from services.gateway.cli import main
+from shared.contrast import contrast as wcag_contrast
 
 
 def decoded_frames(path):
@@ -58,9 +59,8 @@ def test_colours():
     assert id_colour(3) == id_colour(3) and id_colour(3) != id_colour(4)
 
 
-def contrast(a, b) -> float:
-    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
+def contrast(a, b) -> float:  # of two BGR colours
+    return wcag_contrast([c / 255 for c in a[::-1]], [c / 255 for c in b[::-1]])
 
 
 def test_every_label_colour_gets_text_that_reads_on_it():

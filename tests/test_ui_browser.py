@@ -344,3 +344,72 @@ def test_the_review_page_jumps_to_an_id_switch_and_draws_its_boxes(stack, tmp_pa
         assert no_page_overflow(driver) and console_errors(driver) == []
     finally:
         driver.quit()
+
+
+def test_two_runs_of_one_video_are_reviewed_side_by_side_in_step(stack, tmp_path):
+    """`?with=CHILD`: both runs' videos move together, each pane draws its own tracks and errors, the jumps
+    visit the events of both (A's switch at 20, B's at 30), the family is offered; a run of another video is
+    refused with the reason, and the page still shows the first run."""
+    import dataclasses
+    import shutil as sh
+
+    from shared.formats.mot_txt import read_mot, write_mot
+    from shared.run_store import RunStore
+    from shared.video import probe_video
+
+    scene = render_scene(tmp_path / "clip", frames=40, seed=7, size=(480, 270))
+    gt = read_mot(scene.gt_txt)
+    store = RunStore(stack.root)
+    info = probe_video(scene.video)
+
+    def tracked(tracks, name, parent=None):
+        run = store.create({"upload": "clip.mp4", "video": dataclasses.asdict(info)}, name=name, parent=parent).run
+        folder = store.run_dir(run)
+        sh.copyfile(scene.video, folder / "input.mp4")
+        store.update(run, lambda r: r.inputs.update(frames=str(folder / "input.mp4")))
+        sh.copyfile(scene.gt_txt, folder / "gt.txt")
+        write_mot(folder / "tracks.txt", tracks)
+        store.start_stage(run, "track", {"tracker": "bytetrack"})
+        store.succeed_stage(run, "track", ["tracks.txt"])
+        return run
+
+    first = tracked(dataclasses.replace(gt, id=np.where((gt.id == 2) & (gt.frame >= 20), 99, gt.id)), "switch at 20")
+    second = tracked(dataclasses.replace(gt, id=np.where((gt.id == 3) & (gt.frame >= 30), 77, gt.id)), "switch at 30",
+                     parent=first)  # fmt: skip
+    other = store.create({"upload": "other.mp4", "video": {**dataclasses.asdict(info), "frames": 99}}, name="other")
+    stack.start_gateway()
+    driver = _driver()
+    try:
+        driver.get(f"{stack.url}/ui/runs/{first}/review?with={second}")
+        for counts in ("event-counts", "event-counts-b"):
+            wait_for(driver, f"document.getElementById('{counts}').textContent.includes('1 ID switches')", 30, counts)
+        assert second in driver.find_element("id", "family").get_attribute("innerHTML")
+        for frame, pane, track in ((20, 0, 99), (30, 1, 77)):
+            driver.find_element("id", "next-idsw").click()
+            wait_for(driver, f"document.getElementById('review').dataset.frame === '{frame}'", 20, f"frame {frame}")
+            for video in ("review-video", "review-video-b"):  # both videos show the frame
+                shown = driver.execute_script(f"return document.getElementById('{video}').currentTime") * info.fps
+                assert abs(shown - (frame - 0.5)) < 0.5, (video, shown)
+            drawn = wait_for(driver, f"window.reviewState.panes.every(p => p.shows === {frame}) && "
+                                     "window.reviewState.panes.map(p => p.drawn)", 10, "both panes drawn")  # fmt: skip
+            switches = [[d["pred_id"] for d in pane_drawn if d["layer"] == "errors" and d["kind"] == "idsw"]
+                        for pane_drawn in drawn]  # fmt: skip
+            assert switches[pane] == [track] and switches[1 - pane] == [], switches
+            assert any(d["layer"] == "tracks" and d["id"] == track for d in drawn[pane])
+        driver.save_screenshot(str(tmp_path / "side_by_side.png"))  # for a person to look at
+        rects = driver.execute_script(
+            "const r = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };"
+            "return { stages: [...document.querySelectorAll('.stage')].map(r),"
+            " videos: [...document.querySelectorAll('.pane video')].map(r),"
+            " canvases: [...document.querySelectorAll('.pane canvas')].map(r),"
+            " timeline: r(document.getElementById('timeline')) };"
+        )
+        assert rects["videos"] == rects["canvases"] == rects["stages"], rects  # boxes lie on the picture
+        assert max(stage[3] for stage in rects["stages"]) <= rects["timeline"][1], rects  # nothing overlaps
+        assert no_page_overflow(driver) and console_errors(driver) == []
+        driver.get(f"{stack.url}/ui/runs/{first}/review?with={other.run}")
+        problem = driver.find_element("id", "review-problem").text
+        assert "not of the same video (99 frames" in problem and "side by side needs the same video" in problem
+        assert len(driver.find_elements("css selector", ".pane")) == 1
+    finally:
+        driver.quit()

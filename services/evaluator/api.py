@@ -155,7 +155,7 @@ def compare(req: CompareRequest, store: RunStore = Depends(get_store)):
         raise InputError("labels must match runs one to one", field="labels")
     reports = [evaluate_run(store, run, req.iou) for run in req.runs]
     folder = store.run_dir(req.runs[0])
-    plot_comparison(reports, labels, folder / "plots" / "comparison.png")
+    plot_comparison(reports, labels, folder / "plots" / "comparison.png", "runs " + ", ".join(req.runs))
     store.update(req.runs[0], lambda r: store.record_artifacts(r, folder, ["plots/comparison.png"]))
     return {
         "iou_threshold": req.iou,

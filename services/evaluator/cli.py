@@ -116,12 +116,13 @@ def write_plots(args, fields: list[dict], labels: list[str] | None) -> None:
     reports = [MetricsReport(**f) for f in fields]
     folder = Path(args.plots)
     folder.mkdir(parents=True, exist_ok=True)
+    title = ", ".join(Path(p).name for p in args.compare or [args.pred]) + f" vs {Path(args.gt).name}"
     if args.sweep:
-        plots.plot_sweep(reports, folder / "iou_sweep.png")
+        plots.plot_sweep(reports, folder / "iou_sweep.png", title)
     elif labels:
-        plots.plot_comparison(reports, labels, folder / "comparison.png")
+        plots.plot_comparison(reports, labels, folder / "comparison.png", title)
     else:
-        plots.write_plots(reports[0], folder)
+        plots.write_plots(reports[0], folder, title)
 
 
 def cmd_doctor(args) -> int:

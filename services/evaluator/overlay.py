@@ -14,6 +14,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from shared.contrast import black_text_on
 from shared.formats.mot_txt import MotTable
 from shared.frames import open_frames, prefetch
 from shared.video import VideoWriter
@@ -39,21 +40,10 @@ def id_colour(track_id: int) -> tuple[int, int, int]:
     return int(b * 255), int(g * 255), int(r * 255)
 
 
-def luminance(colour: tuple[int, int, int]) -> float:
-    """WCAG relative luminance of a BGR colour (0 black .. 1 white)."""
-
-    def linear(channel: int) -> float:
-        c = channel / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    b, g, r = (linear(c) for c in colour)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
 def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Black or white, whichever contrasts more with `background` (WCAG contrast ratio)."""
-    light = luminance(background)
-    return (0, 0, 0) if (light + 0.05) / 0.05 >= 1.05 / (light + 0.05) else (255, 255, 255)
+    """Black or white text, whichever contrasts more with the BGR `background` (WCAG contrast ratio)."""
+    b, g, r = background
+    return (0, 0, 0) if black_text_on((r / 255, g / 255, b / 255)) else (255, 255, 255)
 
 
 def _rows_by_frame(table: MotTable | None) -> dict[int, np.ndarray]:

@@ -1,28 +1,33 @@
 """PNG plots of a metrics report (matplotlib, Agg backend): readable at a glance, safe for
-negative MOTA (axes extend below zero) and for empty inputs (panels say 'no data')."""
+negative MOTA (axes extend below zero) and for empty inputs (panels say 'no data'). Every figure is titled
+with what was scored (the run and its files, given by the caller); TrackEval's MOTA and the group's framewise
+MOTA (no ID switches) are labelled as what they are; object counts get integer ticks."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from shared.plotting import pyplot, save_png
+from shared.schemas import MetricsReport
 
-from shared.atomic import atomic_open  # noqa: E402
-from shared.schemas import MetricsReport  # noqa: E402
+plt = pyplot()
 
 GREEN, RED, ORANGE, BLUE, GREY = "#27ae60", "#c0392b", "#e67e22", "#2980b9", "#7f8c8d"
 SCORES = ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
-GROUP_SCORES = ("precision", "recall", "f1_score", "avg_iou")
+GROUP_SCORES = ("mota", "precision", "recall", "f1_score", "avg_iou")
+# what each number is, where two definitions of one name sit side by side
+LABELS = {"MOTA": "TrackEval\nMOTA", "IDF1": "TrackEval\nIDF1", "mota": "framewise\nMOTA (no IDSW)",
+          "precision": "framewise\nprecision", "recall": "framewise\nrecall", "f1_score": "framewise\nF1",
+          "avg_iou": "framewise\navg IoU"}  # fmt: skip
 
 
-def _save(fig, path: Path) -> None:
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+def _save(fig, path: Path, title: str = "") -> None:
+    if title:
+        fig.suptitle(title, fontsize=10)
+    save_png(fig, path)
 
 
 def _bars(ax, names, values, colours, title, fmt="{:.3f}"):
@@ -34,7 +39,6 @@ def _bars(ax, names, values, colours, title, fmt="{:.3f}"):
         y = max(value, 0) + 0.02 * ax.get_ylim()[1]
         ax.text(bar.get_x() + bar.get_width() / 2, y, fmt.format(value), ha="center", va="bottom", fontsize=9)
     ax.set_title(title)
-    ax.tick_params(axis="x", rotation=20)
 
 
 def _no_data(ax, title):
@@ -43,11 +47,19 @@ def _no_data(ax, title):
 
 
 def _overview(ax, report: MetricsReport):
-    names = [*SCORES, "Precision", "Recall", "F1", "Avg IoU"]
+    # short tick labels; the group under them says which definition each is (TrackEval's MOTA counts ID
+    # switches, the group's framewise MOTA does not)
+    names = [*SCORES, "MOTA\n(no IDSW)", "precision", "recall", "F1", "avg IoU"]
     values = [float(report.trackeval.get(n, 0.0)) for n in SCORES] + [
         float(report.framewise.get(n, 0.0)) for n in GROUP_SCORES
     ]
-    _bars(ax, names, values, [BLUE] * len(SCORES) + [GREEN] * 4, f"Scores at IoU {report.iou_threshold}")
+    colours = [BLUE] * len(SCORES) + [GREEN] * len(GROUP_SCORES)
+    _bars(ax, names, values, colours, f"Scores at IoU {report.iou_threshold}")
+    ax.tick_params(axis="x", labelsize=9)
+    ax.set_ylim(ax.get_ylim()[0], ax.get_ylim()[1] + 0.12)  # a band above the bars for the two group names
+    for middle, text, colour in ((2, "TrackEval", BLUE), (7, "the group's framewise block", GREEN)):
+        ax.text(middle, 0.97, text, transform=ax.get_xaxis_transform(), ha="center", va="top", color=colour,
+                fontweight="bold", fontsize=9)  # fmt: skip
 
 
 def _hota_curve(ax, report: MetricsReport):
@@ -69,6 +81,7 @@ def _breakdown(ax, report: MetricsReport):
     bars = ax.bar(names, values, color=[GREEN, RED, ORANGE, BLUE, GREY])
     total = max(1.0, values[0] + values[1] + values[2])
     ax.set_ylim(0, max(1.0, *values) * 1.2)  # room for the labels
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for bar, value, name in zip(bars, values, names, strict=True):
         share = f"\n{100 * value / total:.1f}%" if name in ("TP", "FP", "FN") else ""
         ax.text(bar.get_x() + bar.get_width() / 2, value, f"{int(value)}{share}", ha="center", va="bottom")
@@ -99,15 +112,15 @@ def _losses(ax, report: MetricsReport):
 def _single_panel(draw, size: tuple[int, int]):
     """A plot function drawing one panel on its own figure."""
 
-    def plot(report: MetricsReport, path: Path) -> None:
+    def plot(report: MetricsReport, path: Path, title: str = "") -> None:
         fig, ax = plt.subplots(figsize=size)
         draw(ax, report)
-        _save(fig, path)
+        _save(fig, path, title)
 
     return plot
 
 
-def plot_per_frame(report: MetricsReport, path: Path) -> None:
+def plot_per_frame(report: MetricsReport, path: Path, title: str = "") -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
     if report.per_frame:
         frames = [f["frame"] for f in report.per_frame]
@@ -116,22 +129,24 @@ def plot_per_frame(report: MetricsReport, path: Path) -> None:
         top.plot(frames, pred, "s-", color=BLUE, markersize=3, label="predictions")
         top.fill_between(frames, gt, pred, color=RED, alpha=0.15)
         top.set_ylabel("objects per frame")
+        top.set_ylim(0, max(*gt, *pred) + 1)  # counts from zero: a one-object dip is not a cliff
+        top.yaxis.set_major_locator(MaxNLocator(integer=True))
         top.legend()
         top.set_title("Ground truth vs predictions per frame")
     else:
         _no_data(top, "Ground truth vs predictions per frame")
     _per_frame_f1(bottom, report)
-    _save(fig, path)
+    _save(fig, path, title)
 
 
-def plot_dashboard(report: MetricsReport, path: Path) -> None:
+def plot_dashboard(report: MetricsReport, path: Path, title: str = "") -> None:
     fig, axes = plt.subplots(2, 2, figsize=(16, 10))
     _overview(axes[0, 0], report)
     _hota_curve(axes[0, 1], report)
     _breakdown(axes[1, 0], report)
     _per_frame_f1(axes[1, 1], report)
-    fig.suptitle("motpipe evaluation", fontsize=16)
-    _save(fig, path)
+    fig.suptitle(f"motpipe evaluation: {title}" if title else "motpipe evaluation", fontsize=14)
+    save_png(fig, path)
 
 
 PLOTS = {
@@ -144,18 +159,18 @@ PLOTS = {
 }
 
 
-def write_plots(report: MetricsReport, folder: str | os.PathLike) -> list[str]:
-    """Write every plot of one report; returns the file names."""
+def write_plots(report: MetricsReport, folder: str | os.PathLike, title: str = "") -> list[str]:
+    """Write every plot of one report, each titled `title` (what was scored); returns the file names."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, draw in PLOTS.items():
-        draw(report, folder / f"{name}.png")
+        draw(report, folder / f"{name}.png", title)
     return [f"{name}.png" for name in PLOTS]
 
 
-def plot_comparison(reports: list[MetricsReport], labels: list[str], path: str | os.PathLike) -> None:
-    """Grouped bars of the main scores for several runs."""
-    names = [*SCORES, "f1_score"]
+def plot_comparison(reports: list[MetricsReport], labels: list[str], path: str | os.PathLike, title: str = "") -> None:
+    """Grouped bars of the main scores for several runs (`labels` name them)."""
+    names = [*SCORES, "mota", "f1_score"]
     fig, ax = plt.subplots(figsize=(max(8, 2 * len(names)), 5))
     width = 0.8 / max(1, len(reports))
     low = 0.0
@@ -163,24 +178,25 @@ def plot_comparison(reports: list[MetricsReport], labels: list[str], path: str |
         values = [float(report.trackeval.get(n, report.framewise.get(n, 0.0))) for n in names]
         low = min(low, *values)
         ax.bar([k + i * width for k in range(len(names))], values, width, label=label)
-    ax.set_xticks([k + width * (len(reports) - 1) / 2 for k in range(len(names))], names)
+    ax.set_xticks([k + width * (len(reports) - 1) / 2 for k in range(len(names))], [LABELS.get(n, n) for n in names])
     ax.set_ylim(low - 0.1 if low < 0 else 0, 1.1)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.legend()
     ax.set_title("Comparison")
-    _save(fig, Path(path))
+    _save(fig, Path(path), title)
 
 
-def plot_sweep(reports: list[MetricsReport], path: str | os.PathLike) -> None:
+def plot_sweep(reports: list[MetricsReport], path: str | os.PathLike, title: str = "") -> None:
     """MOTA, IDF1, precision, recall and F1 against the IoU threshold."""
     fig, ax = plt.subplots(figsize=(9, 5))
     thresholds = [r.iou_threshold for r in reports]
     for name, colour in (("MOTA", BLUE), ("IDF1", ORANGE)):
-        ax.plot(thresholds, [r.trackeval[name] for r in reports], "o-", color=colour, label=name)
+        ax.plot(thresholds, [r.trackeval[name] for r in reports], "o-", color=colour, label=f"TrackEval {name}")
     for name, colour in (("precision", GREEN), ("recall", RED), ("f1_score", GREY)):
-        ax.plot(thresholds, [r.framewise[name] for r in reports], "s--", color=colour, label=name)
+        label = LABELS[name].replace("\n", " ")
+        ax.plot(thresholds, [r.framewise[name] for r in reports], "s--", color=colour, label=label)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("IoU threshold")
     ax.legend()
     ax.set_title("IoU-threshold sweep")
-    _save(fig, Path(path))
+    _save(fig, Path(path), title)

@@ -49,7 +49,9 @@ def evaluate_run(
     report = evaluate(gt, read_mot(folder / "tracks.txt"), iou, annotated_only=annotated_only)
     artifacts = [cached.name]
     if plots and iou == 0.5 and not annotated_only:
-        artifacts += [f"plots/{name}" for name in write_plots(report, folder / "plots")]
+        named = f" “{record.name}”" if record.name else ""
+        title = f"run {run_id}{named}: tracks.txt vs {gt_path.name}"
+        artifacts += [f"plots/{name}" for name in write_plots(report, folder / "plots", title)]
     atomic_write_text(cached, report.model_dump_json())
 
     def change(r) -> None:

@@ -60,7 +60,7 @@ def run_demo(
     console.print("[bold]4/4[/] evaluating tracks against the ground truth -> metrics.json, plots/")
     report = evaluate(scene.gt, read_mot(out / "tracks.txt"))
     atomic_write_text(out / "metrics.json", report.model_dump_json(indent=1))
-    plots = write_plots(report, out / "plots")
+    plots = write_plots(report, out / "plots", f"demo: tracks.txt vs {scene.gt_txt.name}")
     console.print(report_table(report.model_dump(), "demo tracks"), markup=False, highlight=False, soft_wrap=True)
     files = [scene.video, out / "det_db.json", out / "tracks.txt", scene.gt_txt, out / "metrics.json"]
     console.print("files:", *map(str, files), *(str(out / "plots" / p) for p in plots), sep="\n  ")

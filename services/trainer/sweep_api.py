@@ -46,10 +46,10 @@ from shared.schemas import (
 from shared.settings import Settings
 
 from .jobs import new_job_id
+from .sweep_plots import plot_sweep
 from .sweeps import (
     combinations,
     leaderboard_csv,
-    plot_sweep,
     ranked,
     row_from_report,
     suggest,
@@ -211,10 +211,14 @@ def get_sweep_plot(
     status = sweep_status(store, record)
     folder = _folder(settings, sweep_id) / "plots"
     # drawn again only when the leaderboard changed (drawing took 1.5 s a request)
-    drawn_for = hashlib.sha256(json.dumps([status["leaderboard"], record.grid], default=str).encode()).hexdigest()
+    named = f" “{record.name}”" if record.name else ""
+    title = f"sweep {sweep_id}{named}: {record.tracker} on run {record.run} (its det_db.json vs its ground truth)"
+    drawn_for = hashlib.sha256(
+        json.dumps([status["leaderboard"], record.grid, title], default=str).encode()
+    ).hexdigest()
     key = folder / ".drawn_for"
     if not key.is_file() or key.read_text() != drawn_for:
-        plot_sweep(status["leaderboard"], record.grid, folder)
+        plot_sweep(status["leaderboard"], record.grid, folder, title, ranked)
         atomic_write_text(key, drawn_for)
     path = folder / f"{name}.png"
     if not path.is_file():

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
-from shared.atomic import atomic_open, atomic_write_text
+from shared.atomic import atomic_write_text
 from shared.errors import InputError
 from shared.schemas import SWEEP_TRACK_FIELDS, MetricsReport, TrackOptions
+
+from .sweep_plots import combination_label, plot_sweep
 
 LEADERBOARD_KEYS = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 
@@ -144,67 +145,6 @@ def leaderboard_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _label(params: dict) -> str:
-    return ", ".join(f"{k}={Path(str(v)).name if k == 'weights' else v}" for k, v in params.items())
-
-
-def plot_sweep(rows: list[dict], grid: dict[str, list], folder: Path) -> list[Path]:
-    """`ranked.png` (HOTA per combination, best first) and, with two varied parameters, `heatmap.png`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    done = [r for r in ranked(rows) if r.get("HOTA") is not None]
-    written = []
-    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.35 * max(len(done), 1)), dpi=100)
-    ax.barh([_label(r["params"]) for r in done][::-1], [r["HOTA"] for r in done][::-1], color="#3b7dd8")
-    ax.set_xlabel("HOTA")
-    ax.set_title("sweep: combinations ranked by HOTA")
-    ax.set_xlim(0, 1)
-    fig.tight_layout()
-    written.append(_save(fig, folder / "ranked.png"))
-    plt.close(fig)
-    # the two parameters that vary most among the evaluated rows (grid values, or what a search drew)
-    seen = {k: list(dict.fromkeys(str(r["params"][k]) for r in done)) for k in grid}
-    varied = sorted((k for k in grid if len(seen[k]) > 1), key=lambda k: -len(seen[k]))[:2]
-    if len(varied) == 2:
-        ys, xs = (sorted(seen[k], key=_sort_key) for k in varied)
-        values = np.full((len(ys), len(xs)), np.nan)
-        for row in done:
-            i, j = ys.index(str(row["params"][varied[0]])), xs.index(str(row["params"][varied[1]]))
-            values[i, j] = np.nanmax([values[i, j], row["HOTA"]])
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(xs), 1.0 + 0.6 * len(ys)), dpi=100)
-        image = ax.imshow(values, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values), aspect="auto")
-        ax.set_xticks(range(len(xs)), xs)
-        ax.set_yticks(range(len(ys)), ys)
-        ax.set_xlabel(varied[1])
-        ax.set_ylabel(varied[0])
-        for (i, j), value in np.ndenumerate(values):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white", fontsize=8)
-        fig.colorbar(image, ax=ax, label="HOTA (best over other parameters)")
-        ax.set_title("HOTA")
-        fig.tight_layout()
-        written.append(_save(fig, folder / "heatmap.png"))
-        plt.close(fig)
-    return written
-
-
-def _sort_key(text: str) -> tuple:
-    try:
-        return (0, float(text), text)
-    except ValueError:
-        return (1, 0.0, text)
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png")
-    return path
-
-
 def run_sweep_local(
     det_db_path: Path,
     gt_path: Path,
@@ -250,7 +190,7 @@ def run_sweep_local(
         except Exception as exc:  # one combination failing is its row, not the sweep's end
             row = row_from_report(name, params, None, "failed", str(exc))
         rows.append(row)
-        say(f"{name} {_label(params)}: " + (f"HOTA {row['HOTA']:.4f}" if row.get("HOTA") is not None
+        say(f"{name} {combination_label(params)}: " + (f"HOTA {row['HOTA']:.4f}" if row.get("HOTA") is not None
                                              else f"failed: {row['error']}"))  # fmt: skip
         return row
 
@@ -273,5 +213,6 @@ def run_sweep_local(
     board = ranked(rows)
     atomic_write_text(out / "leaderboard.json", json.dumps(board, indent=1))
     atomic_write_text(out / "leaderboard.csv", leaderboard_csv(board))
-    plot_sweep(rows, grid, out / "plots")
+    title = f"sweep of {tracker} on {det_db_path.name} vs {gt_path.name}"
+    plot_sweep(rows, grid, out / "plots", title, ranked)
     return board

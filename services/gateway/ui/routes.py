@@ -141,22 +141,58 @@ def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)
                  parent_name=parent_name)  # fmt: skip
 
 
-@router.get("/runs/{run_id}/review", dependencies=[Depends(login_required)])
-def review_page(request: Request, run_id: str, store: RunStore = Depends(get_store)):
-    """The run's video, its boxes and its errors, frame by frame (`static/app.js`, `reviewPage`)."""
-    check_run_id(run_id)
-    record = store.get(run_id)
+def _review_pane(record) -> dict:
+    """What the review page needs of one run: its video's geometry and the tracker's score threshold."""
     video = record.inputs.get("video") or {}
     detect = record.stages.get("detect")
     info = detect.params.get("det_db", {}) if detect else {}
-    frames = video.get("frames") or info.get("frames") or 1
-    width, height = video.get("width") or 1280, video.get("height") or 720
     track = record.stages.get("track")
     tracker = track.params.get("tracker") if track else None
     threshold = (track.params.get("score_threshold") if track else None) or (
         MOTRV2_SCORE_THRESHOLD if tracker == "motrv2" else BYTETRACK_DEFAULTS["score_threshold"])  # fmt: skip
-    return _page(request, "review.html", run=record, fps=video.get("fps") or 25, frames=frames, width=width,
-                 height=height, threshold=threshold)  # fmt: skip
+    return {"run": record.run, "name": record.name or record.run, "tracker": tracker, "threshold": threshold,
+            "frames": video.get("frames") or info.get("frames") or 1, "fps": video.get("fps") or 25,
+            "width": video.get("width") or 1280, "height": video.get("height") or 720}  # fmt: skip
+
+
+def _family(store: RunStore, record) -> list[dict]:
+    """Runs to review beside `record`: its parent, its children and its siblings, those with tracks."""
+    found = {}
+    for parent in filter(None, (record.run, record.parent)):
+        query = PageQuery(limit=100, filters=(("parent", parent), ("track_state", "succeeded")))
+        found |= {r["run"]: r for r in store.runs_page(query)["runs"]}
+    if record.parent:
+        with contextlib.suppress(NotFoundError, OSError, ValueError):
+            parent = store.get(record.parent)
+            found[parent.run] = {"run": parent.run, "name": parent.name or parent.run}
+    found.pop(record.run, None)
+    return [{"run": r["run"], "name": r["name"] or r["run"]} for r in found.values()]
+
+
+@router.get("/runs/{run_id}/review", dependencies=[Depends(login_required)])
+def review_page(request: Request, run_id: str, store: RunStore = Depends(get_store)):
+    """The run's video, its boxes and its errors, frame by frame (`static/app.js`, `reviewPage`); `?with=RUN`
+    puts a second run of the same video beside it, on one timeline, in step."""
+    check_run_id(run_id)
+    record = store.get(run_id)
+    panes, problem = [_review_pane(record)], None
+    other = request.query_params.get("with", "").strip()
+    if other:
+        try:
+            check_run_id(other)
+            second = _review_pane(store.get(other))
+        except (NotFoundError, InputError) as exc:
+            problem = f"cannot show {other[:40]!r} beside this run: {exc}"
+        else:
+            geometry = ("frames", "width", "height")
+            if any(second[k] != panes[0][k] for k in geometry):
+                problem = (f"run {other} is not of the same video ({second['frames']} frames of {second['width']}×"
+                           f"{second['height']}, this run {panes[0]['frames']} of {panes[0]['width']}×"
+                           f"{panes[0]['height']}): side by side needs the same video")  # fmt: skip
+            elif other != run_id:
+                panes.append(second)
+    return _page(request, "review.html", run=record, panes=panes, first=panes[0], problem=problem,
+                 family=_family(store, record), other=other)  # fmt: skip
 
 
 @router.get("/compare", dependencies=[Depends(login_required)])

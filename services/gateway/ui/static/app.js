@@ -374,22 +374,29 @@ const motpipe = (() => {
   // The review page: the run's video with boxes drawn on a canvas from `/runs/{run}/boxes` (fetched 200
   // frames at a time), error events from `/eval/{run}/events` on a timeline, jumps to the next event of a
   // kind. `#review[data-frame]` is the frame shown; `window.reviewState.drawn` what is drawn on it.
-  function reviewPage(root, threshold) {
-    const run = root.dataset.run, fps = Number(root.dataset.fps) || 25, total = Math.max(1, Number(root.dataset.frames) || 1);
+  function reviewPage(root) {
+    // One or two panes (runs of one video), one frame for both: every seek moves every pane's video and the
+    // boxes are drawn once all of them show the frame; the timeline holds each pane's events.
+    const fps = Number(root.dataset.fps) || 25, total = Math.max(1, Number(root.dataset.frames) || 1);
     const width = Number(root.dataset.width) || 1280, height = Number(root.dataset.height) || 720;
-    const video = document.getElementById("review-video"), canvas = document.getElementById("boxes");
     const timeline = document.getElementById("timeline");
     const KIND_COLOUR = { fn: "#d92d20", fp: "#f79009", idsw: "#c11574", frag: "#0e9384" };
-    const state = { frame: 1, events: [], byFrame: new Map(), windows: new Map(), drawn: [], playable: true, target: 1 };
+    const KINDS = ["fn", "fp", "idsw", "frag"], KIND_NAMES = ["miss", "false pos.", "ID switch", "fragment"];
+    const panes = [...root.querySelectorAll(".pane")].map((figure, index) => ({
+      run: figure.dataset.run, threshold: Number(figure.dataset.threshold), video: figure.querySelector("video"),
+      canvas: figure.querySelector("canvas"), counts: document.getElementById(index ? "event-counts-b" : "event-counts"),
+      windows: new Map(), events: [], byFrame: new Map(), drawn: [], shows: 1,
+    }));
+    const state = { frame: 1, target: 1, playable: true, panes, get drawn() { return panes[0].drawn; }, get events() { return panes.flatMap(p => p.events); } };
     window.reviewState = state;
     const on = name => root.querySelector(`[data-layer="${name}"]`).checked;
     const classOn = cls => { const box = root.querySelector(`[data-class="${cls}"]`); return box ? box.checked : true; };
     const idColour = id => `hsl(${(Math.abs(id) * 137.508) % 360}, 85%, 55%)`;
 
-    async function windowOf(frame) {
+    async function windowOf(pane, frame) {
       const start = Math.floor((frame - 1) / 200) * 200 + 1;
-      if (!state.windows.has(start)) state.windows.set(start, api(`/runs/${run}/boxes?from=${start}&to=${start + 199}`));
-      return (await state.windows.get(start)).frames[String(frame)] || {};
+      if (!pane.windows.has(start)) pane.windows.set(start, api(`/runs/${pane.run}/boxes?from=${start}&to=${start + 199}`));
+      return (await pane.windows.get(start)).frames[String(frame)] || {};
     }
 
     function label(ctx, text, x, y, colour) {
@@ -401,9 +408,10 @@ const motpipe = (() => {
       ctx.fillText(text, x + 3, Math.max(12, y - 4));
     }
 
-    async function draw() {
-      const boxes = await windowOf(state.frame);
-      const rect = canvas.getBoundingClientRect();
+    async function drawPane(pane) {
+      const frame = state.frame, boxes = await windowOf(pane, frame);
+      if (frame !== state.frame) return;  // a newer frame is being drawn
+      const canvas = pane.canvas, rect = canvas.getBoundingClientRect();
       canvas.width = Math.round(rect.width); canvas.height = Math.round(rect.height);
       const sx = canvas.width / width, sy = canvas.height / height;
       const ctx = canvas.getContext("2d");
@@ -413,7 +421,7 @@ const motpipe = (() => {
       const rectOf = b => [b[2] * sx, b[3] * sy, b[4] * sx, b[5] * sy];
       if (on("det")) for (const b of boxes.det || []) {
         if (!classOn(b[1])) continue;
-        ctx.setLineDash(b[0] < threshold ? [4, 3] : []); ctx.lineWidth = 1.5; ctx.strokeStyle = "#f5c400";
+        ctx.setLineDash(b[0] < pane.threshold ? [4, 3] : []); ctx.lineWidth = 1.5; ctx.strokeStyle = "#f5c400";
         ctx.strokeRect(...rectOf(b)); drawn.push({ layer: "det", score: b[0], cls: b[1], box: b.slice(2) });
       }
       ctx.setLineDash([]);
@@ -430,7 +438,7 @@ const motpipe = (() => {
         label(ctx, `id ${b[0]}`, x, y, colour);
         drawn.push({ layer: "tracks", id: b[0], cls: b[1], box: b.slice(2) });
       }
-      if (on("errors")) for (const e of state.byFrame.get(state.frame) || []) {
+      if (on("errors")) for (const e of pane.byFrame.get(frame) || []) {
         if (!classOn(e.class)) continue;
         const [x, y, w, h] = rectOf([0, 0, ...e.box]);
         ctx.lineWidth = 3; ctx.strokeStyle = KIND_COLOUR[e.kind]; ctx.setLineDash(e.kind === "fp" ? [6, 4] : []);
@@ -439,30 +447,36 @@ const motpipe = (() => {
         label(ctx, text, x, y + h + 20, KIND_COLOUR[e.kind]);
         drawn.push({ layer: "errors", kind: e.kind, gt_id: e.gt_id, pred_id: e.pred_id, box: e.box });
       }
-      state.drawn = drawn;
-      drawTimeline();
+      pane.drawn = drawn;
+      pane.shows = frame;
     }
+
+    function draw() { panes.forEach(drawPane); drawTimeline(); }
 
     function drawTimeline() {
       const w = timeline.width = Math.round(timeline.getBoundingClientRect().width), h = timeline.height;
       const ctx = timeline.getContext("2d");
       ctx.clearRect(0, 0, w, h);
-      const kinds = ["fn", "fp", "idsw", "frag"], row = (h - 8) / kinds.length;
+      const rows = KINDS.length * panes.length, row = (h - 4 * panes.length) / rows;
+      const top = (p, k) => 4 * (p + 1) + (p * KINDS.length + k) * row;
       const x = frame => (total === 1 ? 0 : (frame - 1) / (total - 1)) * (w - 2) + 1;
-      kinds.forEach((kind, i) => { ctx.fillStyle = "#f2f4f7"; ctx.fillRect(0, 4 + i * row, w, row - 1); });
-      for (const e of state.events) {
-        ctx.fillStyle = KIND_COLOUR[e.kind];
-        ctx.fillRect(x(e.frame), 4 + kinds.indexOf(e.kind) * row, Math.max(1, w / total), row - 1);
-      }
-      ctx.font = "10px system-ui, sans-serif";  // row names on a light plate, over the events
-      ["miss", "false pos.", "ID switch", "fragment"].forEach((name, i) => {
-        ctx.fillStyle = "rgba(255, 255, 255, 0.85)"; ctx.fillRect(w - 58, 4 + i * row, 58, row - 1);
-        ctx.fillStyle = "#344054"; ctx.fillText(name, w - 55, 4 + (i + 1) * row - 4);
+      panes.forEach((pane, p) => {
+        KINDS.forEach((kind, k) => { ctx.fillStyle = "#f2f4f7"; ctx.fillRect(0, top(p, k), w, row - 1); });
+        for (const e of pane.events) {
+          ctx.fillStyle = KIND_COLOUR[e.kind];
+          ctx.fillRect(x(e.frame), top(p, KINDS.indexOf(e.kind)), Math.max(1, w / total), row - 1);
+        }
+        ctx.font = "10px system-ui, sans-serif";  // row names on a light plate, over the events
+        KIND_NAMES.forEach((name, k) => {
+          const text = panes.length > 1 ? `${"AB"[p]} ${name}` : name;
+          ctx.fillStyle = "rgba(255, 255, 255, 0.85)"; ctx.fillRect(w - 70, top(p, k), 70, row - 1);
+          ctx.fillStyle = "#344054"; ctx.fillText(text, w - 67, top(p, k) + row - 4);
+        });
       });
       ctx.fillStyle = "#101828"; ctx.fillRect(x(state.frame) - 1, 0, 2, h);
     }
 
-    function show(frame) {  // the video shows `frame` now: record it, draw its boxes
+    function show(frame) {  // every video shows `frame` now: record it, draw its boxes
       state.frame = frame;
       root.dataset.frame = String(frame);
       document.getElementById("frame-number").textContent = frame;
@@ -473,25 +487,31 @@ const motpipe = (() => {
       frame = Math.min(total, Math.max(1, Math.round(frame)));
       state.target = frame;
       if (!state.playable) { show(frame); return; }
-      video.currentTime = (frame - 0.5) / fps;  // the middle of the frame: no rounding lands on its neighbour
+      for (const pane of panes) { pane.seeked = false; pane.video.currentTime = (frame - 0.5) / fps; }  // mid-frame: no rounding lands on a neighbour
     }
-    video.addEventListener("seeked", () => show(state.target));
-    video.addEventListener("error", () => { state.playable = false; show(state.target); });
+    for (const pane of panes) {
+      pane.video.addEventListener("seeked", () => { pane.seeked = true; if (panes.every(p => p.seeked)) show(state.target); });
+      pane.video.addEventListener("error", () => { state.playable = false; show(state.target); });
+    }
+    const lead = panes[0].video;
     const playing = () => {
-      if (video.paused) return;
-      const frame = Math.min(total, Math.floor(video.currentTime * fps) + 1);
+      if (lead.paused) return;
+      const frame = Math.min(total, Math.floor(lead.currentTime * fps) + 1);
+      for (const pane of panes.slice(1)) {  // the second video follows the first within a frame
+        if (Math.abs(pane.video.currentTime - lead.currentTime) > 1 / fps) pane.video.currentTime = lead.currentTime;
+      }
       if (frame !== state.frame) show(frame);
       requestAnimationFrame(playing);
     };
-    video.addEventListener("play", () => requestAnimationFrame(playing));
-    video.addEventListener("pause", () => { state.target = state.frame; });
+    lead.addEventListener("play", () => requestAnimationFrame(playing));
+    lead.addEventListener("pause", () => { state.target = state.frame; });
 
     const jump = (kind, forward) => {
-      const frames = state.events.filter(e => e.kind === kind).map(e => e.frame);
+      const frames = [...new Set(state.events.filter(e => e.kind === kind).map(e => e.frame))].sort((a, b) => a - b);
       const next = forward ? frames.find(f => f > state.frame) : [...frames].reverse().find(f => f < state.frame);
       if (next !== undefined) seek(next);
     };
-    for (const kind of ["idsw", "fn", "fp", "frag"]) {
+    for (const kind of KINDS) {
       for (const [id, forward] of [[`next-${kind}`, true], [`prev-${kind}`, false]]) {
         const button = document.getElementById(id);
         if (button) button.addEventListener("click", () => jump(kind, forward));
@@ -500,7 +520,11 @@ const motpipe = (() => {
     document.getElementById("prev-frame").addEventListener("click", () => seek(state.frame - 1));
     document.getElementById("next-frame").addEventListener("click", () => seek(state.frame + 1));
     const play = document.getElementById("play");
-    play.addEventListener("click", () => { if (video.paused) { video.play(); play.textContent = "❚❚ pause"; } else { video.pause(); play.textContent = "▶ play"; } });
+    play.addEventListener("click", () => {
+      const videos = panes.map(p => p.video);
+      if (lead.paused) { videos.forEach(v => v.play()); play.textContent = "❚❚ pause"; }
+      else { videos.forEach(v => v.pause()); play.textContent = "▶ play"; }
+    });
     document.addEventListener("keydown", event => {
       if (event.target.closest("input, textarea, select")) return;
       const step = event.shiftKey ? 10 : 1;
@@ -515,14 +539,18 @@ const motpipe = (() => {
     root.querySelectorAll("input[type=checkbox]").forEach(box => box.addEventListener("change", draw));
     window.addEventListener("resize", draw);
 
-    api(`/eval/${run}/events`).then(report => {
-      state.events = report.events;
-      for (const e of report.events) { if (!state.byFrame.has(e.frame)) state.byFrame.set(e.frame, []); state.byFrame.get(e.frame).push(e); }
-      const c = report.counts;
-      document.getElementById("event-counts").textContent = `${c.fn} misses, ${c.fp} false positives, ${c.idsw} ID switches, ${c.frag} fragmentations (equal TrackEval's CLR_FN, CLR_FP, IDSW, Frag)`;
-      draw();
-    }).catch(err => { document.getElementById("event-counts").textContent = `no error events: ${err.message}`; });
-    if (video.readyState >= 1) seek(1); else video.addEventListener("loadedmetadata", () => seek(1), { once: true });
+    for (const pane of panes) {
+      const counts = pane.counts.querySelector("span");
+      api(`/eval/${pane.run}/events`).then(report => {
+        pane.events = report.events;
+        for (const e of report.events) { if (!pane.byFrame.has(e.frame)) pane.byFrame.set(e.frame, []); pane.byFrame.get(e.frame).push(e); }
+        const c = report.counts;
+        counts.textContent = `${c.fn} misses, ${c.fp} false positives, ${c.idsw} ID switches, ${c.frag} fragmentations (equal TrackEval's CLR_FN, CLR_FP, IDSW, Frag)`;
+        draw();
+      }).catch(err => { counts.textContent = `no error events: ${err.message}`; });
+    }
+    const ready = () => panes.every(p => p.video.readyState >= 1);
+    if (ready()) seek(1); else panes.forEach(p => p.video.addEventListener("loadedmetadata", () => { if (ready()) seek(1); }, { once: true }));
     show(1);
   }
 
