@@ -10,7 +10,11 @@ speed, so models keep their initial values.
 `--whole-process` times what a user runs, each a fresh process on the same 1080p mp4 and the same
 checkpoint (initial weights saved with torch.save): `motpipe detect --detector dfine` against a loop in the
 style of the official `tools/inference/torch_inf.py` (OpenCV reads frames, PIL resize to 640x640, ToTensor,
-the deployed model and postprocessor frame by frame, one det_db write at the end).
+the deployed model and postprocessor frame by frame, one det_db write at the end). With `--runtime onnx`
+the checkpoint is exported once (`motpipe export dfine`, not timed) and `motpipe detect --weights X.onnx`
+(ONNX Runtime) is timed against `motpipe detect` on the PyTorch checkpoint.
+
+    .venv/bin/python benchmarks/detect_speed.py --whole-process --runtime onnx [--sizes n] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -70,25 +74,35 @@ json.dump(db, open(out, "w"))
 """
 
 
-def whole_process(sizes: list[str], frames: int, repeat: int, device: str) -> None:
+def whole_process(sizes: list[str], frames: int, repeat: int, device: str, runtime: str = "torch") -> None:
     script = Path(sys.executable).parent / "motpipe"  # the installed command; a bare checkout runs the module
     motpipe = [str(script)] if script.exists() else [sys.executable, "-m", "services.gateway.cli"]
     where = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
     table = Table(title=f"whole processes, {frames} frames of a 1920x1080 mp4, {where} (best of {repeat})")
-    for column in ("size", "motpipe detect s", "official-style loop s", "ratio"):
+    against = "motpipe detect, PyTorch s" if runtime == "onnx" else "official-style loop s"
+    ours = "motpipe detect, ONNX Runtime s" if runtime == "onnx" else "motpipe detect s"
+    for column in ("size", ours, against, "ratio"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         scene = render_scene(tmp, frames=frames, seed=3, size=(1920, 1080))
         for size in sizes:
             weights = Path(tmp) / f"dfine_{size}.pth"
             torch.save({"model": DFINE(dfine_config(size, "obj365")).state_dict()}, weights)
+            detect = [*motpipe, "detect", str(scene.video), "--detector", "dfine", "--sequence", "bench",
+                      "--device", device]  # fmt: skip
             runs = {
-                "ours": [*motpipe, "detect", str(scene.video), "--detector", "dfine", "--weights", str(weights),
-                         "--size", size, "--dataset", "obj365", "--sequence", "bench", "--out", f"{tmp}/a.json",
-                         "--device", device],
+                "ours": [*detect, "--weights", str(weights), "--out", f"{tmp}/a.json"],
                 "official": [sys.executable, "-c", OFFICIAL_STYLE_LOOP, str(scene.video), str(weights), size,
                              f"{tmp}/b.json", device],
             }  # fmt: skip
+            if runtime == "onnx":
+                exported = Path(tmp) / f"dfine_{size}.onnx"
+                subprocess.run([*motpipe, "export", "dfine", "--weights", str(weights), "--onnx", str(exported)],
+                               check=True, capture_output=True)  # fmt: skip
+                runs = {
+                    "ours": [*detect, "--weights", str(exported), "--out", f"{tmp}/a.json"],
+                    "official": runs["ours"],
+                }
             best = {}
             for name, command in runs.items():
                 best[name] = float("inf")
@@ -109,10 +123,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--whole-process", action="store_true", help="fresh processes, ours vs an official-style loop")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                        help="whole processes: onnx times the ONNX export against the PyTorch checkpoint")  # fmt: skip
     args = parser.parse_args()
     device = pick_device(args.device)
     if args.whole_process:
-        whole_process(args.sizes, args.frames, args.repeat, device)
+        whole_process(args.sizes, args.frames, args.repeat, device, args.runtime)
         return
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
     table = Table(title=f"D-FINE on {device} ({name}), torch {torch.__version__}, {args.frames} frames 1280x720")

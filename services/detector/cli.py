@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from shared.cli import console, progress_bar
+from shared.errors import InputError
 
 
 def cmd_detect(args) -> int:
@@ -60,7 +61,40 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from services.detector.dfine.detector import load_dfine
+    from services.detector.dfine.fuse import fuse_backbone
+    from services.detector.dfine.identify import resolve
+    from services.detector.dfine.onnx_export import export_dfine
+
+    if str(args.weights).endswith(".onnx"):
+        raise InputError("--weights is already an ONNX file; give the PyTorch checkpoint", source=args.weights)
+    batch = None if args.batch == "dynamic" else int(args.batch)
+    size, dataset, identity = resolve(args.weights, args.size, args.dataset)
+    model = fuse_backbone(load_dfine(args.weights, size, dataset))
+    meta = export_dfine(model, identity, dataset, args.onnx, batch, args.fp16)
+    console.print(f"{identity} -> {args.onnx} (opset {meta['opset']}, input {meta['input_size']} px, "
+                  f"batch {meta['batch']}{', TensorRT FP16' if args.fp16 else ''})")  # fmt: skip
+    return 0
+
+
+def _batch(text: str) -> str:
+    if text != "dynamic" and not (text.isdigit() and 1 <= int(text) <= 1024):
+        raise argparse.ArgumentTypeError("a batch size 1..1024 or 'dynamic'")
+    return text
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="D-FINE as ONNX with its post-processing (run by `detect --weights X.onnx`)")
+    p.add_argument("model", choices=["dfine"], help="the model to export")
+    p.add_argument("--weights", required=True, help="the D-FINE checkpoint (official or a motpipe fine-tune)")
+    p.add_argument("--size", choices=["n", "s", "m", "l", "x"], help="default: read from --weights")
+    p.add_argument("--dataset", choices=["coco", "obj365", "crowdhuman"], help="default: read from --weights")
+    p.add_argument("--onnx", required=True, help="the .onnx file to write")
+    p.add_argument("--batch", type=_batch, default="dynamic", help="images per run: N, or dynamic (default)")
+    p.add_argument("--fp16", action="store_true", help="TensorRT builds its engine in FP16 (the file stays FP32)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("detect", help="detect objects in a video, image folder/glob or image")
     p.add_argument("input")
     p.add_argument(
@@ -68,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="motion",
         help="motion (background subtraction, no weights) or dfine (a D-FINE checkpoint)",
     )
-    p.add_argument("--weights", help="dfine: the checkpoint (official or a motpipe fine-tune)")
+    p.add_argument("--weights", help="dfine: the checkpoint (official or a motpipe fine-tune) or its ONNX export")
     p.add_argument("--size", choices=["n", "s", "m", "l", "x"], help="dfine: model size (default: read from --weights)")
     p.add_argument("--dataset", choices=["coco", "obj365", "crowdhuman"],
                    help="dfine: the checkpoint's dataset, for class names (default: read from --weights)")  # fmt: skip

@@ -41,6 +41,10 @@ def build_detector(options: DetectOptions, device: str = "cpu"):
         from .dfine.detector import DFINEDetector
 
         size, dataset = dfine_model(options)
+        if str(options.weights).endswith(".onnx"):
+            from .dfine.onnx_detector import OnnxDFINEDetector
+
+            return OnnxDFINEDetector(options.weights, device, batch_size=options.batch_size)
         return DFINEDetector.from_weights(options.weights, size, dataset, device, batch_size=options.batch_size)
     return MotionDetector()
 

@@ -136,7 +136,7 @@ def cmd_demo(args) -> int:
 # The command groups other services register, by the commands they own: a command builds only its own
 # group's parsers (the train options' defaults come from the pydantic schemas, which `eval` never needs).
 GROUPS = {
-    "services.detector.cli": ("detect",),
+    "services.detector.cli": ("detect", "export"),
     "services.tracker.cli": ("track",),
     "services.evaluator.cli": ("eval", "doctor", "render"),
     "services.trainer.cli": ("train", "sweep"),

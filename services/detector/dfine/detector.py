@@ -39,6 +39,15 @@ def preprocess(frame_bgr: np.ndarray, size: int = 640) -> torch.Tensor:
     return to_input(prepare(frame_bgr, size))
 
 
+def detection_rows(batch: list, labels: np.ndarray, xyxy: np.ndarray, scores: np.ndarray) -> list:
+    """(frame number, rows l, t, w, h, score, label) per frame of `batch` from the post-processed outputs."""
+    out = []
+    for i, (number, _) in enumerate(batch):
+        b = xyxy[i].astype(np.float64)
+        out.append((number, np.column_stack([b[:, :2], b[:, 2:] - b[:, :2], scores[i], labels[i]])))
+    return out
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
     """(weights, motpipe metadata): `checkpoint["ema"]["module"]` when present, else `checkpoint["model"]`
     (weights_only load); the metadata of a motpipe fine-tune (`motpipe`: size, num_classes, class names) or {}."""
@@ -151,12 +160,7 @@ class DFINEDetector:
         with context:
             logits, boxes = self.model(images)
         labels, xyxy, scores = postprocess(logits.float(), boxes.float(), sizes)
-        out = []
-        for i, (number, _) in enumerate(batch):
-            b = xyxy[i].cpu().numpy().astype(np.float64)
-            rows = np.column_stack([b[:, :2], b[:, 2:] - b[:, :2], scores[i].cpu().numpy(), labels[i].cpu().numpy()])
-            out.append((number, rows))
-        return out
+        return detection_rows(batch, labels.cpu().numpy(), xyxy.cpu().numpy(), scores.cpu().numpy())
 
     def _batches(self, frames: Iterable[tuple[int, np.ndarray | PreparedFrame]]) -> Iterator[list]:
         batch: list = []

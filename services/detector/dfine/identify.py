@@ -1,5 +1,6 @@
 """What a D-FINE checkpoint is — size (N/S/M/L/X) and classes (COCO 80, Objects365 366, CrowdHuman 1, or a
-fine-tune's own) — read from its tensors' shapes and motpipe's metadata, without torch (the API uses it).
+fine-tune's own) — read from its tensors' shapes and motpipe's metadata, without torch (the API uses it); an
+ONNX export (`.onnx`) from the metadata `motpipe export dfine` wrote into it.
 
 The sizes differ in the encoder's first input projection (in and out channels) and the decoder's layer
 count (measured on our models, which carry the official names): N 512->128 x3, S 256->256 x3, M 384->256 x4,
@@ -36,6 +37,11 @@ class DFineIdentity:
 
 
 def identify(path: str | os.PathLike) -> DFineIdentity:
+    if str(path).endswith(".onnx"):  # an export: the file says what it is
+        from .onnx_export import read_onnx_meta
+
+        meta = read_onnx_meta(path)
+        return DFineIdentity(meta["size"], meta["num_classes"], meta.get("dataset"), tuple(meta.get("classes") or ()))
     tree = read_header(path)
     shapes = state_shapes(tree, ("ema", "module"), ("model",))
     if shapes is None:
