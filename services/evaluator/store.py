@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.atomic import atomic_write_text
-from shared.errors import ConflictError, GoneError, MissingInputError, NotFoundError
+from shared.errors import ConflictError, GoneError, InputError, MissingInputError, NotFoundError
 from shared.formats.conversions import det_db_to_mot
-from shared.formats.det_db import read_det_db, resolve_sequence
+from shared.formats.det_db import read_det_db, read_det_db_classes, resolve_sequence
 from shared.formats.mot_txt import read_mot
 from shared.run_store import RunStore
-from shared.schemas import DoctorReport, MetricsReport, StageRecord, StageState, utcnow
+from shared.schemas import (
+    BYTETRACK_DEFAULTS,
+    MOTRV2_SCORE_THRESHOLD,
+    DoctorReport,
+    MetricsReport,
+    StageRecord,
+    StageState,
+    utcnow,
+)
 
 from .doctor import run_doctor
 from .evaluate import evaluate
@@ -90,6 +98,37 @@ def run_events(store: RunStore, run_id: str, iou: float, cls: int | None, annota
             _events_cache.pop(next(iter(_events_cache)))
         _events_cache[key] = events_report(gt, read_mot(folder / "tracks.txt"), iou, cls, annotated_only)
     return _events_cache[key]
+
+
+def run_picks(store: RunStore, run_id: str, strategy: str, n: int, min_gap: int = 15) -> list:
+    """The frames of a run worth annotating next (`picking.pick_frames`) from its det_db, tracks, ground truth
+    (its frames count as annotated) and, for `errors`, its review events."""
+    from .picking import STRATEGIES, pick_frames
+
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown pick {strategy!r}; known: {', '.join(STRATEGIES)}", field="pick")
+    record = store.get(run_id)
+    folder = store.run_dir(run_id)
+    num_frames = run_frame_count(record)
+    if num_frames is None or "det_db.json" not in record.artifacts:
+        raise ConflictError(f"run {run_id} has no detections yet: frames are picked after its detect stage")
+    det_db = read_det_db(folder / "det_db.json")
+    detections = det_db_to_mot(det_db, resolve_sequence(det_db, None, "det_db.json"),
+                               read_det_db_classes(folder / "det_db.json", det_db))  # fmt: skip
+    tracks = read_mot(folder / "tracks.txt") if "tracks.txt" in record.artifacts else None
+    if tracks is None and strategy in ("uncertain", "disagree", "errors"):
+        raise ConflictError(f"run {run_id} has no tracks: `{strategy}` compares tracks with detections; "
+                            "track it first or pick `uniform`")  # fmt: skip
+    gt_path = store.gt_file(run_id)
+    annotated = set()
+    if gt_path is not None:
+        annotated = {int(f) for f in set(read_ground_truth(gt_path, num_frames=num_frames)[1].frame.tolist())}
+    events = run_events(store, run_id, 0.5, None, True)["events"] if strategy == "errors" else None
+    track = record.stages.get("track")
+    threshold = (track.params.get("score_threshold") if track else None) or (
+        MOTRV2_SCORE_THRESHOLD if track and track.params.get("tracker") == "motrv2"
+        else BYTETRACK_DEFAULTS["score_threshold"])  # fmt: skip
+    return pick_frames(strategy, n, num_frames, annotated, threshold, detections, tracks, events, min_gap)
 
 
 def run_frame_count(record) -> int | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from shared.cli import console, explain_every_option
-from shared.errors import InputError
+from shared.errors import ConflictError, InputError, NotFoundError
 
 
 def cmd_synth(args) -> int:
@@ -141,6 +141,7 @@ GROUPS = {
     "services.evaluator.cli": ("eval", "doctor", "render"),
     "services.trainer.cli": ("train", "sweep"),
     "services.gateway.runs_cli": ("runs",),
+    "services.evaluator.label_cli": ("label",),
 }
 
 
@@ -252,7 +253,7 @@ def _say(line: str) -> None:
 def _run(args) -> int:
     try:
         return args.func(args)
-    except InputError as exc:
+    except (InputError, NotFoundError, ConflictError) as exc:  # what the user asked for cannot be done: say why
         _say(f"motpipe {args.command}: error: {exc}")
         return 2
     except KeyboardInterrupt:
