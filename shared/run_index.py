@@ -551,11 +551,23 @@ class RunIndex:
         with Session(self.engine) as session:
             return session.scalar(select(func.count()).select_from(RunRow)) or 0
 
-    def clear(self) -> None:
-        self.totals.clear()
-        with Session(self.engine) as session, session.begin():
-            for model in (RunTag, RunRow, SweepRow, JobRow):
-                session.execute(delete(model))
+    def drop_all_but(self, kind: str, keep: set[str]) -> int:
+        """Remove the rows of `kind` whose id is not in `keep` (what a reindex did not find on disk), a
+        chunk per transaction; returns how many went."""
+        model = _MODELS[kind]
+        key = getattr(model, kind)
+        with Session(self.engine) as session:
+            stale = sorted(set(session.scalars(select(key))) - keep)
+        for start in range(0, len(stale), 500):
+            chunk = stale[start : start + 500]
+
+            def drop(session: Session, chunk=chunk) -> None:
+                if kind == "run":
+                    session.execute(delete(RunTag).where(RunTag.run.in_(chunk)))
+                session.execute(delete(model).where(key.in_(chunk)))
+
+            self._write(drop, f"{len(chunk)} {kind}s")
+        return len(stale)
 
 
 _indexes: dict[tuple[int, str], RunIndex] = {}

@@ -99,14 +99,15 @@ class RunStore:
 
     def reindex(self, index: RunIndex | None = None, report: Callable[[str, str], None] | None = None) -> int:
         """Rebuild the index from the run, sweep and job folders (idempotent); a record that cannot be read
-        is reported (`report(path, reason)`) and skipped. Returns the number of records indexed."""
+        is reported (`report(path, reason)`) and skipped. Returns the number of records indexed. Rows are
+        replaced in place and rows of records no longer on disk dropped at the end, so a listing during a
+        reindex never sees a half-empty index."""
         from shared.schemas import JobRecord, SweepRecord
 
         index = index or self.index
-        index.clear()
         count = 0
         for kind, model in (("run", RunRecord), ("sweep", SweepRecord), ("job", JobRecord)):
-            batch = []
+            batch, seen = [], set()
             for path in sorted((self.root / f"{kind}s").glob(f"*/{kind}.json")):
                 try:
                     batch.append(model.model_validate_json(path.read_text(encoding="utf-8")))
@@ -115,10 +116,12 @@ class RunStore:
                     if report:
                         report(str(path), reason)
                     continue
+                seen.add(getattr(batch[-1], kind))
                 if len(batch) >= 1000:
                     count += self._index_batch(index, kind, batch)
                     batch = []
             count += self._index_batch(index, kind, batch)
+            index.drop_all_but(kind, seen)
         index.analyze()
         return count
 

@@ -188,6 +188,26 @@ def test_the_index_follows_writes_and_reindex_rebuilds_it(api, capsys):
     assert keep in capsys.readouterr().out
 
 
+def test_a_listing_during_a_reindex_still_sees_every_run_and_stale_rows_go(api, monkeypatch):
+    import shutil
+
+    client, store = api
+    runs = {store.create({"upload": f"{i}.mp4"}, name=f"{i}.mp4").run for i in range(3)}
+    removed = store.create(name="removed behind the index's back").run
+    shutil.rmtree(store.run_dir(removed))
+    seen_during = []
+    original = store._index_batch
+
+    def batch_and_look(index, kind, records):  # what a reader sees before each batch is written
+        seen_during.append(index.count_runs())
+        return original(index, kind, records)
+
+    monkeypatch.setattr(store, "_index_batch", batch_and_look)
+    assert store.reindex() == 3
+    assert seen_during[0] == 4  # nothing was cleared first: the old rows stay until replaced
+    assert {r["run"] for r in client.get("/runs").json()["runs"]} == runs  # the stale row went at the end
+
+
 def test_a_new_index_is_filled_from_existing_folders(tmp_path):
     store = RunStore(tmp_path / "data")
     runs = {store.create(name=f"r{i}").run for i in range(3)}
