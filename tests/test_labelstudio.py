@@ -133,3 +133,19 @@ def test_write_then_read_round_trip(scene, tmp_path):
     np.testing.assert_allclose(back.table.boxes, scene.gt.boxes, atol=1e-9)
     assert back.table.cls.tolist() == scene.gt.cls.tolist()
     assert json.loads(path.read_text())[0]["annotations"][0]["result"][0]["original_width"] == scene.size[0]
+
+
+def test_track_ids_survive_and_regions_drawn_in_the_editor_get_new_ones():
+    """A mix in one export: `track_<n>` keeps n; any other region id gets an id above every `track_<n>` of the
+    export and every id the ground truth it joins already has (`taken`); `data["frame"]` names the frame."""
+    first = _image_task("/data/upload/3/9f2c-match_000012.jpg", [("track_7", "player", (10, 10, 5, 5)),
+                                                                  ("Xy3kP", "ball", (50, 50, 2, 2))])  # fmt: skip
+    first["data"]["frame"] = 40  # what the file name says is overruled by the task's frame
+    second = _image_task("/data/upload/3/1a2b-match_000013.jpg", [("track_2", "player", (12, 10, 5, 5)),
+                                                                   ("Qw9", "player", (70, 20, 5, 5))])  # fmt: skip
+    tasks = [first, second]
+    gt = parse_labelstudio(tasks, taken={1, 2, 30})
+    assert gt.track_ids == {"track_7": 7, "Xy3kP": 31, "track_2": 2, "Qw9": 32}
+    assert sorted(zip(gt.table.frame.tolist(), gt.table.id.tolist(), strict=True)) == [(13, 2), (13, 32), (40, 7),
+                                                                                     (40, 31)]  # fmt: skip
+    assert parse_labelstudio(tasks).track_ids["Xy3kP"] == 8  # above the export's own track_7

@@ -6,9 +6,11 @@ the image file name. Video tasks: `videorectangle` results whose keyframe `seque
 expanded the way Label Studio's own converter does: between two keyframes the box is
 linearly interpolated when the earlier keyframe is enabled; after the last enabled one
 it is held until `framesCount`; a disabled keyframe ends the box until the next keyframe.
-Region ids `track_<N>` (what our exports and the group's files use) keep N as the track id;
-any other strings become integer ids 1, 2, ... in order of first appearance (the mapping is
-returned).
+Region ids `track_<N>` (what our exports, our pre-annotations and the group's files use) keep N as
+the track id; any other id (a region drawn in the editor) becomes a new id above every `track_<N>` of
+the export and every id in `taken` (the ground truth it will join), 1, 2, ... when there are none, in
+order of first appearance (the mapping is returned). An image task's frame is `data["frame"]` when it is
+an integer (what `motpipe label push` writes), else the last number in the image file name.
 """
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ _TRACK_RE = re.compile(r"^track_(\d+)$")
 
 
 class _Builder:
-    def __init__(self, source: str, classes: dict[str, int], numeric_ids: bool):
+    def __init__(self, source: str, classes: dict[str, int], next_free: int):
         self.source = source
         self.classes = classes
-        self.numeric_ids = numeric_ids
+        self.next_free = next_free  # the id a region drawn in the editor gets next
         self.track_ids: dict[str, int] = {}
         self.rows: list[tuple[float, ...]] = []
         self.seen: set[tuple[int, int]] = set()
@@ -55,7 +57,10 @@ class _Builder:
     def track_id(self, region_id: object, where: str) -> int:
         key = str(region_id)
         if key not in self.track_ids:
-            number = int(key[6:]) if self.numeric_ids else len(self.track_ids) + 1
+            if _TRACK_RE.match(key):
+                number = int(key[6:])
+            else:
+                number, self.next_free = self.next_free, self.next_free + 1
             if number >= ID_LIMIT:
                 raise InputError(f"track id {number} is not below {ID_LIMIT:,}", source=self.source, where=where,
                                  field="id")  # fmt: skip
@@ -190,8 +195,10 @@ def parse_labelstudio(
     classes: dict[str, int] | None = None,
     frame_size: tuple[int, int] | None = None,
     num_frames: int | None = None,
+    taken: set[int] | frozenset[int] = frozenset(),
 ) -> LabelStudioGT:
-    """`num_frames`: the video's frame count when known (a video region is held no further)."""
+    """`num_frames`: the video's frame count when known (a video region is held no further); `taken`: ids a
+    region drawn in the editor must not get (those of the ground truth the result joins)."""
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -205,8 +212,8 @@ def parse_labelstudio(
         for r in (a.get("result") or [])
         if isinstance(r, dict)
     ]
-    numeric = bool(region_ids) and all(_TRACK_RE.match(rid) for rid in region_ids)
-    builder = _Builder(source, dict(classes or DEFAULT_CLASSES), numeric)
+    kept = [int(rid[6:]) for rid in region_ids if _TRACK_RE.match(rid) and len(rid) < 30]
+    builder = _Builder(source, dict(classes or DEFAULT_CLASSES), max([0, *kept, *taken]) + 1)
     image_frames: dict[int, int] = {}
     video_rows = 0
     for t, task in enumerate(data):
@@ -220,7 +227,9 @@ def parse_labelstudio(
             value = result.get("value") or {}
             if kind == "rectanglelabels":
                 name = task_data.get("image") or next((v for v in task_data.values() if isinstance(v, str)), None)
-                frame = frame_from_name(name) if name else None
+                frame = task_data.get("frame")
+                if isinstance(frame, bool) or not isinstance(frame, int):
+                    frame = frame_from_name(name) if name else None
                 if frame is None or frame > MAX_FRAME:
                     raise InputError(
                         f"no frame number from 1 to {MAX_FRAME:,} in image name {name!r}",
