@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     heartbeat_s: float = 10.0
     stage_stale_s: float = 60.0
     stage_retries: int = 2
+    # the group's Label Studio (`motpipe label push|pull`): its address and an API token (a legacy key or a
+    # personal access token)
+    label_studio_url: str | None = None
+    label_studio_token: str | None = None
 
     @field_validator("api_token")
     @classmethod

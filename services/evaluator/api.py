@@ -22,7 +22,15 @@ from shared.settings import Settings
 from .ground_truth import GT_NAMES, check_ground_truth
 from .plots import plot_comparison
 from .review import boxes_window, review_video, run_tables
-from .store import doctor_run, evaluate_run, plot_path, render_run_overlay, run_events, run_frame_count
+from .store import (
+    doctor_run,
+    evaluate_run,
+    install_ground_truth,
+    plot_path,
+    render_run_overlay,
+    run_events,
+    run_frame_count,
+)
 
 router = APIRouter(tags=["evaluator"])
 SUMMARY = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
@@ -48,17 +56,7 @@ async def upload_gt(
     finally:
         upload.discard()
 
-    def record(r):
-        for other in set(GT_NAMES.values()) - {name}:
-            r.artifacts.pop(other, None)
-            (folder / other).unlink(missing_ok=True)
-        store.forget_derived(r, folder)  # metrics of the old ground truth are stale
-        store.record_artifacts(r, folder, [name])
-        r.inputs["gt"] = {"format": kind, "file": filename}
-
-    store.update(run_id, record)
-    for child in store.descendants_without_gt(run_id):  # they read this ground truth: their metrics are stale
-        store.update(child, lambda r: store.forget_derived(r, store.run_dir(r.run)))
+    install_ground_truth(store, run_id, name, kind, filename)
     return {
         "run": run_id,
         "format": kind,

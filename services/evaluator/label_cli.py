@@ -1,6 +1,8 @@
-"""`motpipe label pick`: the frames of a run worth annotating next, with the reason for each, read from a data
-root without a server (`picking.py` decides; `store.run_picks` reads the run). The first step of the
-annotation loop; pushing the picks to Label Studio and pulling the annotations back build on it."""
+"""`motpipe label pick|push|pull`: the annotation loop on a data root, without a server. `pick` prints the
+frames of a run worth annotating next with the reason for each (`picking.py`); `push` sends them to the
+group's Label Studio (`MOTPIPE_LABEL_STUDIO_URL`, `MOTPIPE_LABEL_STUDIO_TOKEN`) with the run's tracks as
+predictions; `pull` merges the finished annotations into the run's ground truth (`label_loop.py`). Label
+Studio's failures are one line on stderr and exit 2; nothing in the run changes."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 
 def cmd_label(args) -> int:
+    from services.evaluator.label_studio import LabelStudio, LabelStudioError
     from services.evaluator.store import run_picks
     from shared.run_store import RunStore
     from shared.settings import get_settings
@@ -19,7 +22,27 @@ def cmd_label(args) -> int:
     root = Path(args.data_root) if args.data_root else settings.data_root
     if not root.is_dir():
         raise SystemExit(f"motpipe label: no data root at {root.resolve()} (give --data-root or set MOTPIPE_DATA_ROOT)")
-    picks = run_picks(RunStore(root, settings.database_url), args.run, args.pick, args.frames, args.min_gap)
+    store = RunStore(root, settings.database_url)
+    if args.action in ("push", "pull"):
+        from services.evaluator import label_loop
+
+        store.get(args.run)  # an unknown run is said before Label Studio is asked anything
+        try:
+            studio = LabelStudio(settings.label_studio_url, settings.label_studio_token)
+            try:
+                if args.action == "pull":
+                    return _said_pull(label_loop.pull(store, args.run, studio, args.project), args.run)
+                picks = run_picks(store, args.run, args.pick, args.frames, args.min_gap)
+                done = label_loop.push(store, args.run, studio, picks, args.project)
+            finally:
+                studio.close()
+        except LabelStudioError as exc:
+            print(f"motpipe label {args.action}: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"project {done['project']}: {done['tasks']} tasks ({done['added']} added, {done['already']} "
+              "already there)")  # fmt: skip
+        return 0
+    picks = run_picks(store, args.run, args.pick, args.frames, args.min_gap)
     if args.json:
         json.dump([{"frame": p.frame, "reason": p.reason} for p in picks], sys.stdout, indent=1)
         print()
@@ -28,6 +51,17 @@ def cmd_label(args) -> int:
         print(f"{pick.frame:>7}  {pick.reason}")
     short = f" (the clip and --min-gap {args.min_gap} allow no more)" if len(picks) < args.frames else ""
     print(f"{len(picks)} frames picked by {args.pick}{short}")
+    return 0
+
+
+def _said_pull(summary: dict, run: str) -> int:
+    if not summary["changed"]:
+        print(f"project {summary['project']}: nothing new for run {run} (no finished annotation, or pulled "
+              "already); nothing changed")  # fmt: skip
+        return 0
+    boxes = ", ".join(f"{n} {name}" for name, n in sorted(summary["boxes"].items())) or "no boxes"
+    print(f"project {summary['project']}: {summary['frames_added']} frames added, {summary['frames_replaced']} "
+          f"replaced ({boxes}) in the ground truth of run {run}")  # fmt: skip
     return 0
 
 
@@ -51,3 +85,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     pick.add_argument("--min-gap", type=int, default=15, help="frames between two picks at least")
     pick.add_argument("--json", action="store_true", help="print the picks as JSON")
     pick.set_defaults(func=cmd_label)
+    push = actions.add_parser("push", help="picked frames into a Label Studio project, the tracks as predictions")
+    push.add_argument("--run", required=True)
+    push.add_argument("--data-root", help="default: MOTPIPE_DATA_ROOT")
+    push.add_argument("--frames", type=_count, default=50, help="how many frames to pick")
+    push.add_argument("--pick", choices=["uncertain", "disagree", "errors", "uniform"], default="uncertain")
+    push.add_argument("--min-gap", type=int, default=15, help="frames between two picks at least")
+    push.add_argument("--project", help="project id or title (default: 'motpipe <run name>'; made when new)")
+    push.set_defaults(func=cmd_label)
+    pull = actions.add_parser("pull", help="a project's finished annotations into the run's ground truth")
+    pull.add_argument("--run", required=True)
+    pull.add_argument("--data-root", help="default: MOTPIPE_DATA_ROOT")
+    pull.add_argument("--project", required=True, help="project id or title")
+    pull.set_defaults(func=cmd_label)

@@ -22,7 +22,7 @@ from shared.schemas import (
 
 from .doctor import run_doctor
 from .evaluate import evaluate
-from .ground_truth import read_ground_truth
+from .ground_truth import GT_NAMES, read_ground_truth
 from .overlay import render_overlay
 from .plots import write_plots
 
@@ -54,7 +54,8 @@ def evaluate_run(
     if not (folder / "tracks.txt").is_file():
         store.output_missing(run_id, "tracks.txt")
         raise GoneError(f"run {run_id}: tracks.txt is no longer on disk; run the track stage again")
-    report = evaluate(gt, read_mot(folder / "tracks.txt"), iou, annotated_only=annotated_only)
+    listed = annotated_frames(store, run_id) if annotated_only else None
+    report = evaluate(gt, read_mot(folder / "tracks.txt"), iou, annotated_only=annotated_only, annotated_frames=listed)
     artifacts = [cached.name]
     if plots and iou == 0.5 and not annotated_only:
         named = f" “{record.name}”" if record.name else ""
@@ -91,12 +92,13 @@ def run_events(store: RunStore, run_id: str, iou: float, cls: int | None, annota
     if gt_path is None:
         raise MissingInputError(f"run {run_id} has no ground truth: upload it with POST /runs/{run_id}/gt")
     files = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (folder / "tracks.txt", gt_path))
-    key = (files, iou, cls, annotated_only)
+    listed = annotated_frames(store, run_id) if annotated_only else None
+    key = (files, iou, cls, annotated_only, tuple(listed or ()))
     if key not in _events_cache:
         _, gt = read_ground_truth(gt_path, num_frames=run_frame_count(record))
         if len(_events_cache) >= 8:
             _events_cache.pop(next(iter(_events_cache)))
-        _events_cache[key] = events_report(gt, read_mot(folder / "tracks.txt"), iou, cls, annotated_only)
+        _events_cache[key] = events_report(gt, read_mot(folder / "tracks.txt"), iou, cls, annotated_only, listed)
     return _events_cache[key]
 
 
@@ -120,8 +122,8 @@ def run_picks(store: RunStore, run_id: str, strategy: str, n: int, min_gap: int 
         raise ConflictError(f"run {run_id} has no tracks: `{strategy}` compares tracks with detections; "
                             "track it first or pick `uniform`")  # fmt: skip
     gt_path = store.gt_file(run_id)
-    annotated = set()
-    if gt_path is not None:
+    annotated = set(annotated_frames(store, run_id) or [])
+    if gt_path is not None and not annotated:
         annotated = {int(f) for f in set(read_ground_truth(gt_path, num_frames=num_frames)[1].frame.tolist())}
     events = run_events(store, run_id, 0.5, None, True)["events"] if strategy == "errors" else None
     track = record.stages.get("track")
@@ -129,6 +131,42 @@ def run_picks(store: RunStore, run_id: str, strategy: str, n: int, min_gap: int 
         MOTRV2_SCORE_THRESHOLD if track and track.params.get("tracker") == "motrv2"
         else BYTETRACK_DEFAULTS["score_threshold"])  # fmt: skip
     return pick_frames(strategy, n, num_frames, annotated, threshold, detections, tracks, events, min_gap)
+
+
+def install_ground_truth(
+    store: RunStore, run_id: str, name: str, kind: str, source: str, annotated: list[int] | None = None
+) -> None:
+    """Record `name` (already in the run's folder) as the run's ground truth: the other format's file goes,
+    metrics, plots and overlays of the old one (the run's and those of children that read it) are dropped.
+    `annotated`: the frames a human has looked at (a pull's; frames with no box included), which
+    `annotated_only` then scores; without it, the frames that carry ground truth."""
+    folder = store.run_dir(run_id)
+
+    def record(r) -> None:
+        for other in set(GT_NAMES.values()) - {name}:
+            r.artifacts.pop(other, None)
+            (folder / other).unlink(missing_ok=True)
+        store.forget_derived(r, folder)
+        store.record_artifacts(r, folder, [name])
+        r.inputs["gt"] = {"format": kind, "file": source}
+        if annotated is None:
+            r.inputs.pop("annotated_frames", None)
+        else:
+            r.inputs["annotated_frames"] = sorted(annotated)
+
+    store.update(run_id, record)
+    for child in store.descendants_without_gt(run_id):  # they read this ground truth: their metrics are stale
+        store.update(child, lambda r: store.forget_derived(r, store.run_dir(r.run)))
+
+
+def annotated_frames(store: RunStore, run_id: str) -> list[int] | None:
+    """The frames the run's ground truth says were annotated (a pull records them), from the run that owns
+    the ground truth; None when only the ground truth's own frames say it."""
+    gt_path = store.gt_file(run_id)
+    if gt_path is None:
+        return None
+    listed = store.get(gt_path.parent.name).inputs.get("annotated_frames")
+    return [int(f) for f in listed] if isinstance(listed, list) and listed else None
 
 
 def run_frame_count(record) -> int | None:

@@ -1,0 +1,152 @@
+"""The annotation loop against a real Label Studio (#26): push a run's picked frames (images uploaded into
+Label Studio, tracks as predictions with `track_<id>` regions), submit annotations through Label Studio's API
+as an annotator's browser does, pull them into the run's ground truth (ids kept, a drawn region a new id,
+`annotated_only` scoring exactly the annotated frames); pushing twice adds nothing, pulling with nothing
+finished or twice changes nothing; a bad token, a dead address and a project with another config are one
+line on stderr, exit 2, and leave the run as it was."""
+
+from __future__ import annotations
+
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+
+from services.evaluator.store import evaluate_run
+from services.gateway.cli import main
+from shared.formats.conversions import mot_to_det_db
+from shared.formats.det_db import write_det_db
+from shared.formats.mot_txt import read_mot, write_mot
+from shared.run_store import RunStore
+from shared.settings import get_settings
+from shared.synth import render_scene
+from tests.label_studio_server import start_label_studio
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    server = start_label_studio(tmp_path_factory.mktemp("ls"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A run of a 60-frame synthetic clip: its det_db and tracks (the clip's boxes, ids 1..), ground truth on
+    every tenth frame."""
+    scene = render_scene(tmp_path / "clip", frames=60, seed=3, size=(640, 360), name="match3")
+    store = RunStore(tmp_path / "data")
+    run = store.create(
+        {
+            "upload": "match3.mp4",
+            "sequence": "match3",
+            "video": {"width": 640, "height": 360, "frames": 60, "fps": 25.0},
+        },
+        name="match3.mp4",
+    ).run
+    folder = store.run_dir(run)
+    shutil.copyfile(scene.video, folder / "input.mp4")
+    store.update(run, lambda r: r.inputs.update(frames=str(folder / "input.mp4")))
+    write_det_db(folder / "det_db.json", mot_to_det_db(scene.gt, "match3", 60))
+    store.start_stage(run, "detect", {"detector": "motion"})
+    store.succeed_stage(run, "detect", ["det_db.json"], {"det_db": {"frames": 60}})
+    write_mot(folder / "tracks.txt", scene.gt)
+    store.start_stage(run, "track", {"tracker": "bytetrack"})
+    store.succeed_stage(run, "track", ["tracks.txt"])
+    write_mot(folder / "gt.txt", scene.gt.select(scene.gt.frame % 10 == 1))
+    store.update(run, lambda r: store.record_artifacts(r, folder, ["gt.txt"]))
+    return store, run, scene
+
+
+def use(monkeypatch, url: str, token: str) -> None:
+    monkeypatch.setenv("MOTPIPE_LABEL_STUDIO_URL", url)
+    monkeypatch.setenv("MOTPIPE_LABEL_STUDIO_TOKEN", token)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    yield
+    get_settings.cache_clear()
+
+
+def test_push_annotate_pull_round_trip(studio, run, monkeypatch, capsys):
+    store, run_id, scene = run
+    root = str(store.root)
+    auth = {"Authorization": f"Token {studio.legacy_token}"}
+    push = ["label", "push", "--run", run_id, "--data-root", root, "--frames", "4", "--pick", "uniform",
+            "--min-gap", "10", "--project", "loop test"]  # fmt: skip
+    use(monkeypatch, studio.url, studio.personal_token)  # a personal access token (JWT)
+    assert main(push) == 0
+    out = capsys.readouterr().out
+    assert "4 tasks (4 added, 0 already there)" in out, out
+    project = int(out.split()[1].rstrip(":"))
+    tasks = httpx.get(f"{studio.url}/api/tasks", params={"project": project}, headers=auth).json()["tasks"]
+    frames = sorted(t["data"]["frame"] for t in tasks)
+    assert len(frames) == 4 and not any(f % 10 == 1 for f in frames)  # no frame that has ground truth
+    first = min(tasks, key=lambda t: t["data"]["frame"])
+    assert first["data"]["image"].endswith(f"match3_{first['data']['frame']:06d}.jpg")
+    image = httpx.get(studio.url + first["data"]["image"], headers=auth)
+    assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"  # the frame lives in Label Studio
+    predictions = httpx.get(f"{studio.url}/api/predictions", params={"task": first["id"]}, headers=auth).json()
+    regions = predictions[0]["result"]
+    on_frame = scene.gt.select(scene.gt.frame == first["data"]["frame"])
+    assert sorted(r["id"] for r in regions) == sorted(f"track_{i}" for i in on_frame.id.tolist())
+    assert predictions[0]["model_version"] == f"match3.mp4 ({run_id})"
+
+    use(monkeypatch, studio.url, studio.legacy_token)  # a legacy API key
+    assert main(push) == 0 and "4 tasks (0 added, 4 already there)" in capsys.readouterr().out
+    before = (store.run_dir(run_id) / "gt.txt").read_bytes()
+    pull = ["label", "pull", "--run", run_id, "--data-root", root, "--project", str(project)]
+    assert main(pull) == 0 and "nothing changed" in capsys.readouterr().out
+    assert (store.run_dir(run_id) / "gt.txt").read_bytes() == before
+
+    # an annotator: corrects one box of the first task, draws the ball anew; submits the second task empty
+    moved = [dict(r, value=dict(r["value"])) for r in regions]
+    moved[0]["value"]["x"] += 1.0
+    drawn = {**moved[0], "id": "Xy7new", "value": {**moved[0]["value"], "x": 5.0, "y": 5.0, "width": 1.0,
+                                                  "height": 1.5, "rectanglelabels": ["ball"]}}  # fmt: skip
+    second = sorted(tasks, key=lambda t: t["data"]["frame"])[1]
+    for task, result in ((first, [*moved, drawn]), (second, [])):
+        answer = httpx.post(f"{studio.url}/api/tasks/{task['id']}/annotations", headers=auth,
+                            json={"result": result, "lead_time": 12.5})  # fmt: skip
+        assert answer.status_code == 201, answer.text
+    assert main(pull) == 0
+    said = capsys.readouterr().out
+    balls = sum(r["value"]["rectanglelabels"] == ["ball"] for r in regions) + 1
+    assert f"2 frames added, 0 replaced ({balls} ball, {len(regions) + 1 - balls} player)" in said, said
+    gt = read_mot(store.run_dir(run_id) / "gt.txt")
+    mine = gt.select(gt.frame == first["data"]["frame"])
+    assert sorted(mine.id.tolist()) == sorted([*on_frame.id.tolist(), int(scene.gt.id.max()) + 1])
+    moved_id = int(moved[0]["id"][6:])
+    np.testing.assert_allclose(mine.boxes[mine.id == moved_id][0][0], on_frame.boxes[on_frame.id == moved_id][0][0]
+                               + 6.4, atol=0.011)  # 1 % of 640 px  # fmt: skip
+    assert not (gt.frame == second["data"]["frame"]).any()  # annotated as empty
+    annotated = store.get(run_id).inputs["annotated_frames"]
+    assert first["data"]["frame"] in annotated and second["data"]["frame"] in annotated and len(annotated) == 8
+    report = evaluate_run(store, run_id, annotated_only=True)
+    assert report.frames == "annotated (listed): 8 frames"
+    assert main(pull) == 0 and "nothing changed" in capsys.readouterr().out  # idempotent
+
+
+def test_label_studio_failures_are_one_line_and_change_nothing(studio, run, monkeypatch, capsys):
+    store, run_id, _ = run
+    record = (store.run_dir(run_id) / "run.json").read_bytes()
+    push = ["label", "push", "--run", run_id, "--data-root", str(store.root), "--frames", "2", "--pick", "uniform"]
+    other = httpx.post(f"{studio.url}/api/projects", headers={"Authorization": f"Token {studio.legacy_token}"},
+                       json={"title": "cats", "label_config": '<View><Image name="i" value="$image"/><Choices '
+                             'name="c" toName="i"><Choice value="cat"/></Choices></View>'}).json()  # fmt: skip
+    cases = [
+        (studio.url, "0" * 40, [], "refused the token"),
+        (studio.url, "not.a.jwt", [], "refused the personal access token"),
+        ("http://127.0.0.1:9", studio.legacy_token, [], "did not answer"),
+        (studio.url, studio.legacy_token, ["--project", str(other["id"])], "has another labeling config"),
+        (studio.url, studio.legacy_token, ["--project", "999999"], "has no project 999999"),
+    ]
+    for url, token, extra, needle in cases:
+        use(monkeypatch, url, token)
+        assert main([*push, *extra]) == 2, needle
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, err
+    assert (store.run_dir(run_id) / "run.json").read_bytes() == record
