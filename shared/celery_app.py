@@ -18,6 +18,7 @@ TASK_QUEUES = {
     "tracker.track": "gpu",
     "evaluator.evaluate": "cpu",
     "evaluator.doctor": "cpu",
+    "evaluator.label": "cpu",
     "tracker.train": "gpu",
     "detector.train": "gpu",
 }

@@ -150,3 +150,43 @@ def test_label_studio_failures_are_one_line_and_change_nothing(studio, run, monk
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err
     assert (store.run_dir(run_id) / "run.json").read_bytes() == record
+
+
+@pytest.mark.service
+def test_push_and_pull_over_http_through_a_worker(studio, run, stack):
+    """`POST /runs/{run}/label` and `/label/pull`: 202, a worker does it as the run's `label` stage, whose
+    params say what was done and why each frame was picked."""
+    store, run_id, _ = run  # the stack's data root
+    stack.env |= {"MOTPIPE_LABEL_STUDIO_URL": studio.url, "MOTPIPE_LABEL_STUDIO_TOKEN": studio.personal_token}
+    stack.start_gateway()
+    stack.start_worker("w1")
+    body = {"frames": 3, "pick": "uniform", "min_gap": 10, "project": "over http"}
+    answer = httpx.post(f"{stack.url}/runs/{run_id}/label", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+    label = stack.wait_stage(run_id, "label", timeout=120)["stages"]["label"]
+    assert label["state"] == "succeeded", label
+    outcome = label["params"]["outcome"]
+    assert outcome["added"] == 3 and len(outcome["picks"]) == 3
+    assert all(p["reason"].startswith("evenly spaced") for p in outcome["picks"])
+    answer = httpx.post(f"{stack.url}/runs/{run_id}/label/pull", json={"project": str(outcome["project"])})
+    assert answer.status_code == 202, answer.text
+    label = stack.wait_stage(run_id, "label", timeout=120)["stages"]["label"]
+    assert label["state"] == "succeeded" and label["params"]["outcome"]["changed"] is False, label
+    for path, bad in ((f"/runs/{run_id}/label", {"frames": 0}), (f"/runs/{run_id}/label/pull", {}),
+                      ("/runs/0123456789abcdef/label", body)):  # fmt: skip
+        assert httpx.post(f"{stack.url}{path}", json=bad).status_code in (404, 422)
+
+
+def test_over_http_a_dead_label_studio_is_a_502_and_no_setting_a_409(run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from services.gateway.app import create
+    from shared.settings import Settings
+
+    store, run_id, _ = run
+    before = (store.run_dir(run_id) / "run.json").read_bytes()
+    for url, status, needle in (("http://127.0.0.1:9", 502, "did not answer"), (None, 409, "LABEL_STUDIO_URL")):
+        client = TestClient(create(Settings(data_root=store.root, label_studio_url=url, label_studio_token="t")))
+        answer = client.post(f"/runs/{run_id}/label", json={"frames": 2, "pick": "uniform"})
+        assert answer.status_code == status and needle in answer.json()["detail"], answer.text
+    assert (store.run_dir(run_id) / "run.json").read_bytes() == before

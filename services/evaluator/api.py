@@ -5,19 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from shared.api.deps import RunIdPath, get_settings_dep, get_store
+from shared.api.deps import RunIdPath, get_celery_dep, get_settings_dep, get_store
 from shared.api.docs import MULTIPART_FILE, binary
 from shared.api.files import open_file_response
 from shared.api.uploads import receive_multipart
 from shared.atomic import atomic_move
 from shared.errors import ConflictError, InputError
 from shared.run_store import RunStore
-from shared.schemas import DoctorReport, MetricsReport
+from shared.schemas import DoctorReport, LabelPull, LabelPush, MetricsReport, StageState
 from shared.settings import Settings
+from shared.tasks import BrokerUnavailable, enqueue
 
 from .ground_truth import GT_NAMES, check_ground_truth
 from .plots import plot_comparison
@@ -65,6 +66,61 @@ async def upload_gt(
         "tracks": summary.ids,
         "frames": [summary.first_frame, summary.last_frame] if summary.rows else [],
     }
+
+
+def _queue_label(run_id: str, action: str, params: dict, store: RunStore, settings: Settings, celery) -> dict:
+    """Check what can be checked now (the run, Label Studio's address and token), then queue the task."""
+    from .label_studio import LabelStudio, LabelStudioError
+
+    record = store.get(run_id)
+    label = record.stages.get("label")
+    if label is not None and (label.state == StageState.running or (label.state == StageState.pending and label.task)):
+        raise ConflictError(f"run {run_id}: a Label Studio {label.params.get('action', 'push')} is under way")
+    try:
+        studio = LabelStudio(settings.label_studio_url, settings.label_studio_token, timeout=15)
+        try:
+            studio.check()
+        finally:
+            studio.close()
+    except LabelStudioError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    try:
+        enqueue(
+            store, celery, run_id, "label", "evaluator.label", [run_id, action, params], {"action": action, **params}
+        )
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, {"message": str(exc), "run": run_id, "status_url": f"/runs/{run_id}"}) from None
+    return {"run": run_id, "status_url": f"/runs/{run_id}"}
+
+
+@router.post("/runs/{run_id}/label", status_code=202)
+def label_push(
+    run_id: RunIdPath,
+    req: LabelPush,
+    store: RunStore = Depends(get_store),
+    settings: Settings = Depends(get_settings_dep),
+    celery=Depends(get_celery_dep),
+):
+    """Pick frames of the run and send those the Label Studio project lacks, the tracks as predictions (the
+    run's `label` stage; its `params.outcome` says what was done and why each frame was picked)."""
+    record = store.get(run_id)
+    if "det_db.json" not in record.artifacts:
+        raise ConflictError(f"run {run_id} has no detections yet: frames are picked after its detect stage")
+    if req.pick != "uniform" and "tracks.txt" not in record.artifacts:
+        raise ConflictError(f"run {run_id} has no tracks: `{req.pick}` compares tracks with detections")
+    return _queue_label(run_id, "push", req.model_dump(), store, settings, celery)
+
+
+@router.post("/runs/{run_id}/label/pull", status_code=202)
+def label_pull(
+    run_id: RunIdPath,
+    req: LabelPull,
+    store: RunStore = Depends(get_store),
+    settings: Settings = Depends(get_settings_dep),
+    celery=Depends(get_celery_dep),
+):
+    """Merge the project's finished annotations of this run into its ground truth (the `label` stage)."""
+    return _queue_label(run_id, "pull", req.model_dump(), store, settings, celery)
 
 
 @router.get("/eval/{run_id}", response_model=MetricsReport)

@@ -30,7 +30,9 @@ class LabelStudioError(RuntimeError):
 
     def __init__(self, message: str, status: int = 502):
         super().__init__(message)
-        self.status = status  # what the HTTP API answers its caller: 502 for Label Studio's fault, else 4xx
+        # what the HTTP API answers: 502 when Label Studio failed, 409 for a project or a setting that does not
+        # fit, 404 for a project it does not have
+        self.status = status
 
 
 def _detail(response: httpx.Response) -> str:
@@ -46,9 +48,9 @@ def _detail(response: httpx.Response) -> str:
 class LabelStudio:
     def __init__(self, url: str | None, token: str | None, timeout: float = 60.0):
         if not url:
-            raise LabelStudioError("MOTPIPE_LABEL_STUDIO_URL is not set (the address of your Label Studio)", 400)
+            raise LabelStudioError("MOTPIPE_LABEL_STUDIO_URL is not set (the address of your Label Studio)", 409)
         if not token:
-            raise LabelStudioError("MOTPIPE_LABEL_STUDIO_TOKEN is not set (Account & Settings → Access Token)", 400)
+            raise LabelStudioError("MOTPIPE_LABEL_STUDIO_TOKEN is not set (Account & Settings → Access Token)", 409)
         self.url = url.rstrip("/")
         self.token = token.strip()
         self.personal = self.token.count(".") == 2  # a JWT: a personal access token
@@ -99,6 +101,10 @@ class LabelStudio:
         except ValueError:
             raise LabelStudioError(f"{self.url}{path} answered with something that is not JSON: is "
                                    "MOTPIPE_LABEL_STUDIO_URL the address of Label Studio?") from None  # fmt: skip
+
+    def check(self) -> None:
+        """One cheap request: is this Label Studio, and does it take the token?"""
+        self.call("GET", "/api/projects", params={"page": 1, "page_size": 1})
 
     # projects ---------------------------------------------------------------------------------------------
     def project(self, name_or_id: str | int) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.atomic import atomic_write_text
 from shared.celery_app import app
+from shared.errors import InputError
 from shared.run_store import RunStore
 from shared.schemas import StageState
 from shared.settings import get_settings
@@ -40,3 +41,35 @@ def doctor(self, run_id: str) -> dict:
     atomic_write_text(folder / "doctor.json", report.model_dump_json(indent=1))
     store.update(run_id, lambda r: store.record_artifacts(r, folder, ["doctor.json"]))
     return report.model_dump(mode="json")
+
+
+@app.task(name="evaluator.label", bind=True)
+def label(self, run_id: str, action: str, params: dict) -> dict:
+    """`push` picked frames to Label Studio or `pull` its annotations (the run's `label` stage); what was done
+    lands in the stage's params under `outcome`. Label Studio's failures fail the stage in one line."""
+    from .label_loop import pull, push
+    from .label_studio import LabelStudio, LabelStudioError
+    from .store import run_picks
+
+    settings = get_settings()
+    store = RunStore(settings.data_root, settings.database_url)
+
+    def body() -> list[str]:
+        store.start_stage(run_id, "label", {"action": action, **params})
+        try:
+            studio = LabelStudio(settings.label_studio_url, settings.label_studio_token)
+            try:
+                if action == "pull":
+                    outcome = pull(store, run_id, studio, params["project"])
+                else:
+                    picks = run_picks(store, run_id, params["pick"], params["frames"], params["min_gap"])
+                    outcome = push(store, run_id, studio, picks, params.get("project"))
+                    outcome["picks"] = [{"frame": p.frame, "reason": p.reason} for p in picks]
+            finally:
+                studio.close()
+        except LabelStudioError as exc:
+            raise InputError(str(exc)) from None
+        store.update(run_id, lambda r: r.stages["label"].params.update(outcome=outcome))
+        return []
+
+    return run_stage(store, run_id, "label", body, settings.heartbeat_s, settings.stage_retries)

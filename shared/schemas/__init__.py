@@ -23,6 +23,7 @@ from .common import (  # noqa: F401
 from .detect import DetDbInfo, Detection, DetectOptions, DetectRequest, Roi  # noqa: F401
 from .eval import DoctorReport, Finding, MetricsReport, Severity, TaskResult  # noqa: F401
 from .jobs import JobRecord  # noqa: F401
+from .label import LabelPull, LabelPush  # noqa: F401
 from .runs import MAX_NAME_CHARS, MAX_NOTE_CHARS, MAX_TAG_CHARS, MAX_TAGS, ArtifactInfo, RunPatch, RunRecord  # noqa: F401
 from .sweeps import SWEEP_TRACK_FIELDS, SweepChild, SweepRecord, SweepRequest, SweepSearch  # noqa: F401
 from .track import (  # noqa: F401

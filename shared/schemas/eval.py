@@ -12,7 +12,7 @@ from .common import Schema, StageState
 
 class TaskResult(Schema):
     run: str
-    stage: Literal["detect", "track", "eval"]
+    stage: Literal["detect", "track", "eval", "label"]
     state: StageState
     error: str | None = None
 
