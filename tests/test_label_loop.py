@@ -176,6 +176,29 @@ def test_push_and_pull_over_http_through_a_worker(studio, run, stack):
                       ("/runs/0123456789abcdef/label", body)):  # fmt: skip
         assert httpx.post(f"{stack.url}{path}", json=bad).status_code in (404, 422)
 
+    # the run page: the last pull's outcome; "Send frames" with the picks and their reasons
+    from tests.test_ui_browser import _driver, console_errors, wait_for
+
+    driver = _driver()
+    try:
+        driver.get(f"{stack.url}/ui/runs/{run_id}")
+        wait_for(driver, "document.querySelector('#label .status').textContent.includes('nothing changed')", 30, "pull")
+        form = driver.find_element("id", "label")
+        assert form.find_element("name", "project").get_attribute("value") == str(outcome["project"])
+        frames = form.find_element("name", "frames")
+        frames.clear()
+        frames.send_keys("5")
+        form.find_element("css selector", "select[name=pick] option[value=uniform]").click()
+        form.find_element("css selector", "button[type=submit]").click()
+        wait_for(driver, "document.querySelectorAll('#label-picks li').length > 0", 120, "the picks")
+        status = driver.find_element("css selector", "#label .status").text
+        assert status.startswith(f"project {outcome['project']}:") and "already there" in status, status
+        assert "evenly spaced" in driver.find_element("id", "label-picks").text
+        driver.save_screenshot(str(stack.root.parent / "label_card.png"))  # for a person to look at
+        assert console_errors(driver) == []
+    finally:
+        driver.quit()
+
 
 def test_over_http_a_dead_label_studio_is_a_502_and_no_setting_a_409(run, tmp_path):
     from fastapi.testclient import TestClient

@@ -137,8 +137,10 @@ def run_page(request: Request, run_id: str, store: RunStore = Depends(get_store)
     if record.parent:
         with contextlib.suppress(NotFoundError, OSError, ValueError):
             parent_name = store.get(record.parent).name
+    settings = request.app.state.settings
+    label_studio = settings.label_studio_url if settings.label_studio_url and settings.label_studio_token else None
     return _page(request, "run.html", run=record, has_gt=has_gt, knobs=knobs, score_defaults=scores,
-                 parent_name=parent_name)  # fmt: skip
+                 parent_name=parent_name, label_studio=label_studio)  # fmt: skip
 
 
 def _review_pane(record) -> dict:

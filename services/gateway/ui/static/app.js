@@ -195,6 +195,44 @@ const motpipe = (() => {
         loadDoctor(run);
       } catch (err) { say(gtForm, err.message, true); }
     });
+    const labelForm = document.getElementById("label");
+    const picks = document.getElementById("label-picks");
+    // the run's label stage: under way, failed with its reason, or what it did (and why each frame was picked)
+    const followLabel = () => poll(async () => {
+      const s = (await api(`/runs/${run}`)).stages.label;
+      if (!s) return false;
+      const action = s.params.action === "pull" ? "pull" : "push";
+      if (s.state === "failed") { say(labelForm, `${action} failed: ${s.error || ""}`, true); return false; }
+      if (s.state !== "succeeded") { say(labelForm, `${action} ${s.state}…`); return true; }
+      const o = s.params.outcome || {};
+      if (action === "push") {
+        const fewer = (o.picks || []).length < s.params.frames
+          ? ` — ${(o.picks || []).length} of ${s.params.frames} frames picked: the clip and the ${s.params.min_gap}-frame gap allow no more` : "";
+        say(labelForm, `project ${o.project}: ${o.tasks} tasks (${o.added} added, ${o.already} already there)${fewer}`);
+        picks.replaceChildren(...(o.picks || []).map(p => el("li", {}, el("b", {}, `frame ${p.frame}`), ` ${p.reason}`)));
+        if (o.project && !labelForm.project.value) labelForm.project.value = o.project;
+      } else {
+        const boxes = Object.entries(o.boxes || {}).map(([name, n]) => `${n} ${name}`).join(", ");
+        say(labelForm, o.changed ? `${o.frames_added} frames added, ${o.frames_replaced} replaced (${boxes}) in the ground truth`
+          : "nothing new to pull (no submitted annotation, or pulled already): nothing changed");
+      }
+      return false;
+    }, 1500);
+    followLabel();
+    postJson(labelForm, `/runs/${run}/label`, data => {
+      const body = { frames: Number(data.frames), pick: data.pick };
+      if (data.project) body.project = data.project;
+      return body;
+    }, () => { picks.replaceChildren(); followLabel(); return "sending frames…"; });
+    document.getElementById("label-pull").addEventListener("click", async () => {
+      if (!labelForm.project.value) { say(labelForm, "give the project (id or title) to pull from", true); return; }
+      try {
+        await api(`/runs/${run}/label/pull`, { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ project: labelForm.project.value }) });
+        say(labelForm, "pulling…");
+        followLabel();
+      } catch (err) { say(labelForm, err.message, true); }
+    });
     postJson(document.getElementById("sweep"), "/sweeps", data => {
       const body = { run, tracker: data.tracker, grid: JSON.parse(data.grid) };
       if (data.weights) body.weights = data.weights.split(",").map(s => s.trim()).filter(Boolean);
