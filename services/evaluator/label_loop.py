@@ -16,7 +16,7 @@ import numpy as np
 
 from shared.errors import ConflictError
 from shared.formats.labelstudio import parse_labelstudio
-from shared.formats.mot_txt import MotTable, format_mot, write_mot
+from shared.formats.mot_txt import MotTable, format_mot, read_mot, write_mot
 from shared.frames import open_frames
 from shared.run_store import RunStore
 
@@ -30,7 +30,7 @@ UPLOAD_BATCH = 20  # frame images per upload request
 
 def frame_images(video: str | Path, frames: list[int], name: str) -> dict[int, tuple[str, bytes]]:
     """JPEG bytes of `frames` of `video` as `<name>_<frame:06d>.jpg` (decoded in one pass up to the last)."""
-    wanted, out = set(frames), {}
+    wanted, out, number = set(frames), {}, 0
     for number, image in open_frames(video):
         if number in wanted:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -39,6 +39,9 @@ def frame_images(video: str | Path, frames: list[int], name: str) -> dict[int, t
             out[number] = (f"{name}_{number:06d}.jpg", data.tobytes())
         if len(out) == len(wanted):
             break
+    missing = sorted(wanted - set(out))
+    if missing:
+        raise ConflictError(f"frame(s) {missing[:5]} are not in {Path(video).name} ({number} frames)")
     return out
 
 
@@ -61,8 +64,6 @@ def prediction(tracks: MotTable | None, frame: int, size: tuple[int, int]) -> li
 
 def push(store: RunStore, run_id: str, studio: LabelStudio, picks: list[Pick], project: str | None) -> dict:
     """Tasks for the picked frames the project does not hold yet; returns what the project holds now."""
-    from shared.formats.mot_txt import read_mot
-
     record = store.get(run_id)
     video = record.inputs.get("frames")
     if not video or not Path(video).is_file():
