@@ -289,14 +289,33 @@ def test_the_dashboard_is_a_notebook(stack, tmp_path):
         driver.quit()
 
 
+def _tracked_run(store, scene, tracks, name: str, parent: str | None = None) -> str:
+    """A run of `scene`'s video with its ground truth and `tracks` (track stage done): what the review page shows."""
+    import dataclasses
+    import shutil
+
+    from shared.formats.mot_txt import write_mot
+    from shared.video import probe_video
+
+    info = dataclasses.asdict(probe_video(scene.video))
+    run = store.create({"upload": "clip.mp4", "video": info}, name=name, parent=parent).run
+    folder = store.run_dir(run)
+    shutil.copyfile(scene.video, folder / "input.mp4")
+    store.update(run, lambda r: r.inputs.update(frames=str(folder / "input.mp4")))
+    shutil.copyfile(scene.gt_txt, folder / "gt.txt")
+    write_mot(folder / "tracks.txt", tracks)
+    store.start_stage(run, "track", {"tracker": "bytetrack"})
+    store.succeed_stage(run, "track", ["tracks.txt"])
+    return run
+
+
 def test_the_review_page_jumps_to_an_id_switch_and_draws_its_boxes(stack, tmp_path):
     """A run whose tracks switch one player's id at a known frame: `#next-idsw` moves `#review[data-frame]`
     there once the video shows it, and the switched track's box and the switch marker are drawn."""
     import dataclasses
-    import shutil as sh
 
     from services.evaluator.events import clear_events
-    from shared.formats.mot_txt import read_mot, write_mot
+    from shared.formats.mot_txt import read_mot
     from shared.run_store import RunStore
     from shared.video import probe_video
 
@@ -304,16 +323,8 @@ def test_the_review_page_jumps_to_an_id_switch_and_draws_its_boxes(stack, tmp_pa
     gt = read_mot(scene.gt_txt)
     tracks = dataclasses.replace(gt, id=np.where((gt.id == 2) & (gt.frame >= 20), 99, gt.id))
     (switch,) = [e for e in clear_events(gt, tracks) if e["kind"] == "idsw"]
-    store = RunStore(stack.root)
     info = probe_video(scene.video)
-    run = store.create({"upload": "clip.mp4", "video": dataclasses.asdict(info)}, name="switch at 20").run
-    folder = store.run_dir(run)
-    sh.copyfile(scene.video, folder / "input.mp4")
-    store.update(run, lambda r: r.inputs.update(frames=str(folder / "input.mp4")))
-    sh.copyfile(scene.gt_txt, folder / "gt.txt")
-    write_mot(folder / "tracks.txt", tracks)
-    store.start_stage(run, "track", {"tracker": "bytetrack"})
-    store.succeed_stage(run, "track", ["tracks.txt"])
+    run = _tracked_run(RunStore(stack.root), scene, tracks, "switch at 20")
     stack.start_gateway()
     window = httpx.get(f"{stack.url}/runs/{run}/boxes", params={"from": 19, "to": 21}).json()
     assert sorted(window["frames"]) == ["19", "20", "21"]
@@ -351,9 +362,8 @@ def test_two_runs_of_one_video_are_reviewed_side_by_side_in_step(stack, tmp_path
     visit the events of both (A's switch at 20, B's at 30), the family is offered; a run of another video is
     refused with the reason, and the page still shows the first run."""
     import dataclasses
-    import shutil as sh
 
-    from shared.formats.mot_txt import read_mot, write_mot
+    from shared.formats.mot_txt import read_mot
     from shared.run_store import RunStore
     from shared.video import probe_video
 
@@ -361,21 +371,12 @@ def test_two_runs_of_one_video_are_reviewed_side_by_side_in_step(stack, tmp_path
     gt = read_mot(scene.gt_txt)
     store = RunStore(stack.root)
     info = probe_video(scene.video)
-
-    def tracked(tracks, name, parent=None):
-        run = store.create({"upload": "clip.mp4", "video": dataclasses.asdict(info)}, name=name, parent=parent).run
-        folder = store.run_dir(run)
-        sh.copyfile(scene.video, folder / "input.mp4")
-        store.update(run, lambda r: r.inputs.update(frames=str(folder / "input.mp4")))
-        sh.copyfile(scene.gt_txt, folder / "gt.txt")
-        write_mot(folder / "tracks.txt", tracks)
-        store.start_stage(run, "track", {"tracker": "bytetrack"})
-        store.succeed_stage(run, "track", ["tracks.txt"])
-        return run
-
-    first = tracked(dataclasses.replace(gt, id=np.where((gt.id == 2) & (gt.frame >= 20), 99, gt.id)), "switch at 20")
-    second = tracked(dataclasses.replace(gt, id=np.where((gt.id == 3) & (gt.frame >= 30), 77, gt.id)), "switch at 30",
-                     parent=first)  # fmt: skip
+    switched = {
+        20: np.where((gt.id == 2) & (gt.frame >= 20), 99, gt.id),
+        30: np.where((gt.id == 3) & (gt.frame >= 30), 77, gt.id),
+    }
+    first = _tracked_run(store, scene, dataclasses.replace(gt, id=switched[20]), "switch at 20")
+    second = _tracked_run(store, scene, dataclasses.replace(gt, id=switched[30]), "switch at 30", parent=first)
     other = store.create({"upload": "other.mp4", "video": {**dataclasses.asdict(info), "frames": 99}}, name="other")
     stack.start_gateway()
     driver = _driver()

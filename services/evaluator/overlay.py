@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from shared.contrast import black_text_on
-from shared.formats.mot_txt import MotTable
+from shared.formats.mot_txt import MotTable, rows_by_frame
 from shared.frames import open_frames, prefetch
 from shared.video import VideoWriter
 
@@ -44,14 +44,6 @@ def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
     """Black or white text, whichever contrasts more with the BGR `background` (WCAG contrast ratio)."""
     b, g, r = background
     return (0, 0, 0) if black_text_on((r / 255, g / 255, b / 255)) else (255, 255, 255)
-
-
-def _rows_by_frame(table: MotTable | None) -> dict[int, np.ndarray]:
-    if table is None or len(table) == 0:
-        return {}
-    order = np.argsort(table.frame, kind="stable")
-    frames, starts = np.unique(table.frame[order], return_index=True)
-    return {int(f): rows for f, rows in zip(frames, np.split(order, starts[1:]), strict=True)}
 
 
 def label(image, text: str, at: tuple[int, int], colour, scale: float = 0.45) -> None:
@@ -101,7 +93,7 @@ def render_overlay(
 ) -> int:
     """Draw the given layers on every frame of `frames` into `out`; returns the frame count."""
     source = open_frames(frames)
-    layers = {name: _rows_by_frame(t) for name, t in (("gt", gt), ("det", detections), ("trk", tracks))}
+    layers = {name: rows_by_frame(t) for name, t in (("gt", gt), ("det", detections), ("trk", tracks))}
     present = [name for name, table in (("gt", gt), ("det", detections), ("trk", tracks)) if table is not None]
     trails: dict[int, deque] = {}
     written = 0

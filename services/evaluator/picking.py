@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.formats.mot_txt import MotTable
+from shared.formats.mot_txt import MotTable, rows_by_frame
 
 STRATEGIES = ("uncertain", "disagree", "errors", "uniform")
 NEAR = 0.1  # a detection this close to the threshold is uncertain; a track below threshold + NEAR is low
@@ -32,14 +32,6 @@ class Pick:
     frame: int
     reason: str
     weight: float  # how strongly the strategy asks for the frame (uniform: 0)
-
-
-def _by_frame(table: MotTable | None) -> dict[int, np.ndarray]:
-    if table is None or len(table) == 0:
-        return {}
-    order = np.argsort(table.frame, kind="stable")
-    frames, starts = np.unique(table.frame[order], return_index=True)
-    return {int(f): rows for f, rows in zip(frames, np.split(order, starts[1:]), strict=True)}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,7 +83,7 @@ def disagree_signals(detections: MotTable | None, tracks: MotTable | None, thres
         "unsupported": ("track no detection supports", "tracks no detection supports"),
         "class": ("track whose detection has another class", "tracks whose detection has another class"),
     }
-    dets, trks = _by_frame(detections), _by_frame(tracks)
+    dets, trks = rows_by_frame(detections), rows_by_frame(tracks)
     out = {}
     for frame in sorted(set(dets) | set(trks)):
         d = dets.get(frame, np.zeros(0, dtype=np.int64))

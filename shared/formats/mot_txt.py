@@ -67,6 +67,15 @@ class MotTable:
         )
 
 
+def rows_by_frame(table: MotTable | None) -> dict[int, np.ndarray]:
+    """{frame: the indices of its rows} (empty for no table)."""
+    if table is None or len(table) == 0:
+        return {}
+    order = np.argsort(table.frame, kind="stable")
+    frames, starts = np.unique(table.frame[order], return_index=True)
+    return {int(f): rows for f, rows in zip(frames, np.split(order, starts[1:]), strict=True)}
+
+
 def _bad_line(lines: list[str], source: str) -> InputError:
     """Walk the lines to find the first one the fast path could not take."""
     for number, line in enumerate(lines, start=1):
