@@ -7,6 +7,7 @@ Studio's failures are one line on stderr and exit 2; nothing in the run changes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 def cmd_label(args) -> int:
     from services.evaluator.label_studio import LabelStudio, LabelStudioError
     from services.evaluator.store import run_picks
+    from shared.cli import progress_bar
     from shared.run_store import RunStore
     from shared.settings import get_settings
 
@@ -33,7 +35,15 @@ def cmd_label(args) -> int:
                 if args.action == "pull":
                     return _said_pull(label_loop.pull(store, args.run, studio, args.project), args.run)
                 picks = run_picks(store, args.run, args.pick, args.frames, args.min_gap)
-                done = label_loop.push(store, args.run, studio, picks, args.project)
+                with contextlib.ExitStack() as bar:
+                    shown = []  # the bar appears with the first decoded frame: a refusal before it is one line
+
+                    def update(done: int, total: int) -> None:
+                        if not shown:
+                            shown.append(bar.enter_context(progress_bar("frames")))
+                        shown[0](done, total)
+
+                    done = label_loop.push(store, args.run, studio, picks, args.project, update)
             finally:
                 studio.close()
         except LabelStudioError as exc:

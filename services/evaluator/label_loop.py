@@ -9,6 +9,7 @@ the run's annotated frames, which `annotated_only` then scores. Pulling again ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -28,10 +29,16 @@ from .store import annotated_frames, install_ground_truth, run_frame_count
 UPLOAD_BATCH = 20  # frame images per upload request
 
 
-def frame_images(video: str | Path, frames: list[int], name: str) -> dict[int, tuple[str, bytes]]:
-    """JPEG bytes of `frames` of `video` as `<name>_<frame:06d>.jpg` (decoded in one pass up to the last)."""
+def frame_images(
+    video: str | Path, frames: list[int], name: str, progress: Callable[[int, int], None] | None = None
+) -> dict[int, tuple[str, bytes]]:
+    """JPEG bytes of `frames` of `video` as `<name>_<frame:06d>.jpg` (decoded in one pass up to the last;
+    `progress(frames decoded, frames to decode)`: on a long match that is most of a push's time)."""
     wanted, out, number = set(frames), {}, 0
+    last = max(wanted, default=0)
     for number, image in open_frames(video):
+        if progress:
+            progress(number, last)
         if number in wanted:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if not ok:
@@ -62,7 +69,14 @@ def prediction(tracks: MotTable | None, frame: int, size: tuple[int, int]) -> li
     return out
 
 
-def push(store: RunStore, run_id: str, studio: LabelStudio, picks: list[Pick], project: str | None) -> dict:
+def push(
+    store: RunStore,
+    run_id: str,
+    studio: LabelStudio,
+    picks: list[Pick],
+    project: str | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Tasks for the picked frames the project does not hold yet; returns what the project holds now."""
     record = store.get(run_id)
     video = record.inputs.get("frames")
@@ -79,7 +93,7 @@ def push(store: RunStore, run_id: str, studio: LabelStudio, picks: list[Pick], p
     folder = store.run_dir(run_id)
     tracks = read_mot(folder / "tracks.txt") if "tracks.txt" in record.artifacts else None
     sequence = str(record.inputs.get("sequence") or Path(str(record.inputs.get("upload") or run_id)).stem)
-    images = frame_images(video, [p.frame for p in new], sequence) if new else {}
+    images = frame_images(video, [p.frame for p in new], sequence, progress) if new else {}
     model = f"{record.name or run_id} ({run_id})"
     for start in range(0, len(new), UPLOAD_BATCH):
         batch = new[start : start + UPLOAD_BATCH]

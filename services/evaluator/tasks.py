@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.atomic import atomic_write_text
 from shared.celery_app import app
 from shared.errors import InputError
-from shared.run_store import RunStore
+from shared.run_store import ProgressReporter, RunStore
 from shared.schemas import StageState
 from shared.settings import get_settings
 from shared.tasks import run_stage
@@ -63,7 +63,8 @@ def label(self, run_id: str, action: str, params: dict) -> dict:
                     outcome = pull(store, run_id, studio, params["project"])
                 else:
                     picks = run_picks(store, run_id, params["pick"], params["frames"], params["min_gap"])
-                    outcome = push(store, run_id, studio, picks, params.get("project"))
+                    decoded = ProgressReporter(store, run_id, "label", None)  # frames decoded for the images
+                    outcome = push(store, run_id, studio, picks, params.get("project"), decoded)
                     outcome["picks"] = [{"frame": p.frame, "reason": p.reason} for p in picks]
             finally:
                 studio.close()

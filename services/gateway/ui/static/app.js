@@ -203,7 +203,11 @@ const motpipe = (() => {
       if (!s) return false;
       const action = s.params.action === "pull" ? "pull" : "push";
       if (s.state === "failed") { say(labelForm, `${action} failed: ${s.error || ""}`, true); return false; }
-      if (s.state !== "succeeded") { say(labelForm, `${action} ${s.state}…`); return true; }
+      if (s.state !== "succeeded") {
+        const p = s.progress || {};
+        say(labelForm, `${action} ${s.state}…${p.total ? ` (frame ${p.done} of ${p.total} decoded)` : ""}`);
+        return true;
+      }
       const o = s.params.outcome || {};
       if (action === "push") {
         const fewer = (o.picks || []).length < s.params.frames
