@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 
 class _LazyConsole:
@@ -38,25 +39,40 @@ def parse_value(text: str):
 
 
 @contextlib.contextmanager
-def progress_bar(label: str) -> Iterator:
-    """A callback `(done, total)` that drives a rich progress bar."""
+def progress_bar(label: str, from_first_update: bool = False) -> Iterator:
+    """A callback `(done, total)` that drives a rich progress bar; `from_first_update`: the bar appears only
+    once there is progress (a command that fails before has its error line alone)."""
     # imported here: commands without a bar (eval) start ~10 ms sooner
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console.real(),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=None)
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console.real(), transient=False)  # fmt: skip
+    task = bar.add_task(label, total=None)
 
-        def update(done: int, total: int | None = None) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int | None = None) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
 
+    if not from_first_update:
+        bar.start()
+    try:
         yield update
+    finally:
+        bar.stop()
+
+
+def existing_data_root(given: str | None, command: str) -> Path:
+    """`--data-root` (or MOTPIPE_DATA_ROOT) when that folder exists; a typo or the wrong working directory is
+    said rather than an empty data root started there."""
+    from shared.settings import get_settings
+
+    root = Path(given) if given else get_settings().data_root
+    if not root.is_dir():
+        raise SystemExit(
+            f"motpipe {command}: no data root at {root.resolve()} (give --data-root or set MOTPIPE_DATA_ROOT)"
+        )
+    return root
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

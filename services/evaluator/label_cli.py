@@ -7,24 +7,19 @@ Studio's failures are one line on stderr and exit 2; nothing in the run changes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from pathlib import Path
 
 
 def cmd_label(args) -> int:
     from services.evaluator.label_studio import LabelStudio, LabelStudioError
     from services.evaluator.store import run_picks
-    from shared.cli import progress_bar
+    from shared.cli import existing_data_root, progress_bar
     from shared.run_store import RunStore
     from shared.settings import get_settings
 
     settings = get_settings()
-    root = Path(args.data_root) if args.data_root else settings.data_root
-    if not root.is_dir():
-        raise SystemExit(f"motpipe label: no data root at {root.resolve()} (give --data-root or set MOTPIPE_DATA_ROOT)")
-    store = RunStore(root, settings.database_url)
+    store = RunStore(existing_data_root(args.data_root, "label"), settings.database_url)
     if args.action in ("push", "pull"):
         from services.evaluator import label_loop
 
@@ -35,14 +30,7 @@ def cmd_label(args) -> int:
                 if args.action == "pull":
                     return _said_pull(label_loop.pull(store, args.run, studio, args.project), args.run)
                 picks = run_picks(store, args.run, args.pick, args.frames, args.min_gap)
-                with contextlib.ExitStack() as bar:
-                    shown = []  # the bar appears with the first decoded frame: a refusal before it is one line
-
-                    def update(done: int, total: int) -> None:
-                        if not shown:
-                            shown.append(bar.enter_context(progress_bar("frames")))
-                        shown[0](done, total)
-
+                with progress_bar("frames", from_first_update=True) as update:
                     done = label_loop.push(store, args.run, studio, picks, args.project, update)
             finally:
                 studio.close()

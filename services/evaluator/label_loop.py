@@ -9,6 +9,7 @@ the run's annotated frames, which `annotated_only` then scores. Pulling again ch
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,13 +17,14 @@ import cv2
 import numpy as np
 
 from shared.errors import ConflictError
-from shared.formats.labelstudio import parse_labelstudio
+from shared.formats.conversions import labelstudio_results
+from shared.formats.labelstudio import DEFAULT_CLASSES, parse_labelstudio
 from shared.formats.mot_txt import MotTable, format_mot, read_mot, write_mot
 from shared.frames import open_frames
 from shared.run_store import RunStore
 
 from .ground_truth import read_ground_truth
-from .label_studio import LABELS, LabelStudio
+from .label_studio import LabelStudio
 from .picking import Pick
 from .store import annotated_frames, install_ground_truth, run_frame_count
 
@@ -52,23 +54,6 @@ def frame_images(
     return out
 
 
-def prediction(tracks: MotTable | None, frame: int, size: tuple[int, int]) -> list[dict]:
-    """The run's tracks on `frame` as Label Studio rectangles (percent of the image), region id `track_<id>`."""
-    if tracks is None:
-        return []
-    width, height = size
-    out = []
-    for i in np.flatnonzero(tracks.frame == frame):
-        x, y, w, h = (float(v) for v in tracks.boxes[i])
-        label = LABELS[1] if int(tracks.cls[i]) == 2 else LABELS[0]  # class -1 (unknown) is a player
-        value = {"x": 100 * x / width, "y": 100 * y / height, "width": 100 * w / width, "height": 100 * h / height,
-                 "rotation": 0, "rectanglelabels": [label]}  # fmt: skip
-        out.append({"id": f"track_{int(tracks.id[i])}", "type": "rectanglelabels", "from_name": "label",
-                    "to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0,
-                    "value": value, "score": float(tracks.conf[i]) if tracks.conf[i] >= 0 else None})  # fmt: skip
-    return out
-
-
 def push(
     store: RunStore,
     run_id: str,
@@ -94,6 +79,8 @@ def push(
     tracks = read_mot(folder / "tracks.txt") if "tracks.txt" in record.artifacts else None
     sequence = str(record.inputs.get("sequence") or Path(str(record.inputs.get("upload") or run_id)).stem)
     images = frame_images(video, [p.frame for p in new], sequence, progress) if new else {}
+    on_picked = tracks.select(np.isin(tracks.frame, [p.frame for p in new])) if tracks is not None else MotTable.empty()
+    regions = labelstudio_results(on_picked, size)  # the run's tracks, region ids track_<id>
     model = f"{record.name or run_id} ({run_id})"
     for start in range(0, len(new), UPLOAD_BATCH):
         batch = new[start : start + UPLOAD_BATCH]
@@ -101,7 +88,7 @@ def push(
         studio.import_tasks(found["id"], [
             {"data": {"image": urls[images[p.frame][0]], "frame": p.frame, "run": run_id, "sequence": sequence,
                       "reason": p.reason},
-             "predictions": [{"model_version": model, "result": prediction(tracks, p.frame, size)}]}
+             "predictions": [{"model_version": model, "result": regions.get(p.frame, [])}]}
             for p in batch
         ])  # fmt: skip
     frames = sorted(held | {p.frame for p in new})
@@ -132,25 +119,18 @@ def pull(store: RunStore, run_id: str, studio: LabelStudio, project: str | int) 
     pulled = parse_labelstudio(done, f"Label Studio project {found['id']}", frame_size=size, num_frames=frames_count,
                                taken={int(i) for i in np.unique(kept.id)}).table  # fmt: skip
     before = set(annotated_frames(store, run_id) or np.unique(old.frame).tolist())
-    merged = MotTable.from_matrix(np.concatenate([_matrix(kept), _matrix(pulled)]))
+    merged = MotTable.concat(kept, pulled)
     if _same(old, merged) and set(frames) <= before:
         return summary  # pulled before: nothing new
     folder = store.run_dir(run_id)
     write_mot(folder / "gt.txt", merged)
     install_ground_truth(store, run_id, "gt.txt", "mot", f"Label Studio project {found['id']}",
                          sorted(before | set(frames)))  # fmt: skip
-    names = {1: "player", 2: "ball"}
-    boxes: dict[str, int] = {}
-    for cls in pulled.cls.tolist():
-        boxes[names.get(int(cls), str(cls))] = boxes.get(names.get(int(cls), str(cls)), 0) + 1
+    names = {cls: name for name, cls in DEFAULT_CLASSES.items()}
+    boxes = Counter(names.get(cls, str(cls)) for cls in pulled.cls.tolist())
     summary |= {"frames_added": len(set(frames) - before), "frames_replaced": len(set(frames) & before),
-                "boxes": boxes, "changed": True}  # fmt: skip
+                "boxes": dict(boxes), "changed": True}  # fmt: skip
     return summary
-
-
-def _matrix(table: MotTable) -> np.ndarray:
-    return np.column_stack([table.frame, table.id, table.boxes, table.conf, table.cls, table.vis,
-                            np.full(len(table), -1.0)]).reshape(-1, 10)  # fmt: skip
 
 
 def _same(a: MotTable, b: MotTable) -> bool:

@@ -10,15 +10,7 @@ from shared.formats.conversions import det_db_to_mot
 from shared.formats.det_db import read_det_db, read_det_db_classes, resolve_sequence
 from shared.formats.mot_txt import read_mot
 from shared.run_store import RunStore
-from shared.schemas import (
-    BYTETRACK_DEFAULTS,
-    MOTRV2_SCORE_THRESHOLD,
-    DoctorReport,
-    MetricsReport,
-    StageRecord,
-    StageState,
-    utcnow,
-)
+from shared.schemas import DoctorReport, MetricsReport, StageRecord, StageState, score_threshold_of, utcnow
 
 from .doctor import run_doctor
 from .evaluate import evaluate
@@ -127,9 +119,7 @@ def run_picks(store: RunStore, run_id: str, strategy: str, n: int, min_gap: int 
         annotated = {int(f) for f in set(read_ground_truth(gt_path, num_frames=num_frames)[1].frame.tolist())}
     events = run_events(store, run_id, 0.5, None, True)["events"] if strategy == "errors" else None
     track = record.stages.get("track")
-    threshold = (track.params.get("score_threshold") if track else None) or (
-        MOTRV2_SCORE_THRESHOLD if track and track.params.get("tracker") == "motrv2"
-        else BYTETRACK_DEFAULTS["score_threshold"])  # fmt: skip
+    threshold = score_threshold_of(track.params if track else None)
     return pick_frames(strategy, n, num_frames, annotated, threshold, detections, tracks, events, min_gap)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from shared.errors import ConflictError
 from shared.run_index import RUN_SORTS
@@ -20,14 +19,11 @@ def _limit(text: str) -> int:
 
 
 def _store(args):
+    from shared.cli import existing_data_root
     from shared.run_store import RunStore
     from shared.settings import get_settings
 
-    settings = get_settings()
-    root = Path(args.data_root) if args.data_root else settings.data_root
-    if not root.is_dir():  # a typo or the wrong working directory: say so rather than start an empty root there
-        raise SystemExit(f"motpipe runs: no data root at {root.resolve()} (give --data-root or set MOTPIPE_DATA_ROOT)")
-    return RunStore(root, settings.database_url)
+    return RunStore(existing_data_root(args.data_root, "runs"), get_settings().database_url)
 
 
 def _patch(store, run_id: str, **fields) -> None:

@@ -16,7 +16,7 @@ from shared.atomic import atomic_open, atomic_write_text
 from shared.errors import InputError
 from shared.formats.det_db import det_db_key, parse_key
 from shared.formats.labelstudio import DEFAULT_CLASSES, LabelStudioGT
-from shared.formats.mot_txt import MotTable, write_mot
+from shared.formats.mot_txt import MotTable, rows_by_frame, write_mot
 from shared.formats.text_io import read_json
 
 
@@ -48,6 +48,29 @@ def labelstudio_to_mot(
     return folder / "gt" / "gt.txt"
 
 
+def labelstudio_results(
+    table: MotTable, frame_size: tuple[int, int], classes: dict[str, int] | None = None, scores: bool = True
+) -> dict[int, list[dict]]:
+    """Each frame's rows as Label Studio rectangles (percent of `frame_size`, region ids `track_<id>`, the
+    row's score with `scores`), by frame."""
+    names = {cls: name for name, cls in (classes or DEFAULT_CLASSES).items()}
+    width, height = frame_size
+    out = {}
+    for frame, rows in rows_by_frame(table).items():
+        out[frame] = []
+        for i in rows:
+            x, y, w, h = table.boxes[i]
+            label = names.get(int(table.cls[i]), names.get(1, "player"))
+            out[frame].append({
+                "id": f"track_{int(table.id[i])}", "type": "rectanglelabels", "from_name": "label",
+                "to_name": "image", "original_width": width, "original_height": height,
+                "value": {"x": 100 * x / width, "y": 100 * y / height, "width": 100 * w / width,
+                          "height": 100 * h / height, "rotation": 0, "rectanglelabels": [label]},
+                **({"score": float(table.conf[i])} if scores else {}),
+            })  # fmt: skip
+    return out
+
+
 def mot_to_labelstudio(
     table: MotTable,
     path: str | os.PathLike,
@@ -62,24 +85,11 @@ def mot_to_labelstudio(
     As pre-annotations (`predictions`) tracker output can be corrected in Label Studio and
     exported back as ground truth; `as_predictions=False` writes `annotations` instead.
     """
-    names = {cls: name for name, cls in (classes or DEFAULT_CLASSES).items()}
-    width, height = frame_size
     tasks = []
-    for frame in np.unique(table.frame):
-        results = []
-        for i in np.flatnonzero(table.frame == frame):
-            x, y, w, h = table.boxes[i]
-            label = names.get(int(table.cls[i]), names.get(1, "player"))
-            results.append({
-                "id": f"track_{int(table.id[i])}", "type": "rectanglelabels", "from_name": "label",
-                "to_name": "image", "original_width": width, "original_height": height,
-                "value": {"x": 100 * x / width, "y": 100 * y / height, "width": 100 * w / width,
-                          "height": 100 * h / height, "rotation": 0, "rectanglelabels": [label]},
-                **({"score": float(table.conf[i])} if as_predictions else {}),
-            })  # fmt: skip
+    for frame, results in labelstudio_results(table, frame_size, classes, as_predictions).items():
         key = "predictions" if as_predictions else "annotations"
         entry = {"result": results, **({"model_version": model_version} if as_predictions else {})}
-        tasks.append({"data": {"image": image_pattern.format(frame=int(frame))}, key: [entry]})
+        tasks.append({"data": {"image": image_pattern.format(frame=frame)}, key: [entry]})
     with atomic_open(path, "w", encoding="utf-8") as handle:
         json.dump(tasks, handle)
 

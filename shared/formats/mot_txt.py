@@ -61,6 +61,12 @@ class MotTable:
             vis=m[:, 8].copy(),
         )
 
+    @classmethod
+    def concat(cls, *tables: MotTable) -> MotTable:
+        """The rows of every table, in order."""
+        return cls(*(np.concatenate([getattr(t, f) for t in tables]) for f in ("frame", "id", "boxes", "conf",
+                                                                               "cls", "vis")))  # fmt: skip
+
     def select(self, mask: np.ndarray) -> MotTable:
         return MotTable(
             self.frame[mask], self.id[mask], self.boxes[mask], self.conf[mask], self.cls[mask], self.vis[mask]

@@ -37,6 +37,7 @@ from .track import (  # noqa: F401
     TrackOptions,
     TrackRequest,
     TrackRow,
+    score_threshold_of,
     tracker_knobs,
 )
 from .train import TRAIN_STRATEGIES, DFineTrainOptions, DFineTrainRequest, EpochRecord, TrainOptions, TrainRequest  # noqa: F401

@@ -14,6 +14,13 @@ MOTRV2_DEFAULTS = {"update_score_threshold": 0.5, "miss_tolerance": 20, "area_th
 MOTRV2_SCORE_THRESHOLD = 0.5  # the official inference script's `--score_threshold`
 
 
+def score_threshold_of(track_params: dict | None) -> float:
+    """The score threshold a track stage ran with (its parameters): the one given, else its tracker's default."""
+    params = track_params or {}
+    default = MOTRV2_SCORE_THRESHOLD if params.get("tracker") == "motrv2" else BYTETRACK_DEFAULTS["score_threshold"]
+    return params.get("score_threshold") or default
+
+
 class ByteTrackKnobs(Schema):
     """`bytetrack`'s own knobs (the `options` of /track), checked at the request."""
 

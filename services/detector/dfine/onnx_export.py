@@ -79,7 +79,7 @@ def read_onnx_meta(path: str | os.PathLike) -> dict:
     try:
         import onnx
     except ImportError:
-        raise InputError("reading an ONNX file needs the onnx package (pip install 'motpipe[models]')",
+        raise InputError("reading an ONNX file needs the onnx package (pip install onnx)",
                          source=str(path)) from None  # fmt: skip
     try:
         graph = onnx.load(str(path), load_external_data=False)

@@ -30,7 +30,15 @@ from shared.api.runs import lost_after
 from shared.errors import InputError, NotFoundError
 from shared.run_index import PageQuery
 from shared.run_store import RunStore, check_run_id, shown
-from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, RUN_ID_RE, TRACKER_KNOBS, tracker_knobs, utcnow
+from shared.schemas import (
+    BYTETRACK_DEFAULTS,
+    MOTRV2_SCORE_THRESHOLD,
+    RUN_ID_RE,
+    TRACKER_KNOBS,
+    score_threshold_of,
+    tracker_knobs,
+    utcnow,
+)
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
@@ -150,8 +158,7 @@ def _review_pane(record) -> dict:
     info = detect.params.get("det_db", {}) if detect else {}
     track = record.stages.get("track")
     tracker = track.params.get("tracker") if track else None
-    threshold = (track.params.get("score_threshold") if track else None) or (
-        MOTRV2_SCORE_THRESHOLD if tracker == "motrv2" else BYTETRACK_DEFAULTS["score_threshold"])  # fmt: skip
+    threshold = score_threshold_of(track.params if track else None)
     return {"run": record.run, "name": record.name or record.run, "tracker": tracker, "threshold": threshold,
             "frames": video.get("frames") or info.get("frames") or 1, "fps": video.get("fps") or 25,
             "width": video.get("width") or 1280, "height": video.get("height") or 720}  # fmt: skip
