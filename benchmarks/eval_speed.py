@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -175,16 +176,17 @@ def whole_process(sizes: list[str], repeat: int) -> None:
 
 def events_cost(sizes: list[str], repeat: int) -> None:
     """`motpipe eval --json` with and without `--events` (every FN/FP/IDSW/Frag written), as whole processes."""
-    table = Table(title=f"the cost of --events (whole processes, best of {repeat})")
+    table = Table(title=f"the cost of --events (whole processes, alternated, medians of {repeat})")
     for column in ("frames x objects", "eval s", "eval --events s", "ratio", "events", "counts = CLEAR"):
         table.add_column(column, justify="right")
     motpipe = [str(Path(sys.executable).parent / "motpipe"), "eval"]
     for size in sizes:
         with bench_files(size) as (tmp, gt, pred, config, gt_path, pred_path):
             base = [*motpipe, "--gt", str(gt_path), "--pred", str(pred_path), "--json", str(Path(tmp) / "m.json")]
-            plain_s, _ = timed_process(base, repeat)
             events_path = Path(tmp) / "events.json"
-            with_s, _ = timed_process([*base, "--events", str(events_path)], repeat)
+            times = [(timed_process(base, 1)[0], timed_process([*base, "--events", str(events_path)], 1)[0])
+                     for _ in range(repeat)]  # alternated: both see the same moments of a noisy machine  # fmt: skip
+            plain_s, with_s = (statistics.median(column) for column in zip(*times, strict=True))
             counts = json.loads(events_path.read_text())["counts"]
             clear = json.loads((Path(tmp) / "m.json").read_text())["trackeval"]
             names = {"fn": "CLR_FN", "fp": "CLR_FP", "idsw": "IDSW", "frag": "Frag"}

@@ -64,6 +64,28 @@ def test_per_class_and_annotated_only_equal_the_reports_blocks():
         assert counts == expected(annotated.per_class[name]["trackeval"])
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_the_kernels_matching_gives_the_same_events_as_the_numpy_matching(seed):
+    """`motpipe eval --events` reads the events off the compiled kernel's matching (`with_events`), the API
+    runs the numpy matching: event for event the same, on all classes, per class and annotated-only."""
+    from services.evaluator.evaluate import evaluate_fields
+    from services.evaluator.metrics import compiled
+
+    if not compiled.available():
+        pytest.skip("the compiled kernels are not built (no C compiler at install)")
+    rng = np.random.default_rng(seed)
+    gt, pred = random_pair(rng) if seed < 14 else crowded_pair(rng)
+    if seed % 2:  # two classes, so the per-class and class-agnostic branches are taken too
+        gt = MotTable(gt.frame, gt.id, gt.boxes, gt.conf, 1 + gt.id % 2, gt.vis)
+        pred = MotTable(pred.frame, pred.id, pred.boxes, pred.conf, 1 + pred.id % 2, pred.vis)
+    sparse = gt.select(gt.frame % 4 != 1)
+    for table, classes, annotated in ((gt, None, False), (gt, [2], False), (sparse, None, True), (sparse, [1], True)):
+        fields = evaluate_fields(table, pred, 0.5, classes, annotated, with_events=True)
+        cls = classes[0] if classes else None
+        assert fields["events"] == events_report(table, pred, cls=cls, annotated_only=annotated), (classes, annotated)
+        assert fields["events"]["counts"] == expected(fields["trackeval"])
+
+
 def test_an_id_switch_is_where_it_happens():
     gt, pred = two_class_case()  # GT object 2 is tracked as 2, then as 9 from frame 31
     switches = [e for e in clear_events(gt, pred) if e["kind"] == "idsw"]

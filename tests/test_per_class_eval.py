@@ -126,3 +126,13 @@ def test_class_agnostic_predictions_get_a_note_and_single_class_pays_nothing():
     players = gt.select(gt.cls == 1)
     single = evaluate(players, pred.select(pred.cls == 1))
     assert single.per_class is None and single.notes == []
+
+
+def test_one_class_annotated_only_scores_the_frames_annotated_for_any_class():
+    """`--classes 2 --annotated-only` equals the ball's block of the all-class evaluation: a frame annotated
+    without a ball says there was none, so a ball predicted there is a false positive in both."""
+    gt, pred = two_class_case(frames=60, seed=2)
+    sparse = gt.select((gt.frame % 3 == 0) & ((gt.cls == 1) | (gt.frame % 2 == 0)))  # the ball on half of them
+    ball_alone = evaluate(sparse, pred, classes=[2], annotated_only=True)
+    assert ball_alone.trackeval == evaluate(sparse, pred, annotated_only=True).per_class["ball"]["trackeval"]
+    assert ball_alone.frames.endswith(": 20 frames")

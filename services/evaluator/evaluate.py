@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from shared.schemas import MetricsReport
 
 from .framewise import framewise_metrics
-from .metrics import trackeval_metrics
+from .metrics.report import trackeval_metrics_and_pairs
 
 CLASS_NAMES = {1: "player", 2: "ball"}
 
@@ -105,21 +105,40 @@ def _group_block(gt: MotTable, pred: MotTable, iou: float, encode_rows: bool) ->
     return group | {"per_frame": rows}
 
 
-def _blocks(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None, encode_rows: bool = False) -> dict:
+def _blocks(
+    gt: MotTable,
+    pred: MotTable,
+    iou: float,
+    frames: np.ndarray | None,
+    encode_rows: bool = False,
+    with_events: bool = False,
+) -> dict:
     """The metric blocks (the summary numbers as floats). With `frames`, TrackEval sees only those frames
     (renumbered, as TrackEval run on a sequence of just those frames); the group's block keeps the real frame
-    numbers."""
+    numbers. `with_events` adds `events`: the error events of this CLEAR matching (`events.events_report`'s
+    shape)."""
     group = in_background(_group_block, gt, pred, iou, encode_rows)
     if frames is not None:
         gt, pred = _on_frames(gt, frames, True), _on_frames(pred, frames, True)
-    trackeval = trackeval_metrics(gt, pred, iou)
+    trackeval, pairs = trackeval_metrics_and_pairs(gt, pred, iou)
+    events = _events(gt, pred, iou, frames, pairs) if with_events else None
     group = group()
-    return {
+    blocks = {
         "trackeval": {name: _floats(value) for name, value in trackeval.items()},
         "framewise": {name: float(value) for name, value in group["framewise"].items()},
         "losses": {name: float(value) for name, value in group["losses"].items()},
         "per_frame": group["per_frame"],  # numbers as they are (the contract model turns them into floats)
     }
+    if with_events:
+        blocks["events"] = events
+    return blocks
+
+
+def _events(gt: MotTable, pred: MotTable, iou: float, frames: np.ndarray | None, pairs) -> dict:
+    from .events import clear_events, events_from_pairs, events_report_of
+
+    events = events_from_pairs(gt, pred, pairs) if pairs is not None else clear_events(gt, pred, iou)
+    return events_report_of(events, frames)
 
 
 def evaluate(
@@ -144,21 +163,24 @@ def evaluate_fields(
     annotated_only: bool = False,
     annotated_frames: list[int] | None = None,
     encode_rows: bool = False,
+    with_events: bool = False,
 ) -> dict[str, Any]:
     """The metrics report's fields (`MetricsReport(**fields)` is the report). `annotated_only` scores only frames that
     carry ground truth (`annotated_frames` names them explicitly), for ground truth annotated on a subset of
     frames; the default is TrackEval's (every frame counts). Ground truth with two or more classes adds
     `per_class` (a prediction's class is its 8th column); class-agnostic predictions (-1) get a note instead.
-    `encode_rows`: the top-level per-frame rows' JSON is made beside TrackEval's kernel, for `report_json`."""
+    `encode_rows`: the top-level per-frame rows' JSON is made beside TrackEval's kernel, for `report_json`.
+    `with_events`: also `events`, the error events of the top-level CLEAR matching (not part of the report:
+    the caller takes it out)."""
     if not 0.0 < iou <= 1.0:
         raise InputError(f"IoU threshold must be in (0, 1], got {iou}", field="iou")
-    gt = select_classes(gt, classes, is_prediction=False)
-    pred = select_classes(pred, classes, is_prediction=True)
     frames, scope = None, "all"
     if annotated_frames:
         frames, scope = np.asarray(sorted(set(annotated_frames)), dtype=np.int64), "annotated (listed)"
-    elif annotated_only:
+    elif annotated_only:  # of any class: a frame annotated without a ball says there was none (the per-class rule)
         frames, scope = np.unique(gt.frame), "annotated (frames with ground truth)"
+    gt = select_classes(gt, classes, is_prediction=False)
+    pred = select_classes(pred, classes, is_prediction=True)
     if frames is not None:
         gt, pred = _on_frames(gt, frames, False), _on_frames(pred, frames, False)
         scope += f": {len(frames)} frames"
@@ -172,7 +194,7 @@ def evaluate_fields(
         else:
             per_class = {class_name(c): _blocks(gt.select(gt.cls == c), pred.select(pred.cls == c), iou, frames)
                          for c in gt_classes}  # fmt: skip
-    blocks = _blocks(gt, pred, iou, frames, encode_rows)
+    blocks = _blocks(gt, pred, iou, frames, encode_rows, with_events)
     return {"iou_threshold": float(iou), "classes": classes, **blocks, "per_class": per_class, "frames": scope,
             "notes": notes}  # fmt: skip
 

@@ -302,7 +302,7 @@ typedef struct {
     double threshold;
     /* outputs */
     double *idpot, *tp, *loc, *counts, clear_tp, idsw, motp_sum;
-    int64_t *matched, *frags;
+    int64_t *matched, *frags, *pairs;
     /* work */
     double *align; /* HOTA potential matches, then the global alignment score */
     Sparse sp;
@@ -559,6 +559,7 @@ static int first_pass_frame(Work *w, Py_ssize_t t)
         if (w->prev_step[g] < 0)
             w->frags[g]++;
         w->matched[g]++;
+        w->pairs[g0 + w->cand_row[k]] = p0 + w->cand_col[k];
     }
     for (Py_ssize_t k = 0; k < w->n_last; k++)
         w->prev_step[w->last_set[k]] = -1;
@@ -701,15 +702,17 @@ static int run(Work *w, const int64_t *g_count, const int64_t *p_count)
     return 0;
 }
 
-#define N_BUFFERS 17
+#define N_BUFFERS 18
 
 /*
  * evaluate(T, G, P, threshold, use_groups, gt_offsets, gt_ids, gt_boxes, trk_offsets, trk_ids, trk_boxes,
  *          gt_id_counts, trk_id_counts, alphas,
  *          out id_potential[G*P], hota_tp[A], hota_loc[A], hota_counts[A*G*P],
- *          clear_totals[3], gt_matched[G], gt_frags[G], alignment[G*P]) -> None
+ *          clear_totals[3], gt_matched[G], gt_frags[G], alignment[G*P], clear_pairs[n_gt]) -> None
  * Rows are grouped by frame (offsets of length T + 1), ids relabelled 0..G-1 / 0..P-1, boxes
- * x, y, w, h; integer arrays are int64, the rest float64, outputs zero-filled by the caller.
+ * x, y, w, h; integer arrays are int64, the rest float64, outputs zero-filled by the caller but
+ * clear_pairs, filled with -1: CLEAR's matching, the tracker row (by offset) each GT row was matched to
+ * (what the error events are read from).
  */
 static PyObject *evaluate(PyObject *self, PyObject *args)
 {
@@ -719,14 +722,14 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
     Work w;
     memset(&w, 0, sizeof(w));
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "nnndpy*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*", &w.T, &w.G, &w.P, &w.threshold, &w.use_groups, &b[0],
+    if (!PyArg_ParseTuple(args, "nnndpy*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*w*", &w.T, &w.G, &w.P, &w.threshold, &w.use_groups, &b[0],
                           &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11],
-                          &b[12], &b[13], &b[14], &b[15], &b[16]))
+                          &b[12], &b[13], &b[14], &b[15], &b[16], &b[17]))
         return NULL;
     w.A = b[8].len / (Py_ssize_t)sizeof(double);
     const Py_ssize_t n_gt = b[1].len / 8, n_trk = b[4].len / 8;
     const Py_ssize_t expected[N_BUFFERS] = {w.T + 1, n_gt, 4 * n_gt, w.T + 1, n_trk, 4 * n_trk, w.G, w.P, w.A,
-                                            w.G * w.P, w.A, w.A, w.A * w.G * w.P, 3, w.G, w.G, w.G * w.P};
+                                            w.G * w.P, w.A, w.A, w.A * w.G * w.P, 3, w.G, w.G, w.G * w.P, n_gt};
     for (int k = 0; k < N_BUFFERS; k++)
         if (b[k].len != 8 * expected[k]) {
             PyErr_Format(PyExc_ValueError, "evaluate: argument %d holds %zd bytes, expected %zd", k + 6, b[k].len,
@@ -744,7 +747,7 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
         goto done;
     }
     w.idpot = b[9].buf; w.tp = b[10].buf; w.loc = b[11].buf; w.counts = b[12].buf;
-    w.matched = b[14].buf; w.frags = b[15].buf; w.align = b[16].buf;
+    w.matched = b[14].buf; w.frags = b[15].buf; w.align = b[16].buf; w.pairs = b[17].buf;
     if (work_alloc(&w, b[2].buf, b[5].buf)) {
         PyErr_NoMemory();
         goto done;

@@ -54,6 +54,7 @@ def kernel_outputs(
     out |= {"counts": np.zeros((k, g, p)), "totals": np.zeros(3)}
     out |= {"matched": np.zeros(g, dtype=np.int64), "frag_starts": np.zeros(g, dtype=np.int64)}
     out["alignment"] = np.zeros((g, p))
+    out["clear_pairs"] = np.full(seq.num_gt_dets, -1, dtype=np.int64)
     _kernels.evaluate(
         steps, g, p, float(threshold), not solver_only,
         *_by_frame(gt, gt_layout, steps), *_by_frame(pred, pred_layout, steps),
@@ -73,12 +74,15 @@ def assign(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def kernel_counts(
     seq: Sequence, gt: MotTable, gt_layout: Layout, pred: MotTable, pred_layout: Layout, threshold: float
-) -> tuple[dict, dict, dict]:
-    """(HOTA arrays, CLEAR counts, Identity counts) of a sequence with GT and tracker rows."""
+) -> tuple[dict, dict, dict, np.ndarray]:
+    """(HOTA arrays, CLEAR counts, Identity counts, CLEAR's pairs) of a sequence with GT and tracker rows;
+    the pairs give each GT row (in `gt_layout`'s order) the tracker row it matched (in `pred_layout`'s
+    order) or -1."""
     out = kernel_outputs(seq, gt, gt_layout, pred, pred_layout, threshold)
     clear_tp, idsw, motp_sum = out["totals"]
     return (
         hota_from_matches(seq, out["tp"], out["loc_sums"], out["counts"]),
         clear_from_matches(seq, int(clear_tp), int(idsw), float(motp_sum), out["matched"], out["frag_starts"]),
         identity_from_potential(seq, out["id_potential"], assign),
+        out["clear_pairs"],
     )
