@@ -101,6 +101,7 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     assert state["motpipe"]["classes"] == ["player", "ball"] and "module" in state["ema"]
     page = httpx.get(f"{stack.url}/ui/train/{record['job']}", timeout=10)  # the dashboard's job page
     assert page.status_code == 200 and "mAP50" in page.text and "HOTA" not in page.text
+    assert f'<a href="/train/{record["job"]}/artifacts/plots/loss.png" target="_blank"' in page.text  # full size
     # afterwards: the fine-tune writes the det_db of a run (POST /detect with the job's weights)
     video = httpx.get(f"{stack.url}/runs/{run}").json()["inputs"]["frames"]
     detect = {"path": video, "detector": "dfine", "size": "n",  # shown relative to the data root
