@@ -144,6 +144,10 @@ def main() -> int:
                 else:
                     height_px = driver.execute_script("return document.body.scrollHeight")
                     driver.set_window_size(width, min(max(height, height_px + 100), 6000))
+                    for _ in range(40):  # lazy plots start loading once the taller window shows them
+                        if driver.execute_script("return [...document.images].every(i => i.complete)"):
+                            break
+                        time.sleep(0.25)
                     driver.save_screenshot(str(out / f"{name}-{label}.png"))
                     driver.set_window_size(width, height)
                 for entry in driver.get_log("browser"):

@@ -58,6 +58,10 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     record = wait_job(stack, job)
     assert record["state"] == "succeeded", record
     assert record["finished_epochs"] == 1 and record["progress"] == {"done": 15, "total": 15}
+    # what the API named and queued survives the worker's start (the index lists it by that name)
+    assert record["name"] == "motrv2 from init.pth on 1 run" and record["task"]["name"] == "tracker.train"
+    listed = httpx.get(f"{stack.url}/train", params={"q": "init.pth"}).json()["jobs"]
+    assert [row["name"] for row in listed] == ["motrv2 from init.pth on 1 run"]
     assert record["trainable_params"] == sum(
         p.numel() for n, p in fresh_model(SMALL).named_parameters() if not n.startswith("backbone")
     )
@@ -102,6 +106,7 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     page = httpx.get(f"{stack.url}/ui/train/{record['job']}", timeout=10)  # the dashboard's job page
     assert page.status_code == 200 and "mAP50" in page.text and "HOTA" not in page.text
     assert f'<a href="/train/{record["job"]}/artifacts/plots/loss.png" target="_blank"' in page.text  # full size
+    assert record["finished_epochs"] == 0 and "(max_steps=2 ended training in epoch 1)" in page.text  # not "0/1" alone
     # afterwards: the fine-tune writes the det_db of a run (POST /detect with the job's weights)
     video = httpx.get(f"{stack.url}/runs/{run}").json()["inputs"]["frames"]
     detect = {"path": video, "detector": "dfine", "size": "n",  # shown relative to the data root

@@ -138,6 +138,10 @@ def run_guarded(folder: Path, rank: int, body: Callable[[], JobRecord]) -> JobRe
         raise
 
 
+# what the API writes into a job's record before a worker takes it (names, notes, the task to send again)
+QUEUED_FIELDS = ("created", "name", "tags", "note", "task", "queued", "attempts", "grid")
+
+
 def open_record(folder: Path, resume: bool, fresh: Callable[[], JobRecord]) -> JobRecord:
     """The record to run under: the folder's own to resume (not a succeeded one), else a new one (not over a
     running job)."""
@@ -146,9 +150,13 @@ def open_record(folder: Path, resume: bool, fresh: Callable[[], JobRecord]) -> J
         if record.state == StageState.succeeded:
             raise InputError("nothing to resume: the job already succeeded", source=str(folder / "job.json"))
         return record
-    if (folder / "job.json").is_file() and read_job(folder).state == StageState.running:
+    queued = read_job(folder) if (folder / "job.json").is_file() else None
+    if queued is not None and queued.state == StageState.running:
         raise InputError("a job is running in this folder", source=str(folder))
-    return fresh()
+    record = fresh()
+    if queued is not None and queued.state == StageState.pending:  # the API's record: its name and task stay
+        record = record.model_copy(update={key: getattr(queued, key) for key in QUEUED_FIELDS})
+    return record
 
 
 class JobDriver:
