@@ -264,6 +264,7 @@ def test_the_dashboard_is_a_notebook(stack, tmp_path):
         )
         assert driver.execute_script("return window.notReloaded === true")
 
+        driver.set_window_size(900, 800)  # a laptop's half screen: the long child name must wrap, not widen the table
         driver.get(f"{stack.url}/ui/compare?runs={run},{child}")
         wait_for(
             driver, "document.querySelector('#comparison tr[data-metric=\"trackeval.HOTA\"]') !== null", 30, "compare"
@@ -271,12 +272,15 @@ def test_the_dashboard_is_a_notebook(stack, tmp_path):
         hota_row = driver.find_element("css selector", '#comparison tr[data-metric="trackeval.HOTA"]').text
         verdict = "▲" if child_hota > first else "▼"
         assert f"{first:.4f}" in hota_row and f"{child_hota:.4f}" in hota_row and verdict in hota_row
+        wide = "[...document.querySelectorAll('#comparison .scroll')].filter(s => s.scrollWidth > s.clientWidth).length"
+        assert driver.execute_script(f"return {wide}") == 0  # long names wrap: nothing to scroll sideways
         idsw = driver.find_elements("css selector", '#comparison tr[data-metric="trackeval.IDSW"] small')
         assert all(s.get_attribute("class") in ("better", "worse", "muted") for s in idsw)
         wait_for(driver, "[...document.querySelectorAll('.compare-plots img')].length === 4 && "
                  "[...document.querySelectorAll('.compare-plots img')].every(i => i.complete && i.naturalWidth > 0)",
                  60, "plots side by side")  # fmt: skip
 
+        driver.set_window_size(1280, 800)
         driver.get(f"{stack.url}/ui/runs/{extra[0]}")
         driver.find_element("css selector", "#notebook summary").click()
         driver.find_element("id", "delete").click()
