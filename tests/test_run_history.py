@@ -70,9 +70,10 @@ def test_names_tags_and_notes_are_checked_and_kept(api, stored_run):  # noqa: F8
     assert client.patch(f"/runs/{stored_run}", json={"note": "fine-tune 2"}).json()["name"] == "match 3, moderate"
     assert json.loads((store.run_dir(stored_run) / "run.json").read_text())["note"] == "fine-tune 2"
     for body in ({"name": "x" * 10_000_000}, {"tags": [str(i) for i in range(10_000)]}, {"tags": ["x" * 65]},
-                 {"note": "x" * 10_001}, {"colour": "red"}):  # fmt: skip
+                 {"note": "x" * 10_001}, {"colour": "red"}, {"name": " "}):  # fmt: skip
         assert client.patch(f"/runs/{stored_run}", json=body).status_code == 422
     assert client.get(f"/runs/{stored_run}").json()["note"] == "fine-tune 2"
+    assert "cannot be blank" in client.patch(f"/runs/{stored_run}", json={"name": ""}).text
 
 
 def test_deleting_a_parent_leaves_its_children_working(api, stored_run, scene):  # noqa: F811

@@ -42,6 +42,13 @@ class RunPatch(Schema):
     tags: list[Annotated[str, Field(min_length=1, max_length=MAX_TAG_CHARS)]] | None = Field(None, max_length=MAX_TAGS)
     note: str | None = Field(None, max_length=MAX_NOTE_CHARS)
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str | None) -> str | None:
+        if name is not None and not name.strip():
+            raise ValueError("a name cannot be blank (leave it out to keep the current one)")
+        return None if name is None else name.strip()
+
     @field_validator("tags")
     @classmethod
     def _distinct(cls, tags: list[str] | None) -> list[str] | None:
