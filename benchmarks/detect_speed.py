@@ -1,10 +1,11 @@
 """D-FINE detection speed: frames/s by size, batch size and precision, on the available device.
 
-End to end: decode an mp4 + preprocess + model + postprocess + det_db write; model-only: the forward
-pass on a prepared batch. fp32 always; bf16 autocast where a GPU is present. Weights do not change the
-speed, so models keep their initial values.
+End to end: what `motpipe detect` runs (`run_detection`: an mp4 decoded on one thread, converted and
+resized on others, uint8 batches made floats on the device, model, postprocess) + det_db write;
+model-only: the forward pass on a prepared batch; their ratio is how well the feed keeps up. fp32 always;
+bf16 autocast where a GPU is present. Weights do not change the speed, so models keep their initial values.
 
-    .venv/bin/python benchmarks/detect_speed.py [--sizes n l] [--batches 1 8 32] [--frames 32] [--device auto]
+    .venv/bin/python benchmarks/detect_speed.py [--sizes n l] [--batches 1 8 32] [--frames N] [--device auto]
     .venv/bin/python benchmarks/detect_speed.py --whole-process [--sizes n] [--frames 40] [--repeat 2]
 
 `--whole-process` times what a user runs, each a fresh process on the same 1080p mp4 and the same
@@ -119,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["n", "l"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
-    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--frames", type=int, help="frames (default: 32 on a CPU, 1024 on a GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--whole-process", action="store_true", help="fresh processes, ours vs an official-style loop")
     parser.add_argument("--repeat", type=int, default=1)
@@ -127,12 +128,13 @@ def main() -> None:
                         help="whole processes: onnx times the ONNX export against the PyTorch checkpoint")  # fmt: skip
     args = parser.parse_args()
     device = pick_device(args.device)
+    args.frames = args.frames or (1024 if device.startswith("cuda") and not args.whole_process else 32)
     if args.whole_process:
         whole_process(args.sizes, args.frames, args.repeat, device, args.runtime)
         return
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
     table = Table(title=f"D-FINE on {device} ({name}), torch {torch.__version__}, {args.frames} frames 1280x720")
-    for column in ("size", "batch", "precision", "end to end frames/s", "model-only frames/s"):
+    for column in ("size", "batch", "precision", "end to end frames/s", "model-only frames/s", "ratio"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         scene = render_scene(tmp, frames=args.frames, seed=3)
@@ -163,7 +165,8 @@ def main() -> None:
                             model(images)
                         sync(device)
                     model_only = rounds * batch / (time.perf_counter() - start)
-                    table.add_row(size, str(batch), precision, f"{end_to_end:.2f}", f"{model_only:.2f}")
+                    table.add_row(size, str(batch), precision, f"{end_to_end:.2f}", f"{model_only:.2f}",
+                                  f"{end_to_end / model_only:.0%}")  # fmt: skip
     Console().print(table)
     if not device.startswith("cuda"):
         Console().print("bf16 autocast rows need a GPU (not measured on CPU)")

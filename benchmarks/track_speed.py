@@ -1,10 +1,11 @@
 """MOTRv2 tracking speed on a synthetic 1920x1080 clip at the official input size (800x1422).
 
-End to end per frame: decode + preprocess + model + track update; model-only: the forward pass
-on a prepared input. fp32 always; bf16 autocast where a GPU is present. Weights do not change
-the speed, so the model keeps its initial values.
+End to end per frame: what `motpipe track` runs (`run_tracking`: frames decoded and resized on other
+threads, normalised on the device, model, track update); model-only: the forward pass on a prepared input.
+fp32 always; bf16 autocast where a GPU is present. Weights do not change the speed, so the model keeps its
+initial values.
 
-    .venv/bin/python benchmarks/track_speed.py [--frames 5] [--device auto]
+    .venv/bin/python benchmarks/track_speed.py [--frames 5 on a CPU, 200 on a GPU] [--device auto]
     .venv/bin/python benchmarks/track_speed.py --whole-process [--frames 4]
 
 `--whole-process` (CPU): `motpipe track --tracker motrv2` against the official submit_dance.py-style loop as
@@ -29,11 +30,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from services.tracker.engine import run_tracking
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.model import MOTRv2
 from services.tracker.motrv2.runtime import preprocess
 from services.tracker.motrv2.tracker import MOTRv2Tracker
+from shared.formats.det_db import det_db_key
 from shared.frames import open_frames
+from shared.schemas import TrackOptions
 from shared.settings import pick_device
 from shared.synth import render_scene
 
@@ -97,7 +101,7 @@ def whole_process(frames: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=5)
+    parser.add_argument("--frames", type=int, help="frames to time (default: 5 on a CPU, 200 on a GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--whole-process", action="store_true", help="fresh processes: ours vs the official-style loop")
     args = parser.parse_args()
@@ -105,30 +109,31 @@ def main() -> None:
         whole_process(args.frames)
         return
     device = pick_device(args.device)
+    args.frames = args.frames or (200 if device.startswith("cuda") else 5)
     model = MOTRv2(MOTRv2Config()).eval().to(device)
     rng = np.random.default_rng(0)
     table = Table(title=f"MOTRv2 on {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'CPU'}), "
                         f"torch {torch.__version__}, {args.frames} frames 1920x1080 -> 800x1422")  # fmt: skip
-    for column in ("precision", "end to end frames/s", "model-only frames/s"):
+    for column in ("precision", "end to end frames/s", "model-only frames/s", "end to end / model-only"):
         table.add_column(column, justify="right")
     with tempfile.TemporaryDirectory() as tmp:
         scene = render_scene(tmp, frames=args.frames, seed=2, size=(1920, 1080))
         proposals = {}
         for f in range(1, args.frames + 1):
             boxes = scene.gt.boxes[scene.gt.frame == f]
-            proposals[f] = np.column_stack([boxes, rng.uniform(0.4, 0.9, len(boxes))])
+            proposals[det_db_key("bench", f)] = np.column_stack([boxes, rng.uniform(0.4, 0.9, len(boxes))])
+        options = TrackOptions(tracker="motrv2")
         for precision in ("fp32", "bf16 autocast"):
             autocast = precision != "fp32"
             if autocast and not device.startswith("cuda"):
-                table.add_row(precision, "n/a on CPU", "n/a on CPU")
+                table.add_row(precision, "n/a on CPU", "n/a on CPU", "")
                 continue
             tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
-            tracker.update(proposals[1], next(iter(open_frames(scene.video)))[1])  # warm-up
+            tracker.update(proposals[det_db_key("bench", 1)], next(iter(open_frames(scene.video)))[1])  # warm-up
             tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
             sync(device)
             start = time.perf_counter()
-            for number, image in open_frames(scene.video):
-                tracker.update(proposals[number], image)
+            run_tracking(proposals, options, "bench", frames=open_frames(scene.video), tracker=tracker)
             sync(device)
             end_to_end = args.frames / (time.perf_counter() - start)
             image = preprocess(next(iter(open_frames(scene.video)))[1]).to(device)
@@ -141,7 +146,7 @@ def main() -> None:
                     model(image, ref, query)
                 sync(device)
             model_only = args.frames / (time.perf_counter() - start)
-            table.add_row(precision, f"{end_to_end:.2f}", f"{model_only:.2f}")
+            table.add_row(precision, f"{end_to_end:.2f}", f"{model_only:.2f}", f"{end_to_end / model_only:.0%}")
     Console().print(table)
 
 

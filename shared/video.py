@@ -83,13 +83,19 @@ def _check_tail(container, stream, source: str) -> None:
 
 def iter_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Decode every frame as a BGR uint8 array (H, W, 3)."""
+    for frame in iter_video_frames(path):
+        yield frame.to_ndarray(format="bgr24")
+
+
+def iter_video_frames(path: str | os.PathLike) -> Iterator[av.VideoFrame]:
+    """Decode every frame, still in the video's own pixel format: converting it to BGR (`to_ndarray`), about
+    as costly as decoding it, can then run on another thread (`frames.prepared_frames`)."""
     source = str(path)
     try:
         with av.open(source) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="bgr24")
+            yield from container.decode(stream)
     except av.FFmpegError as exc:
         raise InputError(f"decoding failed ({exc})", source=source) from None
 

@@ -216,3 +216,44 @@ def test_a_checkpoint_says_what_it_is(checkpoint, tmp_path, capsys):
     assert main(["detect", str(scene.video), "--detector", "dfine", "--weights", str(tmp_path / "bad.pth"),
                  "--out", str(tmp_path / "x.json")]) == 2  # fmt: skip
     assert "not a torch.save checkpoint" in capsys.readouterr().err
+
+
+def test_frames_prepared_on_several_threads_arrive_in_order_and_give_the_same_det_db(checkpoint, tmp_path):
+    """The GPU feed (`prepared_frames`: decode on one thread, BGR conversion and resize on several) gives the
+    det_db of frames read and prepared one by one, and the batch made as uint8 on the device equals the
+    official per-frame input."""
+    from services.detector.dfine.detector import to_batch, to_input
+    from shared.frames import prepared_frames
+
+    path, _ = checkpoint
+    scene = render_scene(tmp_path / "clip", frames=7, seed=5, size=(320, 180))
+    detector = DFINEDetector(load_dfine(path, "n", "coco"), "cpu", batch_size=3, workers=1)
+    options = DetectOptions(detector="dfine", score_threshold=0.2, sequence="clip")
+    source = open_frames(scene.video)
+    one_by_one = ((n, detector.prepare_frame(image)) for n, image in source)
+    expected = run_detection(source, detector, options, frames=one_by_one).det_db()
+    got = run_detection(source, detector, options, frames=prepared_frames(source, detector.prepare_frame, 3))
+    assert list(got.det_db()) == list(expected) and len(expected) == 7
+    for key, rows in expected.items():
+        assert np.array_equal(got.det_db()[key], rows), key
+    prepared = [detector.prepare_frame(image) for _, image in source]
+    assert torch.equal(to_batch(prepared, "cpu"), torch.stack([to_input(f) for f in prepared]))
+
+
+def test_prepared_frames_keep_order_under_uneven_work_and_name_a_bad_file(tmp_path):
+    from shared.frames import prepared_frames
+
+    for number in range(12):
+        cv2.imwrite(str(tmp_path / f"{number:03d}.png"), np.full((8, 8, 3), number, np.uint8))
+    rng = np.random.default_rng(0)
+
+    def slow_sometimes(image):
+        time.sleep(float(rng.uniform(0, 0.02)))  # later frames often finish first
+        return int(image[0, 0, 0])
+
+    frames = list(prepared_frames(open_frames(tmp_path), slow_sometimes, workers=4))
+    assert frames == [(n + 1, n) for n in range(12)]
+    (tmp_path / "005.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="not a readable image") as caught:
+        list(prepared_frames(open_frames(tmp_path), None, workers=4))
+    assert "005.png" in str(caught.value)

@@ -86,3 +86,23 @@ def test_demo_runs_end_to_end_with_motrv2(motrv2_case, tmp_path):
     report = json.loads((out / "metrics.json").read_text())
     assert report["trackeval"]["GT_Dets"] == 10 and (out / "plots" / "dashboard.png").is_file()
     assert (out / "tracks.txt").is_file()
+
+
+def test_frames_prepared_ahead_give_the_tracks_of_frames_prepared_in_step(motrv2_case, monkeypatch):
+    """run_tracking resizes frames on other threads (`prepare_frame`) and normalises them on the device: the
+    tracks equal those of each raw frame handed to the tracker as it comes."""
+    import services.tracker.engine as engine
+
+    folder, scene, checkpoint = motrv2_case
+    options = TrackOptions(tracker="motrv2", weights=str(checkpoint), score_threshold=0.1,
+                           options={"update_score_threshold": 0.1, "area_threshold": 0.0})  # fmt: skip
+    det_db = read_det_db(folder / "det_db.json")
+    monkeypatch.setattr(engine, "frame_workers", lambda device: 3)
+    ahead = run_tracking(det_db, options, frames=open_frames(scene.video),
+                         tracker=build_tracker(options, "cpu", load_model(checkpoint)))  # fmt: skip
+    tracker = build_tracker(options, "cpu", load_model(checkpoint))
+    in_step = [tracker.update(det_db[det_db_key("clip", n)], image) for n, image in open_frames(scene.video)]
+    rows = np.concatenate([r for r in in_step if len(r)])
+    assert len(ahead) == len(rows) > 0
+    assert ahead.id.tolist() == rows[:, 0].astype(int).tolist()
+    assert np.array_equal(ahead.boxes, rows[:, 1:5]) and np.array_equal(ahead.conf, rows[:, 5])

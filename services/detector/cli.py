@@ -11,7 +11,7 @@ from shared.errors import InputError
 def cmd_detect(args) -> int:
     from services.detector.engine import run_detection, write_detections
     from services.detector.registry import build_detector, with_model_identity
-    from shared.frames import open_frames, prefetch
+    from shared.frames import frame_workers, open_frames, prepared_frames
     from shared.schemas import DetectOptions
     from shared.settings import get_settings, pick_device
 
@@ -35,7 +35,7 @@ def cmd_detect(args) -> int:
         # a fine-tune at another input size than 640 reads the frames again
         from services.detector.dfine.preprocess import prepare
 
-        frames = prefetch(((n, prepare(image)) for n, image in source), depth=64)
+        frames = prepared_frames(source, prepare, frame_workers(args.device or get_settings().device), depth=64)
     try:
         detector = build_detector(options, pick_device(args.device or get_settings().device))
         if frames is not None and detector.input_size != 640:

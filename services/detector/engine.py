@@ -12,7 +12,7 @@ import numpy as np
 from shared.atomic import atomic_open
 from shared.formats.det_db import classes_path, det_db_key, write_det_db, write_det_db_classes
 from shared.formats.mot_txt import MotTable, write_mot
-from shared.frames import FrameSource, prefetch
+from shared.frames import FrameSource, frame_workers, prepared_frames
 from shared.schemas import DetDbInfo, DetectOptions
 
 from .filters import DetectionFilter, FilterStats
@@ -61,8 +61,8 @@ def run_detection(
     if hasattr(detector, "prepare"):
         detector.prepare(source)
     if frames is None:
-        prepare = getattr(detector, "prepare_frame", None)
-        frames = prefetch(iter(source) if prepare is None else ((n, prepare(image)) for n, image in source))
+        workers = frame_workers(getattr(detector, "device", "cpu"))
+        frames = prepared_frames(source, getattr(detector, "prepare_frame", None), workers)
     per_frame: dict[int, np.ndarray] = {}
     for number, dets in detector.detect(frames):
         per_frame[number] = keep(dets)

@@ -9,7 +9,7 @@ import numpy as np
 from shared.errors import InputError
 from shared.formats.det_db import MAX_PROPOSALS_PER_FRAME, det_db_key, parse_key, resolve_sequence
 from shared.formats.mot_txt import MotTable
-from shared.frames import FrameSource, prefetch
+from shared.frames import FrameSource, frame_workers, prepared_frames
 from shared.schemas import BYTETRACK_DEFAULTS, MOTRV2_SCORE_THRESHOLD, TrackOptions
 
 from .bytetrack import ByteTrack
@@ -84,7 +84,11 @@ def run_tracking(
         raise InputError(f"{options.tracker} needs the frames (a video or image folder)", field="frames")
     sequence = resolve_sequence(det_db, sequence, source)
     keys = frame_keys(det_db, sequence, frames.count if frames is not None else num_frames, source)
-    images = prefetch(iter(frames)) if frames is not None else ((n, None) for n in range(1, len(keys) + 1))
+    if frames is not None and getattr(tracker, "needs_frames", False):  # decoded beside the tracker, prepared too
+        workers = frame_workers(getattr(tracker, "device", "cpu"))
+        images = prepared_frames(frames, getattr(tracker, "prepare_frame", None), workers)
+    else:  # ByteTrack reads no pixels: the video (when given) only says how many frames there are
+        images = ((n, None) for n in range(1, len(keys) + 1))
     rows = []
     for (number, image), key in zip(images, keys, strict=False):
         dets = np.asarray(det_db[key]).reshape(-1, 5)

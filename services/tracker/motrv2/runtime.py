@@ -19,21 +19,36 @@ MEAN = torch.tensor([0.485, 0.456, 0.406])
 STD = torch.tensor([0.229, 0.224, 0.225])
 
 
-def preprocess(frame_bgr: np.ndarray, short: int = 800, long: int = 1536) -> torch.Tensor:
-    """The official resize rule (shorter side 800, longer at most 1536), RGB, ImageNet normalisation."""
+@dataclass(frozen=True)
+class ResizedFrame:
+    """A frame at the model's input size, still uint8 RGB (what a frame thread prepares ahead of the model)."""
+
+    rgb: np.ndarray
+    height: int  # of the original frame
+    width: int
+
+
+def resize_frame(frame_bgr: np.ndarray, short: int = 800, long: int = 1536) -> ResizedFrame:
+    """The official resize rule (shorter side 800, longer at most 1536), RGB."""
     rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     scale = short / min(h, w)
     if max(h, w) * scale > long:
         scale = long / max(h, w)
-    return to_tensor(cv2.resize(rgb, (int(w * scale), int(h * scale))))[None]
+    return ResizedFrame(cv2.resize(rgb, (int(w * scale), int(h * scale))), h, w)
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W) / 255, ImageNet-normalised (torchvision's arithmetic); the
-    training pipeline uses the same function."""
-    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255)
-    return (tensor - MEAN[:, None, None]) / STD[:, None, None]
+def preprocess(frame_bgr: np.ndarray, short: int = 800, long: int = 1536) -> torch.Tensor:
+    """The official resize rule, RGB, ImageNet normalisation: the model's (1, 3, H, W) input."""
+    return to_tensor(resize_frame(frame_bgr, short, long).rgb)[None]
+
+
+def to_tensor(rgb: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W) / 255, ImageNet-normalised (torchvision's arithmetic), made on
+    `device` (the uint8 pixels travel, a quarter of the floats' bytes; each step is one IEEE operation, so a
+    GPU gives the CPU's bits); the training pipeline uses the same function."""
+    tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device, non_blocking=True).permute(2, 0, 1).float().div(255)
+    return (tensor - MEAN.to(tensor.device)[:, None, None]) / STD.to(tensor.device)[:, None, None]
 
 
 def proposals_from_rows(rows: np.ndarray, frame_size: tuple[int, int]) -> torch.Tensor:

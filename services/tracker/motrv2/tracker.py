@@ -12,7 +12,7 @@ from shared.errors import InputError
 from shared.schemas import MOTRV2_DEFAULTS
 
 from .checkpoint import load_model
-from .runtime import MOTRv2Runtime, preprocess, proposals_from_rows
+from .runtime import MOTRv2Runtime, ResizedFrame, proposals_from_rows, resize_frame, to_tensor
 
 NAME = "motrv2"
 # our option name -> runtime argument; defaults are the official inference script's
@@ -40,7 +40,11 @@ class MOTRv2Tracker:
         self.multi_class = model.cfg.num_classes > 1
         self.classes: dict[int, int] = {}  # track id -> its class for life
 
-    def update(self, dets: np.ndarray, frame: np.ndarray | None = None) -> np.ndarray:
+    def prepare_frame(self, frame: np.ndarray) -> ResizedFrame:
+        """What the frame threads run ahead of the model: the resize (no torch involved)."""
+        return resize_frame(frame)
+
+    def update(self, dets: np.ndarray, frame: np.ndarray | ResizedFrame | None = None) -> np.ndarray:
         """(n, 5) l,t,w,h,score [+ class] -> (m, 7): id, left, top, width, height, score, class.
 
         The class (one per id, for its whole life): a multi-class checkpoint's head at the track's first
@@ -48,8 +52,9 @@ class MOTRv2Tracker:
         was born from when the det_db has classes; otherwise -1, as the official output says nothing of it."""
         if frame is None:
             raise InputError("motrv2 needs the frames (--frames VIDEO_OR_DIR)", field="frames")
-        size = frame.shape[:2]
-        image = preprocess(frame).to(self.device)
+        resized = frame if isinstance(frame, ResizedFrame) else resize_frame(frame)
+        size = (resized.height, resized.width)
+        image = to_tensor(resized.rgb, self.device)[None]
         context = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
         with context:
             tracks = self.runtime.step(image, proposals_from_rows(dets[:, :5], size), size)
