@@ -7,11 +7,18 @@ initial values.
 
     .venv/bin/python benchmarks/track_speed.py [--frames 5 on a CPU, 200 on a GPU] [--device auto]
     .venv/bin/python benchmarks/track_speed.py --whole-process [--frames 4]
+    .venv/bin/python benchmarks/track_speed.py --slots 1 2 4 8 [--frames 200] [--device auto]
 
 `--whole-process` (CPU): `motpipe track --tracker motrv2` against the official submit_dance.py-style loop as
 fresh processes on the same 1080p clip, det_db (10 proposals a frame) and checkpoint; the reference runs the
 same model with the pure-PyTorch deformable sampling the official code uses on a CPU (the compiled kernel
 switched off), and both write the same MOT lines (checked).
+
+`--slots K...` (item 2 of the GPU issue, what `motpipe worker --gpu-slots K` runs): K processes on one device,
+each with its own model, track the same clip at once (after loading and one warm-up frame each, started
+together); aggregate frames/s = K x frames / (last end - first start), and each slot's memory: on a GPU the
+most torch reserved in it (`max_memory_reserved`, without the ~0.5 GiB CUDA context nvidia-smi would add),
+on a CPU its peak RSS.
 """
 
 from __future__ import annotations
@@ -67,6 +74,69 @@ def run_measured(command: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
+def _slot(weights: str, video: str, det_db: str, device: str, barrier, results) -> None:
+    """One slot: its own model, one warm-up frame, then the clip once all slots are ready."""
+    import resource
+
+    from services.tracker.engine import build_tracker
+    from services.tracker.motrv2.checkpoint import load_model
+    from shared.formats.det_db import read_det_db
+
+    options = TrackOptions(tracker="motrv2", weights=weights, score_threshold=0.0)
+    db = read_det_db(det_db)
+    tracker = build_tracker(options, device, load_model(weights).to(device))
+    tracker.update(db[det_db_key("clip", 1)], next(iter(open_frames(video)))[1])
+    tracker = build_tracker(options, device, tracker.runtime.model)
+    barrier.wait()
+    start = time.time()
+    run_tracking(db, options, "clip", frames=open_frames(video), tracker=tracker)
+    sync(device)
+    end = time.time()
+    if device.startswith("cuda"):
+        memory = torch.cuda.max_memory_reserved() / 2**20
+    else:
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results.put((start, end, memory))
+
+
+def slots(counts: list[int], frames: int, device: str) -> None:
+    import multiprocessing
+
+    from shared.formats.det_db import write_det_db
+
+    context = multiprocessing.get_context("spawn")  # CUDA in each slot, as the worker's pool processes
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
+    memory_kind = "GPU memory reserved MiB" if device.startswith("cuda") else "peak RSS MiB"
+    table = Table(title=f"MOTRv2 slots on one {where}: {frames} frames 1920x1080 each, 10 proposals a frame")
+    for column in ("slots", "aggregate frames/s", "per slot frames/s", "vs 1 slot", f"{memory_kind} per slot"):
+        table.add_column(column, justify="right")
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        scene = render_scene(tmp, frames=frames, seed=2, size=(1920, 1080))
+        rows = lambda: np.column_stack([rng.uniform(0, 1700, (10, 2)), rng.uniform(30, 200, (10, 2)),  # noqa: E731
+                                        rng.uniform(0.4, 0.9, 10)])  # fmt: skip
+        write_det_db(Path(tmp) / "db.json", {det_db_key("clip", f): rows() for f in range(1, frames + 1)})
+        torch.manual_seed(0)
+        torch.save({"model": MOTRv2(MOTRv2Config()).state_dict()}, Path(tmp) / "w.pth")
+        single = None
+        for count in counts:
+            barrier, results = context.Barrier(count), context.Queue()
+            args = (f"{tmp}/w.pth", str(scene.video), f"{tmp}/db.json", device, barrier, results)
+            procs = [context.Process(target=_slot, args=args) for _ in range(count)]
+            for proc in procs:
+                proc.start()
+            done = [results.get(timeout=3600) for _ in procs]
+            for proc in procs:
+                proc.join()
+            wall = max(end for _, end, _ in done) - min(start for start, _, _ in done)
+            aggregate = count * frames / wall
+            single = single or aggregate
+            memory = max(m for _, _, m in done)
+            table.add_row(str(count), f"{aggregate:.2f}", f"{aggregate / count:.2f}", f"{aggregate / single:.2f}x",
+                          f"{memory:.0f}")  # fmt: skip
+    Console().print(table)
+
+
 def whole_process(frames: int) -> None:
     from shared.formats.det_db import det_db_key, write_det_db
 
@@ -104,12 +174,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="frames to time (default: 5 on a CPU, 200 on a GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--whole-process", action="store_true", help="fresh processes: ours vs the official-style loop")
+    parser.add_argument("--slots", nargs="+", type=int, metavar="K", help="K tracking processes at once on the device")
     args = parser.parse_args()
+    device = pick_device(args.device)
+    args.frames = args.frames or (200 if device.startswith("cuda") else 5)
     if args.whole_process:
         whole_process(args.frames)
         return
-    device = pick_device(args.device)
-    args.frames = args.frames or (200 if device.startswith("cuda") else 5)
+    if args.slots:
+        slots(args.slots, args.frames, device)
+        return
     model = MOTRv2(MOTRv2Config()).eval().to(device)
     rng = np.random.default_rng(0)
     table = Table(title=f"MOTRv2 on {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else 'CPU'}), "

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="SQLAlchemy URL of the run index")
     upload_limit_mb: float = 4096.0
     device: str = Field(default="auto", description="'auto' picks cuda when available, else cpu")
+    # `motpipe worker --gpu-slots K` starts only when K x this fits in the device's free memory. 4 GiB is an
+    # allowance, not yet a GPU measurement (a 1080p MOTRv2 track peaks at 1.8 GiB of host memory on a CPU);
+    # `benchmarks/track_speed.py --slots` measures the memory of a slot on the device at hand.
+    gpu_slot_gib: float = Field(4.0, gt=0, description="device memory one GPU slot is allowed (GiB)")
     # Seconds a task may run before Celery kills it, and after which an unacknowledged task
     # is handed to another worker (Redis); the second must exceed the first.
     task_time_limit_s: int = 6 * 3600

@@ -90,9 +90,9 @@ class Stack:
         logs = "\n".join(p.read_text()[-3000:] for p in self.logs.glob("*.log"))
         raise AssertionError("gateway did not become healthy:\n" + logs)
 
-    def start_worker(self, name: str) -> subprocess.Popen:
+    def start_worker(self, name: str, *extra: str) -> subprocess.Popen:
         return self._spawn(
-            name, ["-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu", "--hostname", f"{name}@%h"]
+            name, ["-m", "services.gateway.cli", "worker", "--queues", "gpu,cpu", "--hostname", f"{name}@%h", *extra]
         )
 
     @staticmethod

@@ -53,6 +53,7 @@ def test_gpu_worker_reserves_an_nvidia_gpu(compose):
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "--queues" in compose["services"]["gpu-worker"]["command"]
     assert "gpu" in compose["services"]["gpu-worker"]["command"]
+    assert compose["services"]["gpu-worker"]["command"][-2:] == ["--gpu-slots", "${MOTPIPE_GPU_SLOTS:-1}"]
     assert "cpu" in compose["services"]["cpu-worker"]["command"]
 
 

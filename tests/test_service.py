@@ -307,6 +307,41 @@ def test_track_with_motrv2_on_a_worker_equals_the_in_process_loop(stack, tmp_pat
     assert bad.status_code == 400 and "not found" in bad.json()["detail"]
 
 
+def test_a_worker_with_two_slots_tracks_two_runs_at_once(stack, tmp_path):
+    """`motpipe worker --gpu-slots 2` (here on the CPU device, whose free memory it checks): two MOTRv2 tasks
+    run side by side in two processes, each with its own model; both give the tracks of one task alone."""
+    import torch
+
+    from services.tracker.motrv2.config import MOTRv2Config
+    from services.tracker.motrv2.model import MOTRv2
+
+    torch.manual_seed(0)
+    small = MOTRv2(MOTRv2Config(num_classes=1, enc_layers=1, dec_layers=2, dim_feedforward=256))
+    (stack.root / "weights").mkdir(parents=True)
+    torch.save({"model": small.state_dict()}, stack.root / "weights" / "small.pth")
+    scene = render_scene(tmp_path / "clip", frames=4, seed=9, size=(320, 180))
+    stack.env |= {"MOTPIPE_VISIBILITY_TIMEOUT_S": "900", "MOTPIPE_DEVICE": "cpu", "MOTPIPE_GPU_SLOT_GIB": "0.5"}
+    stack.start_gateway()
+    worker = stack.start_worker("w1", "--gpu-slots", "2")
+    run = upload(stack, scene.video, "clip")
+    assert stack.wait_stage(run, "detect")["stages"]["detect"]["state"] == "succeeded"
+    body = {"run": run, "tracker": "motrv2", "weights": "weights/small.pth", "score_threshold": 0.0,
+            "options": {"update_score_threshold": 0.0, "area_threshold": 0}}  # fmt: skip
+    assert httpx.post(f"{stack.url}/track", json=body, timeout=10).status_code == 202
+    answer = httpx.post(f"{stack.url}/track", json=body, timeout=10)  # the run tracks: this makes a child
+    assert answer.status_code == 202 and answer.json()["parent"] == run, answer.text
+    child = answer.json()["run"]
+    stages = [stack.wait_stage(r, "track", timeout=300)["stages"]["track"] for r in (run, child)]
+    assert all(stage["state"] == "succeeded" for stage in stages), stages
+    (a_start, a_end), (b_start, b_end) = ((stage["started"], stage["finished"]) for stage in stages)
+    assert a_start < b_end and b_start < a_end, stages  # side by side, not one after the other
+    tracks = [(stack.root / "runs" / r / "tracks.txt").read_bytes() for r in (run, child)]
+    assert tracks[0] == tracks[1] and len(tracks[0]) > 0
+    assert worker.poll() is None
+    log = (stack.logs / "w1.log").read_text()
+    assert "2 slot(s) x 0.5 GiB on cpu" in log and "concurrency: 2" in log
+
+
 def test_detect_with_dfine_on_a_worker_equals_the_in_process_model(stack, tmp_path, shared_dir, param_fill):
     """A filled D-FINE checkpoint under the data root goes through POST /detect and a real worker."""
 

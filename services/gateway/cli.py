@@ -121,9 +121,19 @@ def cmd_worker(args) -> int:
     from services.gateway.supervisor import exit_with_parent
 
     exit_with_parent()  # before the heavy imports: serve may end while this worker still starts
+    concurrency = args.concurrency
+    if args.gpu_slots is not None:
+        from services.gateway.slots import check_slots, device_memory
+        from shared.settings import get_settings
+
+        if args.concurrency != 1:
+            raise InputError("give --gpu-slots or --concurrency, not both", field="gpu_slots")
+        settings = get_settings()
+        print(check_slots(args.gpu_slots, device_memory(settings.device), settings.gpu_slot_gib), file=sys.stderr)
+        concurrency = args.gpu_slots
     from services.gateway.worker import run_worker
 
-    run_worker(args.queues, args.concurrency, args.loglevel, args.hostname)
+    run_worker(args.queues, concurrency, args.loglevel, args.hostname)
     return 0
 
 
@@ -201,6 +211,9 @@ def _register_gateway(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="a Celery worker for the gpu and/or cpu queues")
     p.add_argument("--queues", default="gpu,cpu", help="queues to take tasks from")
     p.add_argument("--concurrency", type=int, default=1, help="tasks at once (processes)")
+    p.add_argument("--gpu-slots", type=int, metavar="K",
+                   help="K tasks at once on the device, each a process with its own model; refused unless K x "
+                        "MOTPIPE_GPU_SLOT_GIB fits in the device's free memory")  # fmt: skip
     p.add_argument("--loglevel", default="INFO", help="Celery log level")
     p.add_argument("--hostname", help="worker name (default: celery@<host>)")
     p.set_defaults(func=cmd_worker)
