@@ -75,6 +75,32 @@ json.dump(db, open(out, "w"))
 """
 
 
+def end_to_end_rate(detector, video: Path, frames: int, out: Path) -> float:
+    """Frames/s of `run_detection` + the det_db write, after one warm-up pass."""
+    options = DetectOptions(detector="dfine", score_threshold=0.3, sequence="bench")
+    run_detection(open_frames(video), detector, options)  # warm-up
+    sync(detector.device)
+    start = time.perf_counter()
+    write_detections(run_detection(open_frames(video), detector, options), out)
+    sync(detector.device)
+    return frames / (time.perf_counter() - start)
+
+
+def model_only_rate(model, device: str, batch: int, autocast: bool, frames: int) -> float:
+    """Frames/s of the forward pass alone on a batch already on the device."""
+    images = torch.rand(batch, 3, 640, 640, device=device)
+    context = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    rounds = max(1, frames // batch)
+    with torch.inference_mode(), context:
+        model(images)
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            model(images)
+        sync(device)
+    return rounds * batch / (time.perf_counter() - start)
+
+
 def whole_process(sizes: list[str], frames: int, repeat: int, device: str, runtime: str = "torch") -> None:
     script = Path(sys.executable).parent / "motpipe"  # the installed command; a bare checkout runs the module
     motpipe = [str(script)] if script.exists() else [sys.executable, "-m", "services.gateway.cli"]
@@ -146,25 +172,8 @@ def main() -> None:
                     if autocast and not device.startswith("cuda"):
                         continue
                     detector = DFINEDetector(model, device, batch_size=batch, autocast=autocast)
-                    options = DetectOptions(detector="dfine", score_threshold=0.3, sequence="bench")
-                    run_detection(open_frames(scene.video), detector, options)  # warm-up
-                    sync(device)
-                    start = time.perf_counter()
-                    result = run_detection(open_frames(scene.video), detector, options)
-                    write_detections(result, Path(tmp) / "db.json")
-                    sync(device)
-                    end_to_end = args.frames / (time.perf_counter() - start)
-                    images = torch.rand(batch, 3, 640, 640, device=device)
-                    context = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-                    rounds = max(1, args.frames // batch)
-                    with torch.inference_mode(), context:
-                        model(images)
-                        sync(device)
-                        start = time.perf_counter()
-                        for _ in range(rounds):
-                            model(images)
-                        sync(device)
-                    model_only = rounds * batch / (time.perf_counter() - start)
+                    end_to_end = end_to_end_rate(detector, scene.video, args.frames, Path(tmp) / "db.json")
+                    model_only = model_only_rate(model, device, batch, autocast, args.frames)
                     table.add_row(size, str(batch), precision, f"{end_to_end:.2f}", f"{model_only:.2f}",
                                   f"{end_to_end / model_only:.0%}")  # fmt: skip
     Console().print(table)

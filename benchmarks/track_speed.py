@@ -74,6 +74,32 @@ def run_measured(command: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
+def tracking_rates(
+    model, device: str, autocast: bool, video: Path, proposals: dict, frames: int
+) -> tuple[float, float]:
+    """(end to end, model-only) frames/s: `run_tracking` over the clip (`proposals` keyed for sequence
+    "bench"), and the forward pass alone on a prepared input."""
+    options = TrackOptions(tracker="motrv2")
+    tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
+    tracker.update(proposals[det_db_key("bench", 1)], next(iter(open_frames(video)))[1])  # warm-up
+    tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
+    sync(device)
+    start = time.perf_counter()
+    run_tracking(proposals, options, "bench", frames=open_frames(video), tracker=tracker)
+    sync(device)
+    end_to_end = frames / (time.perf_counter() - start)
+    image = preprocess(next(iter(open_frames(video)))[1]).to(device)
+    ref, query = model.proposal_queries(torch.zeros((20, 5), device=device) + 0.5)
+    context = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    with torch.inference_mode(), context:
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(frames):
+            model(image, ref, query)
+        sync(device)
+    return end_to_end, frames / (time.perf_counter() - start)
+
+
 def _slot(weights: str, video: str, det_db: str, device: str, barrier, results) -> None:
     """One slot: its own model, one warm-up frame, then the clip once all slots are ready."""
     import resource
@@ -99,7 +125,8 @@ def _slot(weights: str, video: str, det_db: str, device: str, barrier, results) 
     results.put((start, end, memory))
 
 
-def slots(counts: list[int], frames: int, device: str) -> None:
+def slots(counts: list[int], frames: int, device: str, show: bool = True) -> list[tuple[int, float, float]]:
+    """(slots, aggregate frames/s, memory per slot MiB) for each count; `show` prints them as a table."""
     import multiprocessing
 
     from shared.formats.det_db import write_det_db
@@ -118,7 +145,7 @@ def slots(counts: list[int], frames: int, device: str) -> None:
         write_det_db(Path(tmp) / "db.json", {det_db_key("clip", f): rows() for f in range(1, frames + 1)})
         torch.manual_seed(0)
         torch.save({"model": MOTRv2(MOTRv2Config()).state_dict()}, Path(tmp) / "w.pth")
-        single = None
+        single, measured = None, []
         for count in counts:
             barrier, results = context.Barrier(count), context.Queue()
             args = (f"{tmp}/w.pth", str(scene.video), f"{tmp}/db.json", device, barrier, results)
@@ -132,9 +159,12 @@ def slots(counts: list[int], frames: int, device: str) -> None:
             aggregate = count * frames / wall
             single = single or aggregate
             memory = max(m for _, _, m in done)
+            measured.append((count, aggregate, memory))
             table.add_row(str(count), f"{aggregate:.2f}", f"{aggregate / count:.2f}", f"{aggregate / single:.2f}x",
                           f"{memory:.0f}")  # fmt: skip
-    Console().print(table)
+    if show:
+        Console().print(table)
+    return measured
 
 
 def whole_process(frames: int) -> None:
@@ -196,30 +226,12 @@ def main() -> None:
         for f in range(1, args.frames + 1):
             boxes = scene.gt.boxes[scene.gt.frame == f]
             proposals[det_db_key("bench", f)] = np.column_stack([boxes, rng.uniform(0.4, 0.9, len(boxes))])
-        options = TrackOptions(tracker="motrv2")
         for precision in ("fp32", "bf16 autocast"):
             autocast = precision != "fp32"
             if autocast and not device.startswith("cuda"):
                 table.add_row(precision, "n/a on CPU", "n/a on CPU", "")
                 continue
-            tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
-            tracker.update(proposals[det_db_key("bench", 1)], next(iter(open_frames(scene.video)))[1])  # warm-up
-            tracker = MOTRv2Tracker(model, device, 0.5, autocast=autocast)
-            sync(device)
-            start = time.perf_counter()
-            run_tracking(proposals, options, "bench", frames=open_frames(scene.video), tracker=tracker)
-            sync(device)
-            end_to_end = args.frames / (time.perf_counter() - start)
-            image = preprocess(next(iter(open_frames(scene.video)))[1]).to(device)
-            ref, query = model.proposal_queries(torch.zeros((20, 5), device=device) + 0.5)
-            context = torch.autocast("cuda", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-            with torch.inference_mode(), context:
-                sync(device)
-                start = time.perf_counter()
-                for _ in range(args.frames):
-                    model(image, ref, query)
-                sync(device)
-            model_only = args.frames / (time.perf_counter() - start)
+            end_to_end, model_only = tracking_rates(model, device, autocast, scene.video, proposals, args.frames)
             table.add_row(precision, f"{end_to_end:.2f}", f"{model_only:.2f}", f"{end_to_end / model_only:.0%}")
     Console().print(table)
 
