@@ -105,6 +105,10 @@ def test_empty_sides():
     gt, pred = two_class_case(frames=5)
     assert events_report(gt, MotTable.empty())["counts"] == {"fn": len(gt), "fp": 0, "idsw": 0, "frag": 0}
     assert events_report(MotTable.empty(), pred)["counts"] == {"fn": 0, "fp": len(pred), "idsw": 0, "frag": 0}
+    from services.evaluator.evaluate import evaluate_fields
+
+    for g, p in ((gt, MotTable.empty()), (MotTable.empty(), pred)):  # the kernel's path (`--events`) too
+        assert evaluate_fields(g, p, with_events=True)["events"] == events_report(g, p)
 
 
 def test_the_api_and_the_cli_give_the_same_events(tmp_path):
