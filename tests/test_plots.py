@@ -96,6 +96,24 @@ def test_sweep_plots_zoom_label_and_facet(figures, tmp_path):
     assert len(shown) == len(rows) == 12  # every combination its own cell, no two labels alike
 
 
+def test_a_long_sweep_title_wraps_and_nothing_on_the_heatmap_overlaps_it(figures, tmp_path):
+    rows, grid = _sweep_rows()
+    rows = [r for r in rows if r["params"]["weights"] == "/c/aggr.pth"]
+    grid["weights"] = ["/c/aggr.pth"]
+    title = "sweep e997 “match3.mp4 · sweep bytetrack score_threshold, miss_tolerance”: bytetrack on run a8b9 (its " \
+            "det_db.json vs its ground truth)"  # fmt: skip
+    sweep_plots.plot_sweep(rows, grid, tmp_path, title, ranked)
+    heat = figures[1]
+    heat.canvas.draw()
+    renderer = heat.canvas.get_renderer()
+    top = heat._suptitle
+    assert "per combination" in top.get_text()  # two parameters vary: each cell is one run
+    below = top.get_window_extent(renderer).y0
+    labels = [text for ax in heat.axes for text in (ax.yaxis.label, ax.xaxis.label, ax.title) if text.get_text()]
+    assert all(part.get_window_extent(renderer).y1 <= below for part in [*heat.axes, *labels])
+    assert top.get_window_extent(renderer).width <= heat.bbox.width  # wrapped to the figure
+
+
 def test_training_curves_per_step_smoothed_and_an_empty_validation_says_so(figures, tmp_path):
     rng = np.random.default_rng(0)
     with open(tmp_path / "log.jsonl", "w") as log:

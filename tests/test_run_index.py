@@ -235,6 +235,8 @@ def test_sweeps_and_jobs_are_listed_renamed_and_deleted(api, scene):
     assert listed["sweeps"][0]["progress"] == {"done": 0, "total": 2} and listed["sweeps"][0]["state"] == "pending"
     assert client.patch(f"/sweeps/{sweep}", json={"name": "buffers", "tags": ["ball"]}).status_code == 200
     assert client.get("/sweeps", params={"tag": "ball"}).json()["sweeps"][0]["name"] == "buffers"
+    shown = client.get(f"/sweeps/{sweep}").json()  # the sweep itself says what it is called, as a run does
+    assert (shown["name"], shown["tags"], shown["created"]) == ("buffers", ["ball"], listed["sweeps"][0]["created"])
     assert client.get("/sweeps", params={"q": "BUFF"}).json()["total"] == 1
     assert client.patch(f"/sweeps/{sweep}", json={"tags": ["x" * 65]}).status_code == 422
     answer = client.delete(f"/sweeps/{sweep}")  # its children are queued

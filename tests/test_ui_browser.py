@@ -93,6 +93,8 @@ def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):
         wait_for(driver, "document.getElementById('sweep-state').textContent === 'succeeded'", 180, "sweep done")
         rows = driver.find_elements("css selector", "#leaderboard tbody tr")
         assert len(rows) == 4
+        heading = driver.find_element("tag name", "h1").text  # the sweep's name, its id beside it
+        assert heading.startswith("synth.mp4 · sweep bytetrack score_threshold, minimum_consecutive_frames "), heading
         hotas = [float(r.find_elements("css selector", "td")[4].text) for r in rows]
         balls = [r.find_elements("css selector", "td")[-1].text for r in rows]  # the motion det_db's classes
         assert all(balls) and float(balls[0]) > 0, balls

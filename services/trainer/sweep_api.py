@@ -177,7 +177,8 @@ def sweep_status(store: RunStore, record: SweepRecord) -> dict:
     failed = [{"run": r["run"], "params": r["params"], "error": r["error"]} for r in rows if r["state"] == "failed"]
     return {"sweep": record.sweep, "run": record.run, "tracker": record.tracker, "state": state,
             "progress": {"done": done, "total": len(rows)}, "grid": record.grid, "failed": failed,
-            "leaderboard": ranked(rows)}  # fmt: skip
+            "leaderboard": ranked(rows), "name": record.name, "tags": record.tags, "note": record.note,
+            "created": record.model_dump(mode="json", include={"created"})["created"]}  # fmt: skip
 
 
 @router.get("/sweeps/{sweep_id}")
@@ -296,7 +297,7 @@ def patch_sweep(
         for field, value in change.model_dump(exclude_none=True).items():
             setattr(record, field, value)
         save_sweep(store, folder, record)
-    return {**sweep_status(store, record), "name": record.name, "tags": record.tags, "note": record.note}
+    return sweep_status(store, record)
 
 
 @router.delete("/sweeps/{sweep_id}", status_code=204, response_class=Response)

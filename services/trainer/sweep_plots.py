@@ -65,7 +65,9 @@ def plot_heatmap(done: list[dict], varied: list[str], seen: dict[str, list[str]]
     low, high = np.nanmin(everything), np.nanmax(everything)
     digits = distinct_digits(everything)
     width = 1.0 + (0.35 + 0.12 * digits) * len(xs)
-    fig, axes = plt.subplots(1, len(facets), figsize=(1.6 + width * len(facets), 1.4 + 0.5 * len(ys)), squeeze=False)
+    fig_width = max(6.0, 1.6 + width * len(facets))  # room for the title, wrapped to it
+    fig, axes = plt.subplots(1, len(facets), figsize=(fig_width, 1.4 + 0.5 * len(ys)), squeeze=False,
+                             layout="constrained")  # makes room for the wrapped title  # fmt: skip
     cmap = plt.get_cmap("viridis")
     norm = plt.Normalize(low, high if high > low else low + 1e-9)
     for ax, facet, values in zip(axes[0], facets, grids, strict=True):
@@ -85,8 +87,10 @@ def plot_heatmap(done: list[dict], varied: list[str], seen: dict[str, list[str]]
                 ax.text(j, i, f"{value:.{digits}f}", ha="center", va="center", color=colour, fontsize=8)
             else:
                 ax.text(j, i, "not run", ha="center", va="center", color="grey", fontsize=7)
-    fig.colorbar(image, ax=list(axes[0]), label="HOTA (best over the parameters not shown)")
-    fig.suptitle(title, fontsize=10)
+    fig.colorbar(image, ax=list(axes[0]), label="HOTA")
+    cells = sum(int(np.isfinite(g).sum()) for g in grids)
+    what = "HOTA per combination" if cells == len(done) else "each cell: the best HOTA over the parameters not shown"
+    fig.suptitle(textwrap.fill(title, int(fig_width * 12)) + "\n" + what, fontsize=10)
     return save_png(fig, path)
 
 
