@@ -445,12 +445,15 @@ class RunIndex:
         self.engine = engine
         self.totals = TotalCache()
 
-    def analyze(self) -> None:
+    def analyze(self, vacuum: bool = False) -> None:
         """Refresh the planner's statistics (after a reindex, at start-up): without them SQLite walks a
-        filter's index and sorts half the table instead of walking the sort's index."""
+        filter's index and sorts half the table instead of walking the sort's index. `vacuum` (after a reindex,
+        on PostgreSQL): also VACUUM, which marks the rewritten pages all-visible, so that counting a listing's
+        total reads the index alone instead of every row (what autovacuum would do later)."""
+        postgres = vacuum and self.engine.dialect.name == "postgresql"
         try:
-            with self.engine.begin() as connection:
-                connection.execute(text("ANALYZE"))
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM (ANALYZE)" if postgres else "ANALYZE"))
         except SQLAlchemyError as exc:
             log.warning("run index: ANALYZE failed (%s)", exc)
 

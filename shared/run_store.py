@@ -122,7 +122,7 @@ class RunStore:
                     batch = []
             count += self._index_batch(index, kind, batch)
             index.drop_all_but(kind, seen)
-        index.analyze()
+        index.analyze(vacuum=True)
         return count
 
     def _index_batch(self, index: RunIndex, kind: str, records: list) -> int:
