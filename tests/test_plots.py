@@ -112,6 +112,9 @@ def test_a_long_sweep_title_wraps_and_nothing_on_the_heatmap_overlaps_it(figures
     labels = [text for ax in heat.axes for text in (ax.yaxis.label, ax.xaxis.label, ax.title) if text.get_text()]
     assert all(part.get_window_extent(renderer).y1 <= below for part in [*heat.axes, *labels])
     assert top.get_window_extent(renderer).width <= heat.bbox.width  # wrapped to the figure
+    bars = figures[0]  # the ranked plot's title wraps too, instead of widening the figure past its 7 in
+    bars.canvas.draw()
+    assert bars.axes[0].title.get_window_extent(bars.canvas.get_renderer()).width <= bars.bbox.width
 
 
 def test_training_curves_per_step_smoothed_and_an_empty_validation_says_so(figures, tmp_path):

@@ -29,7 +29,8 @@ def plot_ranked(done: list[dict], title: str, path: Path) -> Path:
     lines = sum(label.count("\n") + 1 for label in labels)
     values = [r["HOTA"] for r in done]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.3 * max(lines, 1) + 0.1 * len(done)))
+    # 7 in: shown in half the page's width, its labels still read; the title wraps to it instead of widening it
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.3 * max(lines, 1) + 0.1 * len(done)), layout="constrained")
     ax.barh(labels[::-1], values[::-1], color="#3b7dd8")
     if values:
         low, high = min(values), max(values)
@@ -38,7 +39,7 @@ def plot_ranked(done: list[dict], title: str, path: Path) -> Path:
         for y, value in enumerate(values[::-1]):
             ax.text(value, y, f" {value:.4f}", va="center", fontsize=8)
     ax.set_xlabel("HOTA (axis zoomed to the values)")
-    ax.set_title(f"{title}\ncombinations ranked by HOTA", fontsize=10)
+    ax.set_title(f"{textwrap.fill(title, 84)}\ncombinations ranked by HOTA", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     return save_png(fig, path)
 
