@@ -7,6 +7,7 @@ loses its id after `miss_tolerance` misses. Tracks with an id are carried to the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -48,7 +49,14 @@ def to_tensor(rgb: np.ndarray, device: str | torch.device = "cpu") -> torch.Tens
     `device` (the uint8 pixels travel, a quarter of the floats' bytes; each step is one IEEE operation, so a
     GPU gives the CPU's bits); the training pipeline uses the same function."""
     tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(device, non_blocking=True).permute(2, 0, 1).float().div(255)
-    return (tensor - MEAN.to(tensor.device)[:, None, None]) / STD.to(tensor.device)[:, None, None]
+    mean, std = _mean_std(tensor.device)
+    return (tensor - mean) / std
+
+
+@functools.lru_cache(maxsize=4)
+def _mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet's mean and std as (3, 1, 1) on `device`, copied there once, not with every frame."""
+    return MEAN.to(device)[:, None, None], STD.to(device)[:, None, None]
 
 
 def proposals_from_rows(rows: np.ndarray, frame_size: tuple[int, int]) -> torch.Tensor:
