@@ -25,6 +25,20 @@ def _driver(width: int = 1280, height: int = 800):
     return chromium_driver(width, height)
 
 
+def table_cells(driver, rows: str) -> list[list[str]]:
+    """The text of each cell (or, without cells, of the element itself) of the elements matching `rows`, read in
+    one script: pages that poll replace their rows, so an element held across two WebDriver calls may be gone."""
+    script = ("return [...document.querySelectorAll(arguments[0])].map(row => { const cells = "
+              "[...row.querySelectorAll('td')].map(td => td.textContent.trim()); "
+              "return cells.length ? cells : [row.textContent.trim()]; })")  # fmt: skip
+    return driver.execute_script(script, rows)
+
+
+def listed_runs(driver) -> list[str]:
+    """The runs page's rows (their run ids), read in one script (see `table_cells`)."""
+    return driver.execute_script("return [...document.querySelectorAll('#runs tbody tr')].map(r => r.dataset.run)")
+
+
 def wait_for(driver, script: str, timeout: float = 120, what: str = ""):
     """Poll a JavaScript expression until it is truthy; returns its value."""
     deadline = time.monotonic() + timeout
@@ -91,15 +105,15 @@ def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):
         driver.find_element("css selector", "#sweep button[type=submit]").click()
         wait_for(driver, "location.pathname.startsWith('/ui/sweeps/')", 30, "the sweep page")
         wait_for(driver, "document.getElementById('sweep-state').textContent === 'succeeded'", 180, "sweep done")
-        rows = driver.find_elements("css selector", "#leaderboard tbody tr")
+        rows = table_cells(driver, "#leaderboard tbody tr")  # the page redraws its rows while it polls
         assert len(rows) == 4
         heading = driver.find_element("tag name", "h1").text  # the sweep's name, its id beside it
         assert heading.startswith("synth.mp4 · sweep bytetrack score_threshold, minimum_consecutive_frames "), heading
-        hotas = [float(r.find_elements("css selector", "td")[4].text) for r in rows]
-        balls = [r.find_elements("css selector", "td")[-1].text for r in rows]  # the motion det_db's classes
+        hotas = [float(cells[4]) for cells in rows]
+        balls = [cells[-1] for cells in rows]  # the motion det_db's classes
         assert all(balls) and float(balls[0]) > 0, balls
         assert hotas == sorted(hotas, reverse=True)
-        assert "score_threshold=0.2, minimum_consecutive_frames=1" in rows[0].text
+        assert "score_threshold=0.2, minimum_consecutive_frames=1" in " ".join(rows[0])
         wait_for(driver, "document.querySelectorAll('#sweep-plots img').length >= 1", 30, "sweep plots")
         assert console_errors(driver) == []
 
@@ -114,7 +128,7 @@ def test_upload_track_metrics_overlay_and_sweep_in_a_browser(stack, tmp_path):
                 assert console_errors(driver) == [], page
         driver.get(f"{stack.url}/ui")
         wait_for(driver, f"document.querySelector('#runs tr[data-run=\"{run}\"]') !== null", 10, "the run listed")
-        listed = [r.get_attribute("data-run") for r in driver.find_elements("css selector", "#runs tbody tr")]
+        listed = listed_runs(driver)
         created = [r["run"] for r in httpx.get(f"{stack.url}/runs").json()["runs"]]
         assert listed == created  # newest first, sweep children included
     finally:
@@ -220,7 +234,7 @@ def test_the_dashboard_is_a_notebook(stack, tmp_path):
         driver.find_element("css selector", "#edit button[type=submit]").click()
         wait_for(driver, "document.querySelector('#edit .status').textContent === 'saved'", 10, "saved")
         assert driver.find_element("id", "run-name").text == "match 3, baseline"
-        assert [c.text for c in driver.find_elements("css selector", "#tags .chip")] == ["ball", "night"]
+        assert [cells[0] for cells in table_cells(driver, "#tags .chip")] == ["ball", "night"]
         assert stack.run(run)["tags"] == ["ball", "night"] and stack.run(run)["name"] == "match 3, baseline"
 
         driver.execute_script("window.notReloaded = true")
@@ -244,15 +258,15 @@ def test_the_dashboard_is_a_notebook(stack, tmp_path):
         store = RunStore(stack.root)  # 55 more runs, written as a worker would write them
         extra = [store.create({"upload": f"old{i:02d}.mp4"}, name=f"old{i:02d}.mp4").run for i in range(55)]
         driver.get(f"{stack.url}/ui")
-        rows = lambda: [r.get_attribute("data-run") for r in driver.find_elements("css selector", "#runs tbody tr")]  # noqa: E731
+        rows = lambda: listed_runs(driver)  # noqa: E731
         assert len(rows()) == 50 and driver.find_element("id", "total").text == "57 runs"
         driver.find_element("id", "next-page").click()
         wait_for(driver, "location.search.includes('cursor=')", 10, "page 2")
         assert len(rows()) == 7 and run in rows() and child in rows()  # the oldest two are the tracked ones
         assert driver.find_elements("id", "next-page") == []
         row = f'#runs tr[data-run="{run}"]'
-        assert f"{first:.4f}" in driver.find_element("css selector", row).text
-        driver.find_element("css selector", f"{row} .chip").click()  # the tag chip "ball" filters
+        assert f"{first:.4f}" in driver.execute_script(f"return document.querySelector('{row}').textContent")
+        driver.execute_script(f"document.querySelector('{row} .chip').click()")  # the tag chip "ball" filters
         wait_for(driver, "location.search.includes('tag=ball')", 10, "tag filter")
         assert rows() == [run] and driver.find_element("id", "total").text == "1 run"
         assert "tag: ball" in driver.find_element("id", "chips").text
