@@ -12,7 +12,7 @@ from . import compiled
 from .clear import clear_counts, clear_final, clear_without_matches
 from .hota import ALPHAS, ARRAYS, hota_combined, hota_sequence, hota_without_matches
 from .identity import identity_counts, identity_final
-from .sequence import Layout, Sequence, build_sequence, lay_out
+from .sequence import Layout, build_sequence, lay_out
 
 Backend = Literal["compiled", "numpy"]
 
@@ -21,7 +21,6 @@ class ClearPairs(NamedTuple):
     """CLEAR's matching as the compiled kernel made it: `pairs[k]` is the tracker row (`pred_layout`'s
     order) matched to GT row `gt_layout[0][k]`, or -1; what the error events are read from."""
 
-    seq: Sequence
     gt_layout: Layout
     pred_layout: Layout
     pairs: np.ndarray
@@ -39,10 +38,10 @@ def _counts(gt: MotTable, pred: MotTable, threshold: float, backend: Backend):
         raise RuntimeError("the compiled metric kernels are not built (reinstall with a C compiler)")
     seq, gt_layout, pred_layout = lay_out(gt, pred)
     if seq.num_gt_dets == 0 or seq.num_trk_dets == 0:
-        unmatched = ClearPairs(seq, gt_layout, pred_layout, np.full(len(gt), -1, dtype=np.int64))
+        unmatched = ClearPairs(gt_layout, pred_layout, np.full(len(gt), -1, dtype=np.int64))
         return seq, hota_without_matches(seq), clear_without_matches(seq), identity_counts(seq, threshold), unmatched
     hota, clear, identity, pairs = compiled.kernel_counts(seq, gt, gt_layout, pred, pred_layout, threshold)
-    return seq, hota, clear, identity, ClearPairs(seq, gt_layout, pred_layout, pairs)
+    return seq, hota, clear, identity, ClearPairs(gt_layout, pred_layout, pairs)
 
 
 def trackeval_metrics(
