@@ -107,6 +107,14 @@ def test_train_from_a_run_through_gateway_and_worker(stack, tmp_path):
     assert page.status_code == 200 and "mAP50" in page.text and "HOTA" not in page.text
     assert f'<a href="/train/{record["job"]}/artifacts/plots/loss.png" target="_blank"' in page.text  # full size
     assert record["finished_epochs"] == 0 and "(max_steps=2 ended training in epoch 1)" in page.text  # not "0/1" alone
+    listed = httpx.get(f"{stack.url}/train", params={"model": "dfine"}, timeout=10).json()["jobs"]
+    assert [job["epochs"] for job in listed] == [
+        {"finished": 0, "planned": record["planned_epochs"], "max_steps": 2}
+    ]  # the index says so too
+    assert (
+        f'0/{record["planned_epochs"]} <span class="muted">(ended by max_steps=2)</span>'
+        in httpx.get(f"{stack.url}/ui/train", timeout=10).text
+    )
     assert f"<h1>dfine from dfine_n.pth on 1 run <code>{record['job']}</code></h1>" in page.text  # its name
     # afterwards: the fine-tune writes the det_db of a run (POST /detect with the job's weights)
     video = httpx.get(f"{stack.url}/runs/{run}").json()["inputs"]["frames"]

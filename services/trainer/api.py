@@ -218,11 +218,16 @@ def list_jobs(
     jobs = []
     for row in found["rows"]:
         job_state = row.state
+        epochs = {"finished": row.finished_epochs, "planned": row.planned_epochs}
         if job_state == "running":
             with contextlib.suppress(InputError):
                 job_state = read_job(_jobs(settings) / row.job).state.value
-        jobs.append({**summary_of(row, "job", ("model", "strategy")), "state": job_state,
-                     "epochs": {"finished": row.finished_epochs, "planned": row.planned_epochs}})  # fmt: skip
+        elif job_state == "succeeded" and row.finished_epochs < row.planned_epochs:
+            # ended by max_steps inside an epoch: "0/2" alone would read as a job that did nothing
+            with contextlib.suppress(InputError):
+                if max_steps := read_job(_jobs(settings) / row.job).options.get("max_steps"):
+                    epochs["max_steps"] = int(max_steps)
+        jobs.append({**summary_of(row, "job", ("model", "strategy")), "state": job_state, "epochs": epochs})
     return {"jobs": jobs, "next": found["next"], "total": found["total"]}
 
 
