@@ -36,7 +36,7 @@ from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.detector import DFINEDetector
 from services.detector.dfine.model import DFINE
 from services.detector.engine import run_detection, write_detections
-from shared.frames import open_frames
+from shared.frames import open_frames, prepared_frames
 from shared.schemas import DetectOptions
 from shared.settings import pick_device
 from shared.synth import render_scene
@@ -84,6 +84,16 @@ def end_to_end_rate(detector, video: Path, frames: int, out: Path) -> float:
     write_detections(run_detection(open_frames(video), detector, options), out)
     sync(detector.device)
     return frames / (time.perf_counter() - start)
+
+
+def host_feed_rate(video: Path, prepare, workers: int) -> float:
+    """Frames/s the host hands over with no model to feed: decoding on one thread, the conversion to BGR (and
+    `prepare`, e.g. Pillow's resize) on `workers` threads, as `run_detection` reads them. End to end cannot
+    be faster; when it is well below this and the model-only rate, the time goes elsewhere (copies,
+    synchronisation, post-processing)."""
+    start = time.perf_counter()
+    count = sum(1 for _ in prepared_frames(open_frames(video), prepare, workers))
+    return count / (time.perf_counter() - start)
 
 
 def model_only_rate(model, device: str, batch: int, autocast: bool, frames: int) -> float:

@@ -5,9 +5,13 @@ measure. The README's GPU tables come from its output.
                                 [--with-training]
 
 Rows (weights keep their initial values: speed and agreement do not depend on them):
+- the host: frames/s decoded and converted with no model (the frame threads `run_detection` uses), with and
+  without Pillow's resize; and whether the GPU's own resize (`services/detector/dfine/resize.py`) gives
+  Pillow's bytes for the clip's frames;
 - the feed: D-FINE N and L at batch 32 (fp32, bf16 autocast) and MOTRv2 (fp32, bf16): `run_detection` /
   `run_tracking` end to end against the forward pass alone (`benchmarks/detect_speed.py`, `track_speed.py`);
-  the goal is end to end >= 85 % of model-only;
+  the goal is end to end >= 85 % of model-only; D-FINE N fp32 once more with Pillow resizing on the host
+  (what resizing on the GPU buys);
 - D-FINE N through ONNX Runtime: an fp32 export (TensorRT when the provider is present, else CUDA) and an fp16
   export (TensorRT fp16), each timed end to end after a first run that builds and caches the engine (its time
   reported), and its det_db compared with PyTorch fp32's: the share of PyTorch's boxes (score >= 0.3) with a
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -33,17 +38,19 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.detect_speed import end_to_end_rate, model_only_rate
+from benchmarks.detect_speed import end_to_end_rate, host_feed_rate, model_only_rate
 from benchmarks.track_speed import slots, tracking_rates
 from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.detector import DFINEDetector
 from services.detector.dfine.model import DFINE
+from services.detector.dfine.preprocess import prepare as prepare_dfine
+from services.detector.dfine.resize import to_batch_resized
 from services.detector.engine import run_detection
 from services.evaluator.metrics.sequence import box_iou
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.model import MOTRv2
 from shared.formats.det_db import det_db_key
-from shared.frames import open_frames
+from shared.frames import frame_workers, open_frames
 from shared.schemas import DetectOptions
 from shared.synth import render_scene
 
@@ -75,6 +82,22 @@ def det_db_of(detector, video: Path) -> dict:
     return run_detection(open_frames(video), detector, options).det_db()
 
 
+def host_rows(table: Table, device: str, video: Path) -> bool:
+    workers = frame_workers(device)
+    for label, prepare in (("decode + BGR", None), ("decode + BGR + Pillow resize", prepare_dfine)):
+        rate = host_feed_rate(video, prepare, workers)
+        table.add_row("host", f"{label}, {workers} thread{'s' * (workers > 1)}", f"{rate:.1f} frames/s, no model", "")
+    images = [image for _, image in islice(open_frames(video), 8)]
+    resized = to_batch_resized(images, 640, device)
+    equal = resized is not None and all(
+        np.array_equal(got.permute(1, 2, 0).cpu().numpy(), prepare_dfine(image).pixels)
+        for got, image in zip(resized, images, strict=True)
+    )
+    table.add_row("host", "D-FINE resize on the device", "Pillow's bytes on 8 frames" if equal else
+                  "differs from Pillow (the detector falls back to Pillow)", "ok" if equal else "FAILED")  # fmt: skip
+    return equal
+
+
 def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) -> bool:
     ok = True
     for size in ("n", "l"):
@@ -91,6 +114,10 @@ def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
             ok = ok and (met or not device.startswith("cuda"))
             table.add_row("feed", name, f"{e2e:.1f} vs {alone:.1f} frames/s model-only: {e2e / alone:.0%}",
                           "goal met" if met else f"below {GOAL:.0%}")  # fmt: skip
+            if size == "n" and not autocast and detector.resize_on_device:
+                host = DFINEDetector(model, device, batch_size=32, resize_on_device=False)
+                e2e = end_to_end_rate(host, video, frames, tmp / "db.json")
+                table.add_row("feed", f"{name}, Pillow resizing on the host", f"{e2e:.1f} frames/s", "for comparison")
     return ok
 
 
@@ -160,6 +187,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         video = render_scene(tmp / "detect", frames=args.frames, seed=3, size=(1920, 1080)).video
+        ok = host_rows(table, args.device, video) and ok
         ok = feed_rows(table, args.device, video, args.frames, tmp) and ok
         track_video = render_scene(tmp / "track", frames=args.track_frames, seed=2, size=(1920, 1080)).video
         track_rows(table, args.device, track_video, args.track_frames)

@@ -169,13 +169,16 @@ def prepared_frames(
     return Prefetch(_in_order(source, prepare, max(1, workers), max(depth, 2 * workers)), depth)
 
 
+def on_gpu(device: str) -> bool:
+    """Whether `device` is (`auto`: will be) a GPU, known without importing torch (an NVIDIA device node
+    exists), so that a command can start decoding while torch loads."""
+    return device.startswith("cuda") or (device == "auto" and Path("/dev/nvidiactl").exists())
+
+
 def frame_workers(device: str) -> int:
     """Threads that prepare frames: on a GPU enough to keep up with it (half the cores, at most 8); on a CPU
-    one, as the model wants the cores. `auto` counts as a GPU where an NVIDIA device node exists (known
-    without importing torch, so a command can start decoding while torch loads)."""
-    if not (device.startswith("cuda") or (device == "auto" and Path("/dev/nvidiactl").exists())):
-        return 1
-    return max(2, min(8, (os.cpu_count() or 2) // 2))
+    one, as the model wants the cores."""
+    return max(2, min(8, (os.cpu_count() or 2) // 2)) if on_gpu(device) else 1
 
 
 def extract_video_frames(video: Path, folder: Path) -> dict[int, Path]:

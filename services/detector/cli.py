@@ -11,7 +11,7 @@ from shared.errors import InputError
 def cmd_detect(args) -> int:
     from services.detector.engine import run_detection, write_detections
     from services.detector.registry import build_detector, with_model_identity
-    from shared.frames import frame_workers, open_frames, prepared_frames
+    from shared.frames import frame_workers, on_gpu, open_frames, prepared_frames
     from shared.schemas import DetectOptions
     from shared.settings import get_settings, pick_device
 
@@ -30,14 +30,16 @@ def cmd_detect(args) -> int:
     options = with_model_identity(options)  # a checkpoint's size and dataset, read from it
     source = open_frames(args.input)
     frames = None
+    device = args.device or get_settings().device
     if options.detector == "dfine":
-        # decode and resize while torch is imported and the model loaded (a core that is idle otherwise);
-        # a fine-tune at another input size than 640 reads the frames again
+        # decode (and on a CPU resize) while torch is imported and the model loaded (a core that is idle
+        # otherwise); a GPU resizes the frames itself; a fine-tune at another input size than 640 reads the
+        # frames again
         from services.detector.dfine.preprocess import prepare
 
-        frames = prepared_frames(source, prepare, frame_workers(args.device or get_settings().device), depth=64)
+        frames = prepared_frames(source, None if on_gpu(device) else prepare, frame_workers(device), depth=64)
     try:
-        detector = build_detector(options, pick_device(args.device or get_settings().device))
+        detector = build_detector(options, pick_device(device))
         if frames is not None and detector.input_size != 640:
             frames.close()
             frames = None

@@ -1,6 +1,6 @@
 """`dfine` behind the detector interface: frames in batches on the device, official preprocessing
-(PIL bilinear resize to 640x640, no normalisation), deploy-mode model with the backbone fused for
-inference (`fuse.py`), top-300 postprocessing.
+(PIL bilinear resize to 640x640 — on a GPU done there, bit-equal, `resize.py` — no normalisation),
+deploy-mode model with the backbone fused for inference (`fuse.py`), top-300 postprocessing.
 
 On a CPU two frames run at once, each on its own thread with half the cores: the model's many small,
 memory-bound layers keep one frame from using two cores well (measured on 2 cores, N: 127 ms/frame on 2
@@ -25,6 +25,7 @@ from .configs import NUM_CLASSES, dfine_config
 from .fuse import fuse_backbone
 from .model import DFINE, postprocess
 from .preprocess import PreparedFrame, prepare
+from .resize import to_batch_resized
 
 NAME = "dfine"
 
@@ -129,6 +130,7 @@ class DFINEDetector:
         batch_size: int | None = None,
         autocast: bool = False,
         workers: int | None = None,
+        resize_on_device: bool | None = None,
     ):
         self.model = (fuse_backbone(model) if isinstance(model, DFINE) else model).to(device)
         self.class_names: list[str] = getattr(model, "class_names", [])  # a motpipe fine-tune's classes
@@ -141,6 +143,9 @@ class DFINEDetector:
         # frames in flight at once: two on a CPU with two or more threads (see the module docstring)
         on_cpu = not device.startswith("cuda")
         self.workers = workers or (2 if on_cpu and torch.get_num_threads() >= 2 else 1)
+        # a GPU resizes the frames itself, bit-equal to Pillow (`resize.py`): the host only decodes; a CPU
+        # runs Pillow in the frame threads, beside the model
+        self.resize_on_device = not on_cpu if resize_on_device is None else resize_on_device
 
     @classmethod
     def from_weights(cls, weights, size: str, dataset: str, device: str = "cpu", **kwargs) -> DFINEDetector:
@@ -150,10 +155,11 @@ class DFINEDetector:
             raise InputError(f"unknown dataset {dataset!r}; known: {sorted(NUM_CLASSES)}", field="dataset")
         return cls(load_dfine(weights, size, dataset), device, **kwargs)
 
-    def prepare_frame(self, frame: np.ndarray | PreparedFrame) -> PreparedFrame:
-        """What the frame thread may run ahead of the model (no torch involved)."""
+    def prepare_frame(self, frame: np.ndarray | PreparedFrame) -> np.ndarray | PreparedFrame:
+        """What the frame thread may run ahead of the model (no torch involved): Pillow's resize, unless
+        the device resizes (then the BGR frame as it is)."""
         if not isinstance(frame, PreparedFrame):
-            return prepare(frame, self.input_size)
+            return frame if self.resize_on_device else prepare(frame, self.input_size)
         if frame.pixels.shape[0] != self.input_size:
             raise ValueError(f"frame prepared at {frame.pixels.shape[0]} px; this model takes {self.input_size}")
         return frame
@@ -161,13 +167,26 @@ class DFINEDetector:
     @torch.inference_mode()
     def _run(self, batch: list[tuple[int, np.ndarray | PreparedFrame]]) -> list[tuple[int, np.ndarray]]:
         frames = [self.prepare_frame(img) for _, img in batch]
-        images = to_batch(frames, self.device)
-        sizes = torch.tensor([[f.width, f.height] for f in frames], dtype=torch.float32, device=self.device)
+        images = self._input(frames)
+        sizes = [(f.shape[1], f.shape[0]) if isinstance(f, np.ndarray) else (f.width, f.height) for f in frames]
+        sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)
         context = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
         with context:
             logits, boxes = self.model(images)
         labels, xyxy, scores = postprocess(logits.float(), boxes.float(), sizes)
         return detection_rows(batch, labels.cpu().numpy(), xyxy.cpu().numpy(), scores.cpu().numpy())
+
+    def _input(self, frames: list[np.ndarray | PreparedFrame]) -> torch.Tensor:
+        """The model's (n, 3, size, size) float input on the device, from frames resized here or there."""
+        if all(isinstance(f, np.ndarray) for f in frames):
+            pixels = to_batch_resized(frames, self.input_size, self.device)
+            if pixels is not None:
+                return pixels.float().div(255)
+        # a size whose resize the device cannot reproduce, or frames prepared on the host (`motpipe detect`
+        # starts before it knows the device)
+        return to_batch(
+            [f if isinstance(f, PreparedFrame) else prepare(f, self.input_size) for f in frames], self.device
+        )
 
     def _batches(self, frames: Iterable[tuple[int, np.ndarray | PreparedFrame]]) -> Iterator[list]:
         batch: list = []

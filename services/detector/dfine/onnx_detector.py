@@ -55,6 +55,7 @@ class OnnxDFINEDetector(DFINEDetector):
         self.fixed_batch = fixed if isinstance(fixed, int) else None
         self.batch_size = self.fixed_batch or batch_size or (32 if device.startswith("cuda") else 1)
         self.autocast, self.workers = False, 1  # ONNX Runtime spreads one run over the cores itself
+        self.resize_on_device = False  # ONNX Runtime takes host arrays: Pillow resizes in the frame threads
 
     def _run(self, batch: list) -> list:
         frames = [self.prepare_frame(img) for _, img in batch]
