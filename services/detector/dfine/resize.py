@@ -74,10 +74,12 @@ def _pass(pixels: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
     """One of Pillow's two passes along `dim` (-1 columns, -2 rows) of int32 pixels, rounded and clipped."""
     index, weight = _taps_on(pixels.shape[dim], out_size, str(pixels.device))
     shape = (-1,) if dim == -1 else (-1, 1)
-    total = torch.full((), 1 << (PRECISION_BITS - 1), dtype=torch.int32, device=pixels.device)
-    for tap_index, tap_weight in zip(index, weight, strict=True):
-        total = total + pixels.index_select(dim, tap_index) * tap_weight.view(shape)
-    return (total >> PRECISION_BITS).clamp_(0, 255)
+    total = None
+    for tap_index, tap_weight in zip(index, weight, strict=True):  # in place: a 1080p batch is large
+        term = pixels.index_select(dim, tap_index).mul_(tap_weight.view(shape))
+        total = term if total is None else total.add_(term)
+    # Pillow starts its sum at half a unit (rounding); exact integers, so adding it last is the same
+    return total.add_(1 << (PRECISION_BITS - 1)).bitwise_right_shift_(PRECISION_BITS).clamp_(0, 255)
 
 
 def resize_like_pillow(pixels: torch.Tensor, width: int, height: int, rows_first: bool = False) -> torch.Tensor:
