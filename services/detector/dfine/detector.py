@@ -5,6 +5,8 @@ deploy-mode model with the backbone fused for inference (`fuse.py`), top-300 pos
 On a CPU two frames run at once, each on its own thread with half the cores: the model's many small,
 memory-bound layers keep one frame from using two cores well (measured on 2 cores, N: 127 ms/frame on 2
 threads, 87 ms/frame for two frames side by side on one thread each; `benchmarks/detect_speed.py`).
+On a GPU two batches are in flight, on two threads: one stacks and uploads its frames (~200 MB for 32
+1080p frames) while the device runs the other's, instead of the device waiting for each copy.
 Frames may arrive prepared (`preprocess.PreparedFrame`, resized in the frame thread) or as BGR arrays.
 """
 
@@ -140,9 +142,10 @@ class DFINEDetector:
         # wants batches
         self.batch_size = batch_size or (32 if device.startswith("cuda") else 1)
         self.autocast = autocast and device.startswith("cuda")
-        # frames in flight at once: two on a CPU with two or more threads (see the module docstring)
+        # batches in flight at once: two on a CPU with two or more threads (see the module docstring); two on
+        # a GPU, so that one thread stacks and uploads the next batch while the other waits for the device
         on_cpu = not device.startswith("cuda")
-        self.workers = workers or (2 if on_cpu and torch.get_num_threads() >= 2 else 1)
+        self.workers = workers or (2 if not on_cpu or torch.get_num_threads() >= 2 else 1)
         # a GPU resizes the frames itself, bit-equal to Pillow (`resize.py`): the host only decodes; a CPU
         # runs Pillow in the frame threads, beside the model
         self.resize_on_device = not on_cpu if resize_on_device is None else resize_on_device
@@ -205,7 +208,8 @@ class DFINEDetector:
                 yield from self._run(batch)
             return
         threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, threads // self.workers))  # process-wide: restored below
+        if not self.device.startswith("cuda"):  # the model's CPU threads shared out; process-wide: restored below
+            torch.set_num_threads(max(1, threads // self.workers))
         try:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="dfine") as pool:
                 pending: deque = deque()
