@@ -89,6 +89,14 @@ def test_the_model_input_and_det_db_equal_the_host_resize(model, tmp_path, monke
     assert on_device == detections(host, scene.video, options)
     assert sum(len(rows) for rows in on_device.values()) > 0
     assert len({str(rows) for rows in on_device.values()}) == 3  # the model answers each frame differently
+    # as on a GPU: batches of several frames, two batches in flight on two threads (batched convolutions
+    # round differently from single frames, so against the host resize batched the same way)
+    batched = {"batch_size": 2, "workers": 2}
+    as_on_a_gpu = detections(DFINEDetector(model, "cpu", resize_on_device=True, **batched), scene.video, options)
+    assert as_on_a_gpu == detections(
+        DFINEDetector(model, "cpu", resize_on_device=False, **batched), scene.video, options
+    )
+    assert sorted(as_on_a_gpu) == [1, 2, 3]
 
     # a size whose pass order is unknown: Pillow resizes it on the host, the det_db is the same
     monkeypatch.setattr(detector_module, "to_batch_resized", lambda *a: None)
