@@ -16,6 +16,11 @@ the checkpoint is exported once (`motpipe export dfine`, not timed) and `motpipe
 (ONNX Runtime) is timed against `motpipe detect` on the PyTorch checkpoint.
 
     .venv/bin/python benchmarks/detect_speed.py --whole-process --runtime onnx [--sizes n] [--repeat 2]
+
+`--host` times the host's side alone, no model: frames/s of a 1920x1080 mp4 decoded and converted to BGR on
+1, 2, ... frame threads, with and without Pillow's resize (what a GPU now does itself, `resize.py`).
+
+    .venv/bin/python benchmarks/detect_speed.py --host [--frames 96] [--threads 1 2] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from rich.table import Table
 from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.detector import DFINEDetector
 from services.detector.dfine.model import DFINE
+from services.detector.dfine.preprocess import prepare
 from services.detector.engine import run_detection, write_detections
 from shared.frames import open_frames, prepared_frames
 from shared.schemas import DetectOptions
@@ -152,6 +158,19 @@ def whole_process(sizes: list[str], frames: int, repeat: int, device: str, runti
     Console().print(table)
 
 
+def host_only(frames: int, threads: list[int], repeat: int) -> None:
+    table = Table(title=f"the host alone, {frames} frames of a 1920x1080 mp4, no model (best of {repeat})")
+    for column in ("frame threads", "decode + BGR frames/s", "+ Pillow resize frames/s", "ratio"):
+        table.add_column(column, justify="right")
+    with tempfile.TemporaryDirectory() as tmp:
+        video = render_scene(tmp, frames=frames, seed=3, size=(1920, 1080)).video
+        for count in threads:
+            bare = max(host_feed_rate(video, None, count) for _ in range(repeat))
+            resized = max(host_feed_rate(video, prepare, count) for _ in range(repeat))
+            table.add_row(str(count), f"{bare:.1f}", f"{resized:.1f}", f"{bare / resized:.2f}x")
+    Console().print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["n", "l"])
@@ -159,10 +178,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="frames (default: 32 on a CPU, 1024 on a GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--whole-process", action="store_true", help="fresh processes, ours vs an official-style loop")
+    parser.add_argument("--host", action="store_true", help="the host alone: decoding, conversion, Pillow's resize")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="--host: frame threads to time")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                         help="whole processes: onnx times the ONNX export against the PyTorch checkpoint")  # fmt: skip
     args = parser.parse_args()
+    if args.host:
+        host_only(args.frames or 96, args.threads, args.repeat)
+        return
     device = pick_device(args.device)
     args.frames = args.frames or (1024 if device.startswith("cuda") and not args.whole_process else 32)
     if args.whole_process:
