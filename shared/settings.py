@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.errors import InputError
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOTPIPE_", env_file=".env", extra="ignore")
@@ -74,9 +76,19 @@ def get_settings() -> Settings:
 
 
 def pick_device(requested: str = "auto") -> str:
-    """The torch device to use: `requested` unless 'auto', then cuda when present."""
-    if requested != "auto":
+    """The torch device to use: `requested` unless 'auto', then cuda when present. A CUDA device this machine
+    does not have is refused in one line (a CPU node of a cluster given `--device cuda`), not by torch's
+    driver error at the first tensor moved there."""
+    if requested != "auto" and not requested.startswith("cuda"):
         return requested
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = requested.partition(":")[2]
+    if not count:
+        raise InputError(f"{requested}: this machine has no CUDA device; use cpu or auto", field="device")
+    if index and (not index.isdigit() or int(index) >= count):
+        raise InputError(f"{requested}: this machine has CUDA devices 0-{count - 1}", field="device")
+    return requested
