@@ -49,9 +49,11 @@ from services.detector.engine import run_detection
 from services.evaluator.metrics.sequence import box_iou
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.model import MOTRv2
+from shared.errors import InputError
 from shared.formats.det_db import det_db_key
 from shared.frames import frame_workers, open_frames
 from shared.schemas import DetectOptions
+from shared.settings import pick_device
 from shared.synth import render_scene
 
 console = Console(width=160)
@@ -180,6 +182,12 @@ def main() -> int:
     parser.add_argument("--slots", nargs="+", type=int, default=[1, 2, 4, 8], help="slot counts to measure")
     parser.add_argument("--with-training", action="store_true", help="also run scripts/gpu_training_check.py")
     args = parser.parse_args()
+    try:
+        args.device = pick_device(args.device)
+    except InputError as exc:  # no GPU here: one line, not torch's traceback
+        parser.exit(
+            2, f"gpu_check: {exc} (a smoke run on a CPU: --device cpu --frames 16 --track-frames 2 --slots 1)\n"
+        )
     where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     table = Table(title=f"motpipe GPU check on {where}, torch {torch.__version__}, "
                         f"{time.strftime('%Y-%m-%d')}")  # fmt: skip
