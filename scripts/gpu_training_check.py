@@ -41,9 +41,11 @@ from services.detector.registry import build_detector
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.training.weights import fresh_model
 from services.trainer.jobs import read_job
+from shared.errors import InputError
 from shared.formats.det_db import write_det_db
 from shared.frames import open_frames
 from shared.schemas import DetectOptions
+from shared.settings import pick_device
 from shared.synth import render_scene, render_still_frames
 
 console = Console(width=150)
@@ -156,6 +158,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one command may take")
     args = parser.parse_args()
     TIMEOUT_S = args.timeout
+    try:
+        args.device = pick_device(args.device)
+    except InputError as exc:  # no GPU here: one line, not torch's traceback
+        parser.exit(2, f"gpu_training_check: {exc}\n")
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     table = Table(title=f"Training runs on {where}, torch {torch.__version__}")
     for column in ("job", "state", "s", "steps", "s/step", "loss epoch 1", "loss last", "validation first/last"):
