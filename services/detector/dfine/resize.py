@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from itertools import groupby
 
 import numpy as np
 import torch
@@ -117,27 +118,16 @@ def _upload(frames: list[np.ndarray], device: str) -> torch.Tensor:
 def to_batch_resized(frames_bgr: list[np.ndarray], size: int, device: str) -> torch.Tensor | None:
     """(n, 3, size, size) uint8 RGB on `device`: the BGR frames sent as they are and resized there, each as
     Pillow would resize it; None when Pillow's order for one of their sizes is not known (`pass_order`)."""
-    orders: dict[tuple[int, int], bool | None] = {}
-    for frame in frames_bgr:  # images of a folder may differ in size; a video's frames do not
-        height, width = frame.shape[:2]
-        if (height, width) not in orders:
-            orders[height, width] = pass_order(width, height, size, size, device)
+    # images of a folder may differ in size; a video's frames do not
+    shapes = {frame.shape[:2] for frame in frames_bgr}
+    orders = {(h, w): pass_order(w, h, size, size, device) for h, w in shapes}
     if None in orders.values():
         return None
-    # same-sized frames together, at most ~16 M pixels at once (int32 working copies of 32 4K frames
-    # would need 3 GB)
     resized = []
-    start = 0
-    while start < len(frames_bgr):
-        height, width = frames_bgr[start].shape[:2]
-        end = start + 1
-        while (
-            end < len(frames_bgr)
-            and frames_bgr[end].shape[:2] == (height, width)
-            and (end + 1 - start) * height * width <= 1 << 24
-        ):
-            end += 1
-        pixels = _upload(frames_bgr[start:end], device).permute(0, 3, 1, 2)
-        resized.append(resize_like_pillow(pixels, size, size, orders[height, width]))
-        start = end
+    for (height, width), group in groupby(frames_bgr, key=lambda frame: frame.shape[:2]):
+        group = list(group)
+        step = max(1, (1 << 24) // (height * width))  # ~16 M pixels at once: 32 4K frames as int32 are 3 GB
+        for start in range(0, len(group), step):
+            pixels = _upload(group[start : start + step], device).permute(0, 3, 1, 2)
+            resized.append(resize_like_pillow(pixels, size, size, orders[height, width]))
     return torch.cat(resized).flip(1)  # BGR -> RGB afterwards: Pillow resizes each channel on its own
