@@ -8,10 +8,12 @@ Rows (weights keep their initial values: speed and agreement do not depend on th
 - the host: frames/s decoded and converted with no model (the frame threads `run_detection` uses), with and
   without Pillow's resize; and whether the GPU's own resize (`services/detector/dfine/resize.py`) gives
   Pillow's bytes for the clip's frames;
+- NVDEC (when PyNvVideoCodec is installed, `shared/nvdec.py`): whether every frame it decodes equals PyAV's,
+  and frames/s decoded and converted on the GPU with no model;
 - the feed: D-FINE N and L at batch 32 (fp32, bf16 autocast) and MOTRv2 (fp32, bf16): `run_detection` /
   `run_tracking` end to end against the forward pass alone (`benchmarks/detect_speed.py`, `track_speed.py`);
-  the goal is end to end >= 85 % of model-only; D-FINE N fp32 again with Pillow resizing on the host and
-  with one batch in flight (what the GPU's resize and the second batch in flight buy);
+  the goal is end to end >= 85 % of model-only; D-FINE N fp32 again with Pillow resizing on the host, with
+  one batch in flight and, where NVDEC decoded, with PyAV decoding (what each of them buys);
 - D-FINE N through ONNX Runtime: an fp32 export (TensorRT when the provider is present, else CUDA) and an fp16
   export (TensorRT fp16), each timed end to end after a first run that builds and caches the engine (its time
   reported), and its det_db compared with PyTorch fp32's: the share of PyTorch's boxes (score >= 0.3) with a
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from itertools import islice
+from itertools import islice, zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.detect_speed import end_to_end_rate, host_feed_rate, model_only_rate
+from benchmarks.detect_speed import end_to_end_rate, host_feed_rate, model_only_rate, sync
 from benchmarks.track_speed import slots, tracking_rates
 from services.detector.dfine.configs import dfine_config
 from services.detector.dfine.detector import DFINEDetector
@@ -49,6 +51,7 @@ from services.detector.engine import run_detection
 from services.evaluator.metrics.sequence import box_iou
 from services.tracker.motrv2.config import MOTRv2Config
 from services.tracker.motrv2.model import MOTRv2
+from shared import nvdec
 from shared.errors import InputError
 from shared.formats.det_db import det_db_key
 from shared.frames import frame_workers, open_frames
@@ -100,6 +103,29 @@ def host_rows(table: Table, device: str, video: Path) -> bool:
     return equal
 
 
+def nvdec_rows(table: Table, device: str, video: Path) -> bool:
+    """Every frame NVDEC gives against PyAV's, then its rate with no model (a second pass)."""
+    if not nvdec.installed():
+        table.add_row("NVDEC", "decode + BGR on the GPU", "PyNvVideoCodec is not installed", "")
+        return True
+    frames, note = nvdec.nvdec_frames(open_frames(video), device)
+    if frames is None:
+        table.add_row("NVDEC", "decode + BGR on the GPU", note, "not used")
+        return True
+    count = differ = 0
+    for (number, ours), (theirs_number, theirs) in zip_longest(frames, open_frames(video), fillvalue=(0, None)):
+        count += 1
+        same = ours is not None and theirs is not None and number == theirs_number
+        differ += not (same and np.array_equal(ours.cpu().numpy(), theirs))
+    start = time.perf_counter()
+    decoded = sum(1 for _ in nvdec.nvdec_frames(open_frames(video), device)[0])
+    sync(device)
+    rate = decoded / (time.perf_counter() - start)
+    table.add_row("NVDEC", "decode + BGR on the GPU", f"{rate:.1f} frames/s, no model; "
+                  f"{count - differ}/{count} frames equal to PyAV's", "ok" if not differ else "FAILED")  # fmt: skip
+    return not differ
+
+
 def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) -> bool:
     ok = True
     for size in ("n", "l"):
@@ -116,9 +142,12 @@ def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
             ok = ok and (met or not device.startswith("cuda"))
             table.add_row("feed", name, f"{e2e:.1f} vs {alone:.1f} frames/s model-only: {e2e / alone:.0%}",
                           "goal met" if met else f"below {GOAL:.0%}")  # fmt: skip
-            if size == "n" and not autocast:  # what the GPU's resize and the second batch in flight buy
+            if size == "n" and not autocast:  # what the GPU's resize, the second batch in flight, NVDEC buy
                 for label, change in (("Pillow resizing on the host", {"resize_on_device": False}),
-                                      ("one batch in flight", {"workers": 1})):  # fmt: skip
+                                      ("one batch in flight", {"workers": 1}),
+                                      ("PyAV decoding", {"device_frames": False})):  # fmt: skip
+                    if "device_frames" in change and not nvdec.wanted():
+                        continue  # the rows above decoded with PyAV already
                     other = DFINEDetector(model, device, batch_size=32, **change)
                     rate = end_to_end_rate(other, video, frames, tmp / "db.json")
                     table.add_row("feed", f"{name}, {label}", f"{rate:.1f} frames/s", "for comparison")
@@ -198,6 +227,7 @@ def main() -> int:
         tmp = Path(tmp)
         video = render_scene(tmp / "detect", frames=args.frames, seed=3, size=(1920, 1080)).video
         ok = host_rows(table, args.device, video) and ok
+        ok = nvdec_rows(table, args.device, video) and ok
         ok = feed_rows(table, args.device, video, args.frames, tmp) and ok
         track_video = render_scene(tmp / "track", frames=args.track_frames, seed=2, size=(1920, 1080)).video
         track_rows(table, args.device, track_video, args.track_frames)

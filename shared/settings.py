@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # allowance, not yet a GPU measurement (a 1080p MOTRv2 track peaks at 1.8 GiB of host memory on a CPU);
     # `benchmarks/track_speed.py --slots` measures the memory of a slot on the device at hand.
     gpu_slot_gib: float = Field(4.0, gt=0, description="device memory one GPU slot is allowed (GiB)")
+    # D-FINE on a GPU reads a video through NVDEC when NVIDIA's PyNvVideoCodec is installed and its frames
+    # equal the CPU decoder's (`shared/nvdec.py`); "off" keeps PyAV on the CPU
+    nvdec: Literal["auto", "off"] = "auto"
     # Seconds a task may run before Celery kills it, and after which an unacknowledged task
     # is handed to another worker (Redis); the second must exceed the first.
     task_time_limit_s: int = 6 * 3600

@@ -11,6 +11,7 @@ from shared.errors import InputError
 def cmd_detect(args) -> int:
     from services.detector.engine import run_detection, write_detections
     from services.detector.registry import build_detector, with_model_identity
+    from shared import nvdec
     from shared.frames import frame_workers, on_gpu, open_frames, prepared_frames
     from shared.schemas import DetectOptions
     from shared.settings import get_settings, pick_device
@@ -31,10 +32,10 @@ def cmd_detect(args) -> int:
     source = open_frames(args.input)
     frames = None
     device = args.device or get_settings().device
-    if options.detector == "dfine":
+    if options.detector == "dfine" and not (on_gpu(device) and nvdec.wanted()):
         # decode (and on a CPU resize) while torch is imported and the model loaded (a core that is idle
         # otherwise); a GPU resizes the frames itself; a fine-tune at another input size than 640 reads the
-        # frames again
+        # frames again. Where NVDEC may decode them, `run_detection` tries it once the model is on the GPU.
         from services.detector.dfine.preprocess import prepare
 
         frames = prepared_frames(source, None if on_gpu(device) else prepare, frame_workers(device), depth=64)

@@ -60,6 +60,9 @@ def run_detection(
     keep = DetectionFilter(options, resolve_classes(options, own_names))
     if hasattr(detector, "prepare"):
         detector.prepare(source)
+    notes: list[str] = []
+    if frames is None and getattr(detector, "takes_device_frames", False):
+        frames = device_frames(source, detector.device, notes)
     if frames is None:
         workers = frame_workers(getattr(detector, "device", "cpu"))
         frames = prepared_frames(source, getattr(detector, "prepare_frame", None), workers)
@@ -77,7 +80,7 @@ def run_detection(
         keys_with_detections=sum(1 for d in per_frame.values() if len(d)),
         detections=keep.stats.kept,
         options=options,
-        notes=list(getattr(detector, "notes", [])),
+        notes=list(getattr(detector, "notes", [])) + notes,
     )
     if info.detections == 0 and keep.stats.raw > 0:
         info.notes.append(f"all {keep.stats.raw} detections were removed by the filters: {keep.stats.dropped}")
@@ -85,6 +88,18 @@ def run_detection(
     if mapping is not None:
         info.notes.append("classes: " + ", ".join(f"{k} -> {v}" for k, v in sorted(mapping.items())))
     return Detections(per_frame, info, keep.stats, mapping)
+
+
+def device_frames(source: FrameSource, device: str, notes: list[str]) -> Iterator | None:
+    """The video decoded by the GPU when NVDEC is installed, allowed and gives the CPU decoder's frames
+    (`shared/nvdec.py`); None otherwise, with a note saying why when NVDEC was tried."""
+    from shared import nvdec
+
+    if not nvdec.wanted():
+        return None
+    frames, note = nvdec.nvdec_frames(source, device)
+    notes.append(note if frames is not None else f"frames decoded on the CPU: {note}")
+    return frames
 
 
 def write_detections(result: Detections, path: str | os.PathLike, fmt: str = "detdb") -> None:

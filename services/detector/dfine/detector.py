@@ -7,7 +7,8 @@ memory-bound layers keep one frame from using two cores well (measured on 2 core
 threads, 87 ms/frame for two frames side by side on one thread each; `benchmarks/detect_speed.py`).
 On a GPU two batches are in flight, on two threads: one stacks and uploads its frames (~200 MB for 32
 1080p frames) while the device runs the other's, instead of the device waiting for each copy.
-Frames may arrive prepared (`preprocess.PreparedFrame`, resized in the frame thread) or as BGR arrays.
+Frames may arrive prepared (`preprocess.PreparedFrame`, resized in the frame thread) or as BGR arrays, or as
+BGR tensors already on the device (decoded by NVDEC, `shared/nvdec.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from .preprocess import PreparedFrame, prepare
 from .resize import to_batch_resized
 
 NAME = "dfine"
+
+
+# a frame as the detector takes it: BGR on the host or on the device (NVDEC), or resized on the host
+Frame = np.ndarray | torch.Tensor | PreparedFrame
+
+
+def host_image(frame: np.ndarray | torch.Tensor) -> np.ndarray:
+    return frame.cpu().numpy() if isinstance(frame, torch.Tensor) else frame
 
 
 def to_input(frame: PreparedFrame) -> torch.Tensor:
@@ -133,6 +142,7 @@ class DFINEDetector:
         autocast: bool = False,
         workers: int | None = None,
         resize_on_device: bool | None = None,
+        device_frames: bool = True,
     ):
         self.model = (fuse_backbone(model) if isinstance(model, DFINE) else model).to(device)
         self.class_names: list[str] = getattr(model, "class_names", [])  # a motpipe fine-tune's classes
@@ -149,6 +159,9 @@ class DFINEDetector:
         # a GPU resizes the frames itself, bit-equal to Pillow (`resize.py`): the host only decodes; a CPU
         # runs Pillow in the frame threads, beside the model
         self.resize_on_device = not on_cpu if resize_on_device is None else resize_on_device
+        # frames decoded on the device (NVDEC, `run_detection`) are resized there too; `device_frames=False`
+        # keeps decoding on the host (the GPU check's comparison)
+        self.takes_device_frames = device_frames and self.resize_on_device and not on_cpu
 
     @classmethod
     def from_weights(cls, weights, size: str, dataset: str, device: str = "cpu", **kwargs) -> DFINEDetector:
@@ -158,20 +171,20 @@ class DFINEDetector:
             raise InputError(f"unknown dataset {dataset!r}; known: {sorted(NUM_CLASSES)}", field="dataset")
         return cls(load_dfine(weights, size, dataset), device, **kwargs)
 
-    def prepare_frame(self, frame: np.ndarray | PreparedFrame) -> np.ndarray | PreparedFrame:
+    def prepare_frame(self, frame: Frame) -> Frame:
         """What the frame thread may run ahead of the model (no torch involved): Pillow's resize, unless
         the device resizes (then the BGR frame as it is)."""
         if not isinstance(frame, PreparedFrame):
-            return frame if self.resize_on_device else prepare(frame, self.input_size)
+            return frame if self.resize_on_device else prepare(host_image(frame), self.input_size)
         if frame.pixels.shape[0] != self.input_size:
             raise ValueError(f"frame prepared at {frame.pixels.shape[0]} px; this model takes {self.input_size}")
         return frame
 
     @torch.inference_mode()
-    def _run(self, batch: list[tuple[int, np.ndarray | PreparedFrame]]) -> list[tuple[int, np.ndarray]]:
+    def _run(self, batch: list[tuple[int, Frame]]) -> list[tuple[int, np.ndarray]]:
         frames = [self.prepare_frame(img) for _, img in batch]
         images = self._input(frames)
-        sizes = [(f.shape[1], f.shape[0]) if isinstance(f, np.ndarray) else (f.width, f.height) for f in frames]
+        sizes = [(f.width, f.height) if isinstance(f, PreparedFrame) else (f.shape[1], f.shape[0]) for f in frames]
         sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)
         context = torch.autocast("cuda", dtype=torch.bfloat16) if self.autocast else contextlib.nullcontext()
         with context:
@@ -179,19 +192,20 @@ class DFINEDetector:
         labels, xyxy, scores = postprocess(logits.float(), boxes.float(), sizes)
         return detection_rows(batch, labels.cpu().numpy(), xyxy.cpu().numpy(), scores.cpu().numpy())
 
-    def _input(self, frames: list[np.ndarray | PreparedFrame]) -> torch.Tensor:
+    def _input(self, frames: list[Frame]) -> torch.Tensor:
         """The model's (n, 3, size, size) float input on the device, from frames resized here or there."""
-        if all(isinstance(f, np.ndarray) for f in frames):
+        if not any(isinstance(f, PreparedFrame) for f in frames):
             pixels = to_batch_resized(frames, self.input_size, self.device)
             if pixels is not None:
                 return pixels.float().div(255)
         # a size whose resize the device cannot reproduce, or frames prepared on the host (`motpipe detect`
         # starts before it knows the device)
         return to_batch(
-            [f if isinstance(f, PreparedFrame) else prepare(f, self.input_size) for f in frames], self.device
+            [f if isinstance(f, PreparedFrame) else prepare(host_image(f), self.input_size) for f in frames],
+            self.device,
         )
 
-    def _batches(self, frames: Iterable[tuple[int, np.ndarray | PreparedFrame]]) -> Iterator[list]:
+    def _batches(self, frames: Iterable[tuple[int, Frame]]) -> Iterator[list]:
         batch: list = []
         for item in frames:
             batch.append(item)
@@ -201,7 +215,7 @@ class DFINEDetector:
         if batch:
             yield batch
 
-    def detect(self, frames: Iterable[tuple[int, np.ndarray | PreparedFrame]]) -> Iterator[tuple[int, np.ndarray]]:
+    def detect(self, frames: Iterable[tuple[int, Frame]]) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, rows l,t,w,h,score,label) in the frames' order."""
         if self.workers == 1:
             for batch in self._batches(frames):

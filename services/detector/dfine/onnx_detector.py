@@ -55,7 +55,9 @@ class OnnxDFINEDetector(DFINEDetector):
         self.fixed_batch = fixed if isinstance(fixed, int) else None
         self.batch_size = self.fixed_batch or batch_size or (32 if device.startswith("cuda") else 1)
         self.autocast, self.workers = False, 1  # ONNX Runtime spreads one run over the cores itself
-        self.resize_on_device = False  # ONNX Runtime takes host arrays: Pillow resizes in the frame threads
+        # ONNX Runtime takes host arrays: Pillow resizes in the frame threads, and NVDEC's frames would only
+        # come back to the host
+        self.resize_on_device = self.takes_device_frames = False
 
     def _run(self, batch: list) -> list:
         frames = [self.prepare_frame(img) for _, img in batch]

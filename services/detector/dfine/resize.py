@@ -108,14 +108,17 @@ def pass_order(width: int, height: int, out_width: int, out_height: int, device:
     return None
 
 
-def _upload(frames: list[np.ndarray], device: str) -> torch.Tensor:
-    """(n, H, W, 3) uint8 on `device`; staged in pinned memory for a GPU (an asynchronous copy)."""
+def _upload(frames: list[np.ndarray | torch.Tensor], device: str) -> torch.Tensor:
+    """(n, H, W, 3) uint8 on `device`; staged in pinned memory for a GPU (an asynchronous copy). Frames that
+    are tensors (decoded on the device) are stacked where they are."""
+    if isinstance(frames[0], torch.Tensor):
+        return torch.stack(frames).to(device)
     staging = torch.empty((len(frames), *frames[0].shape), dtype=torch.uint8, pin_memory=device.startswith("cuda"))
     np.stack(frames, out=staging.numpy())
     return staging.to(device, non_blocking=True)
 
 
-def to_batch_resized(frames_bgr: list[np.ndarray], size: int, device: str) -> torch.Tensor | None:
+def to_batch_resized(frames_bgr: list[np.ndarray | torch.Tensor], size: int, device: str) -> torch.Tensor | None:
     """(n, 3, size, size) uint8 RGB on `device`: the BGR frames sent as they are and resized there, each as
     Pillow would resize it; None when Pillow's order for one of their sizes is not known (`pass_order`)."""
     # images of a folder may differ in size; a video's frames do not
