@@ -16,6 +16,7 @@ leaves the CPU decoder in charge and says why. `MOTPIPE_NVDEC=off` turns it off.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Iterator
 from itertools import chain
@@ -43,10 +44,13 @@ def wanted() -> bool:
     return get_settings().nvdec != "off" and installed()
 
 
-def decoded_frames(decoder, kind: tuple, batch: int) -> Iterator[tuple[int, torch.Tensor]]:
+def decoded_frames(
+    decoder, kind: tuple, batch: int, stream: torch.cuda.Stream | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
     """(1-based frame number, (H, W, 3) uint8 BGR on the decoder's device) from a decoder with
     PyNvVideoCodec's `get_batch_frames(n)` (an empty list at the end) whose frames hold NV12 planes (DLPack).
-    `kind`: `shared.yuv.frame_kind` of the video's frames."""
+    `kind`: `shared.yuv.frame_kind` of the video's frames; `stream`: the CUDA stream the decoder writes on,
+    where the conversion runs too (after the decoder's copies, without waiting on the model's work)."""
     import torch
 
     from shared.yuv import conversion, split_nv12, yuv420_to_bgr
@@ -56,13 +60,16 @@ def decoded_frames(decoder, kind: tuple, batch: int) -> Iterator[tuple[int, torc
     number = 0
     while frames := decoder.get_batch_frames(batch):
         images = []
-        for frame in frames:
-            planes = torch.from_dlpack(frame)
-            if planes.numel() != width * height * 3 // 2:
-                raise NvdecUnusable(f"NVDEC gave a {tuple(planes.shape)} frame for {width}x{height} NV12")
-            images.append(yuv420_to_bgr(*split_nv12(planes, width, height), coefficients))
-        if images[0].is_cuda:  # the decoder reuses its frame buffers: read them before asking for more
-            torch.cuda.current_stream(images[0].device).synchronize()
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            for frame in frames:
+                planes = torch.from_dlpack(frame)
+                if planes.numel() != width * height * 3 // 2:
+                    raise NvdecUnusable(f"NVDEC gave a {tuple(planes.shape)} frame for {width}x{height} NV12")
+                images.append(yuv420_to_bgr(*split_nv12(planes, width, height), coefficients))
+        if stream is not None:  # the decoder reuses its frame buffers, and the model reads on another stream
+            stream.synchronize()
+            for image in images:  # made on this stream: not to be reused before the model's stream is done
+                image.record_stream(torch.cuda.default_stream(image.device))
         for image in images:
             number += 1
             yield number, image
@@ -85,13 +92,16 @@ def nvdec_frames(source: FrameSource, device: str, batch: int = 8, depth: int = 
             raise NvdecUnusable(
                 f"this machine's PyAV converts {kind[4]} frames of matrix {kind[2]}, range {kind[3]} otherwise"
             )
+        on_cuda = torch.device(device).type == "cuda"
+        stream = torch.cuda.Stream(device) if on_cuda else None
         decoder = nvc.SimpleDecoder(
             str(source.video),
             gpu_id=torch.device(device).index or 0,
+            cuda_stream=stream.cuda_stream if on_cuda else 0,  # 0: the decoder makes its own
             use_device_memory=True,
             output_color_type=nvc.OutputColorType.NATIVE,
         )
-        frames = decoded_frames(decoder, kind, batch)
+        frames = decoded_frames(decoder, kind, batch, stream)
         number, image = next(frames)
         if not torch.equal(image.cpu(), torch.from_numpy(first.to_ndarray(format="bgr24"))):
             raise NvdecUnusable("NVDEC's first frame differs from the CPU decoder's")

@@ -78,8 +78,8 @@ class FakeDecodedFrames:
     damage = False
     opened: list = []
 
-    def __init__(self, path, gpu_id=0, use_device_memory=True, output_color_type=None):
-        self.opened.append((path, gpu_id, use_device_memory, output_color_type))
+    def __init__(self, path, gpu_id=0, cuda_stream=0, use_device_memory=True, output_color_type=None):
+        self.opened.append((path, gpu_id, cuda_stream, use_device_memory, output_color_type))
         self.frames = iter_video_frames(path)
 
     def get_batch_frames(self, count):
@@ -116,7 +116,7 @@ def test_nvdec_frames_are_the_cpu_decoders_frames(tmp_path, fake_pynvvideocodec)
     for (_, ours), (_, theirs) in zip(got, wanted, strict=True):
         assert isinstance(ours, torch.Tensor)
         np.testing.assert_array_equal(ours.numpy(), theirs)
-    assert fake_pynvvideocodec.SimpleDecoder.opened == [(str(video), 0, True, "native")]
+    assert fake_pynvvideocodec.SimpleDecoder.opened == [(str(video), 0, 0, True, "native")]
 
 
 def test_nvdec_is_not_used_where_it_would_change_the_frames(tmp_path, fake_pynvvideocodec):
