@@ -14,15 +14,18 @@ Rows (weights keep their initial values: speed and agreement do not depend on th
   `run_tracking` end to end against the forward pass alone (`benchmarks/detect_speed.py`, `track_speed.py`);
   the goal is end to end >= 85 % of model-only; D-FINE N fp32 again with Pillow resizing on the host, with
   one batch in flight and, where NVDEC decoded, with PyAV decoding (what each of them buys);
-- D-FINE N through ONNX Runtime: an fp32 export (TensorRT when the provider is present, else CUDA) and an fp16
-  export (TensorRT fp16), each timed end to end after a first run that builds and caches the engine (its time
-  reported), and its det_db compared with PyTorch fp32's: the share of PyTorch's boxes (score >= 0.3) with a
-  box at IoU >= 0.9 in the same frame, and the largest score difference between those;
+- D-FINE N through ONNX Runtime (on a GPU only with the onnxruntime-gpu build's providers): an fp32 export
+  (TensorRT when the provider is present, else CUDA) and an fp16 export (TensorRT fp16), each timed end to end
+  after a first run that builds and caches the engine (its time reported), and its det_db compared with
+  PyTorch fp32's: the share of PyTorch's boxes (score >= 0.3) with a box at IoU >= 0.9 in the same frame, and
+  the largest score difference between those;
 - MOTRv2 slots (`motpipe worker --gpu-slots K`): aggregate frames/s and memory per slot for each K;
 - `--with-training`: `scripts/gpu_training_check.py` as it is (its own table), passed or not.
 
 Runs on a CPU too (`--device cpu --frames 16 --track-frames 2 --slots 1`: a smoke test of the script itself;
 bf16 and TensorRT rows then say why they are absent). Exits 1 when a path fails.
+
+On the lent H200 (Python 3.12, no network): `scripts/device_wheels.py` says what to carry and how to start it.
 """
 
 from __future__ import annotations
@@ -172,8 +175,15 @@ def track_rows(table: Table, device: str, video: Path, frames: int) -> None:
 
 
 def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) -> bool:
+    import onnxruntime as ort
+
     from services.detector.dfine.onnx_detector import OnnxDFINEDetector
 
+    gpu_providers = {"TensorrtExecutionProvider", "CUDAExecutionProvider"} & set(ort.get_available_providers())
+    if device.startswith("cuda") and not gpu_providers:  # timing its CPU provider on a GPU machine says nothing
+        table.add_row("ONNX", "D-FINE N via TensorRT / CUDA", f"onnxruntime {ort.__version__} has neither provider "
+                      "here (the onnxruntime-gpu build has them)", "not run")  # fmt: skip
+        return True
     torch.manual_seed(0)
     weights = tmp / "dfine_n.pth"
     torch.save({"model": DFINE(dfine_config("n", "obj365")).state_dict()}, weights)
