@@ -66,6 +66,12 @@ console = Console(width=160)
 GOAL = 0.85  # end to end / model-only
 
 
+def add(table: Table, *cells: str) -> None:
+    """A row of the table, also printed at once: a run cut short (the device's time limit) keeps what it measured."""
+    table.add_row(*cells)
+    print(" | ".join(cells), flush=True)
+
+
 def agreement(reference: dict, other: dict) -> tuple[float, float]:
     """(share of `reference`'s boxes with a box in `other` at IoU >= 0.9 in the same frame, the largest score
     difference of those pairs); rows are l, t, w, h, score."""
@@ -94,14 +100,14 @@ def host_rows(table: Table, device: str, video: Path) -> bool:
     workers = frame_workers(device)
     for label, prepare in (("decode + BGR", None), ("decode + BGR + Pillow resize", prepare_dfine)):
         rate = host_feed_rate(video, prepare, workers)
-        table.add_row("host", f"{label}, {workers} thread{'s' * (workers > 1)}", f"{rate:.1f} frames/s, no model", "")
+        add(table, "host", f"{label}, {workers} thread{'s' * (workers > 1)}", f"{rate:.1f} frames/s, no model", "")
     images = [image for _, image in islice(open_frames(video), 8)]
     resized = to_batch_resized(images, 640, device)
     equal = resized is not None and all(
         np.array_equal(got.permute(1, 2, 0).cpu().numpy(), prepare_dfine(image).pixels)
         for got, image in zip(resized, images, strict=True)
     )
-    table.add_row("host", "D-FINE resize on the device", "Pillow's bytes on 8 frames" if equal else
+    add(table, "host", "D-FINE resize on the device", "Pillow's bytes on 8 frames" if equal else
                   "differs from Pillow (the detector falls back to Pillow)", "ok" if equal else "FAILED")  # fmt: skip
     return equal
 
@@ -109,11 +115,11 @@ def host_rows(table: Table, device: str, video: Path) -> bool:
 def nvdec_rows(table: Table, device: str, video: Path) -> bool:
     """Every frame NVDEC gives against PyAV's, then its rate with no model (a second pass)."""
     if not nvdec.installed():
-        table.add_row("NVDEC", "decode + BGR on the GPU", "PyNvVideoCodec is not installed", "")
+        add(table, "NVDEC", "decode + BGR on the GPU", "PyNvVideoCodec is not installed", "")
         return True
     frames, note = nvdec.nvdec_frames(open_frames(video), device)
     if frames is None:
-        table.add_row("NVDEC", "decode + BGR on the GPU", note, "not used")
+        add(table, "NVDEC", "decode + BGR on the GPU", note, "not used")
         return True
     count = differ = 0
     for (number, ours), (theirs_number, theirs) in zip_longest(frames, open_frames(video), fillvalue=(0, None)):
@@ -124,7 +130,7 @@ def nvdec_rows(table: Table, device: str, video: Path) -> bool:
     decoded = sum(1 for _ in nvdec.nvdec_frames(open_frames(video), device)[0])
     sync(device)
     rate = decoded / (time.perf_counter() - start)
-    table.add_row("NVDEC", "decode + BGR on the GPU", f"{rate:.1f} frames/s, no model; "
+    add(table, "NVDEC", "decode + BGR on the GPU", f"{rate:.1f} frames/s, no model; "
                   f"{count - differ}/{count} frames equal to PyAV's", "ok" if not differ else "FAILED")  # fmt: skip
     return not differ
 
@@ -136,14 +142,14 @@ def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
         for autocast in (False, True):
             name = f"D-FINE {size.upper()} batch 32 {'bf16' if autocast else 'fp32'}"
             if autocast and not device.startswith("cuda"):
-                table.add_row("feed", name, "bf16 needs a GPU", "")
+                add(table, "feed", name, "bf16 needs a GPU", "")
                 continue
             detector = DFINEDetector(model, device, batch_size=32, autocast=autocast)
             e2e = end_to_end_rate(detector, video, frames, tmp / "db.json")
             alone = model_only_rate(detector.model, device, 32, autocast, frames)
             met = e2e >= GOAL * alone
             ok = ok and (met or not device.startswith("cuda"))
-            table.add_row("feed", name, f"{e2e:.1f} vs {alone:.1f} frames/s model-only: {e2e / alone:.0%}",
+            add(table, "feed", name, f"{e2e:.1f} vs {alone:.1f} frames/s model-only: {e2e / alone:.0%}",
                           "goal met" if met else f"below {GOAL:.0%}")  # fmt: skip
             if size == "n" and not autocast:  # what the GPU's resize, the second batch in flight, NVDEC buy
                 for label, change in (("Pillow resizing on the host", {"resize_on_device": False}),
@@ -153,7 +159,7 @@ def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
                         continue  # the rows above decoded with PyAV already
                     other = DFINEDetector(model, device, batch_size=32, **change)
                     rate = end_to_end_rate(other, video, frames, tmp / "db.json")
-                    table.add_row("feed", f"{name}, {label}", f"{rate:.1f} frames/s", "for comparison")
+                    add(table, "feed", f"{name}, {label}", f"{rate:.1f} frames/s", "for comparison")
     return ok
 
 
@@ -167,10 +173,10 @@ def track_rows(table: Table, device: str, video: Path, frames: int) -> None:
     for autocast in (False, True):
         name = f"MOTRv2 {'bf16' if autocast else 'fp32'}"
         if autocast and not device.startswith("cuda"):
-            table.add_row("feed", name, "bf16 needs a GPU", "")
+            add(table, "feed", name, "bf16 needs a GPU", "")
             continue
         e2e, alone = tracking_rates(model, device, autocast, video, proposals, frames)
-        table.add_row("feed", name, f"{e2e:.2f} vs {alone:.2f} frames/s model-only: {e2e / alone:.0%}",
+        add(table, "feed", name, f"{e2e:.2f} vs {alone:.2f} frames/s model-only: {e2e / alone:.0%}",
                       "goal met" if e2e >= GOAL * alone else f"below {GOAL:.0%}")  # fmt: skip
 
 
@@ -181,7 +187,7 @@ def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
 
     gpu_providers = {"TensorrtExecutionProvider", "CUDAExecutionProvider"} & set(ort.get_available_providers())
     if device.startswith("cuda") and not gpu_providers:  # timing its CPU provider on a GPU machine says nothing
-        table.add_row("ONNX", "D-FINE N via TensorRT / CUDA", f"onnxruntime {ort.__version__} has neither provider "
+        add(table, "ONNX", "D-FINE N via TensorRT / CUDA", f"onnxruntime {ort.__version__} has neither provider "
                       "here (the onnxruntime-gpu build has them)", "not run")  # fmt: skip
         return True
     torch.manual_seed(0)
@@ -195,7 +201,7 @@ def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
                   "--onnx", str(path), "--batch", "dynamic", *extra]  # fmt: skip
         done = subprocess.run(export, capture_output=True, text=True)
         if done.returncode != 0:
-            table.add_row("ONNX", f"export {label}", done.stderr.strip()[-200:], "FAILED")
+            add(table, "ONNX", f"export {label}", done.stderr.strip()[-200:], "FAILED")
             ok = False
             continue
         start = time.perf_counter()
@@ -205,7 +211,7 @@ def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
         provider = detector.providers[0].replace("ExecutionProvider", "")
         e2e = end_to_end_rate(detector, video, frames, tmp / f"{label}.json")
         share, worst = agreement(reference, first)
-        table.add_row("ONNX", f"D-FINE N {label} via {provider}",
+        add(table, "ONNX", f"D-FINE N {label} via {provider}",
                       f"{e2e:.1f} frames/s; first run (session{', engine' if provider == 'Tensorrt' else ''}) "
                       f"{built:.1f} s; vs PyTorch fp32: {share:.1%} of boxes at IoU 0.9, score diff <= {worst:.4f}",
                       "ok" if share >= 0.95 else "DISAGREES")  # fmt: skip
@@ -244,14 +250,12 @@ def main() -> int:
         ok = onnx_rows(table, args.device, video, args.frames, tmp) and ok
         for count, aggregate, memory in slots(args.slots, args.track_frames, args.device, show=False):
             unit = "MiB reserved" if args.device.startswith("cuda") else "MiB peak RSS"
-            table.add_row("slots", f"MOTRv2 x {count}", f"{aggregate:.2f} frames/s in all, {memory:.0f} {unit} a slot",
+            add(table, "slots", f"MOTRv2 x {count}", f"{aggregate:.2f} frames/s in all, {memory:.0f} {unit} a slot",
                           "")  # fmt: skip
     if args.with_training:
         script = Path(__file__).with_name("gpu_training_check.py")
         done = subprocess.run([sys.executable, str(script), "--device", args.device])
-        table.add_row(
-            "training", "gpu_training_check.py", "its table above", "ok" if done.returncode == 0 else "FAILED"
-        )
+        add(table, "training", "gpu_training_check.py", "its table above", "ok" if done.returncode == 0 else "FAILED")
         ok = ok and done.returncode == 0
     console.print(table)
     return 0 if ok else 1
