@@ -90,14 +90,13 @@ def nvdec_frames(source: FrameSource, device: str, batch: int = 8, depth: int = 
         kind = frame_kind(first)
         if not matches_pyav(*kind):
             raise NvdecUnusable(
-                f"this machine's PyAV converts {kind[4]} frames of matrix {kind[2]}, range {kind[3]} otherwise"
+                f"PyAV's BGR for {kind[4]} frames of matrix {kind[2]}, range {kind[3]} is not reproduced here"
             )
-        on_cuda = torch.device(device).type == "cuda"
-        stream = torch.cuda.Stream(device) if on_cuda else None
+        stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
         decoder = nvc.SimpleDecoder(
             str(source.video),
             gpu_id=torch.device(device).index or 0,
-            cuda_stream=stream.cuda_stream if on_cuda else 0,  # 0: the decoder makes its own
+            cuda_stream=stream.cuda_stream if stream else 0,  # 0: the decoder makes its own
             use_device_memory=True,
             output_color_type=nvc.OutputColorType.NATIVE,
         )
@@ -108,6 +107,8 @@ def nvdec_frames(source: FrameSource, device: str, batch: int = 8, depth: int = 
     except NvdecUnusable as exc:
         return None, str(exc)
     except Exception as exc:  # noqa: BLE001 - an optional accelerator: any failure leaves the CPU decoder
-        return None, f"NVDEC failed: {type(exc).__name__}: {exc}"
+        # the first line: PyNvVideoCodec's import errors go on with pages of troubleshooting advice
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        return None, f"NVDEC failed: {type(exc).__name__}: {first_line}"
     version = getattr(nvc, "__version__", "")
     return Prefetch(chain([(number, image)], frames), depth), f"frames decoded by NVDEC (PyNvVideoCodec {version})"

@@ -125,7 +125,7 @@ def test_nvdec_is_not_used_where_it_would_change_the_frames(tmp_path, fake_pynvv
     assert nvdec.nvdec_frames(open_frames(video), "cpu") == (None, "NVDEC's first frame differs from the CPU decoder's")
 
     def refuse(*args, **kwargs):
-        raise RuntimeError("no NVDEC engine for this codec")
+        raise RuntimeError("no NVDEC engine for this codec\n\n=== TROUBLESHOOTING STEPS ===\n1. ...")
 
     fake_pynvvideocodec.SimpleDecoder = refuse
     assert nvdec.nvdec_frames(open_frames(video), "cpu") == (
@@ -134,7 +134,7 @@ def test_nvdec_is_not_used_where_it_would_change_the_frames(tmp_path, fake_pynvv
     )
     bt2020 = write_tagged(tmp_path / "bt2020.mp4", 9, 1, frames=1)
     frames, why = nvdec.nvdec_frames(open_frames(bt2020), "cpu")
-    assert frames is None and why == "this machine's PyAV converts yuv420p frames of matrix 9, range 1 otherwise"
+    assert frames is None and why == "PyAV's BGR for yuv420p frames of matrix 9, range 1 is not reproduced here"
     stills = render_still_frames(tmp_path / "stills", frames=2, size=64)
     assert nvdec.nvdec_frames(open_frames(stills / "frames"), "cpu") == (None, "images, not a video")
 
