@@ -108,7 +108,7 @@ def host_rows(table: Table, device: str, video: Path) -> bool:
         for got, image in zip(resized, images, strict=True)
     )
     add(table, "host", "D-FINE resize on the device", "Pillow's bytes on 8 frames" if equal else
-                  "differs from Pillow (the detector falls back to Pillow)", "ok" if equal else "FAILED")  # fmt: skip
+        "differs from Pillow (the detector falls back to Pillow)", "ok" if equal else "FAILED")  # fmt: skip
     return equal
 
 
@@ -131,7 +131,7 @@ def nvdec_rows(table: Table, device: str, video: Path) -> bool:
     sync(device)
     rate = decoded / (time.perf_counter() - start)
     add(table, "NVDEC", "decode + BGR on the GPU", f"{rate:.1f} frames/s, no model; "
-                  f"{count - differ}/{count} frames equal to PyAV's", "ok" if not differ else "FAILED")  # fmt: skip
+        f"{count - differ}/{count} frames equal to PyAV's", "ok" if not differ else "FAILED")  # fmt: skip
     return not differ
 
 
@@ -150,7 +150,7 @@ def feed_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
             met = e2e >= GOAL * alone
             ok = ok and (met or not device.startswith("cuda"))
             add(table, "feed", name, f"{e2e:.1f} vs {alone:.1f} frames/s model-only: {e2e / alone:.0%}",
-                          "goal met" if met else f"below {GOAL:.0%}")  # fmt: skip
+                "goal met" if met else f"below {GOAL:.0%}")  # fmt: skip
             if size == "n" and not autocast:  # what the GPU's resize, the second batch in flight, NVDEC buy
                 for label, change in (("Pillow resizing on the host", {"resize_on_device": False}),
                                       ("one batch in flight", {"workers": 1}),
@@ -177,7 +177,7 @@ def track_rows(table: Table, device: str, video: Path, frames: int) -> None:
             continue
         e2e, alone = tracking_rates(model, device, autocast, video, proposals, frames)
         add(table, "feed", name, f"{e2e:.2f} vs {alone:.2f} frames/s model-only: {e2e / alone:.0%}",
-                      "goal met" if e2e >= GOAL * alone else f"below {GOAL:.0%}")  # fmt: skip
+            "goal met" if e2e >= GOAL * alone else f"below {GOAL:.0%}")  # fmt: skip
 
 
 def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) -> bool:
@@ -188,7 +188,7 @@ def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
     gpu_providers = {"TensorrtExecutionProvider", "CUDAExecutionProvider"} & set(ort.get_available_providers())
     if device.startswith("cuda") and not gpu_providers:  # timing its CPU provider on a GPU machine says nothing
         add(table, "ONNX", "D-FINE N via TensorRT / CUDA", f"onnxruntime {ort.__version__} has neither provider "
-                      "here (the onnxruntime-gpu build has them)", "not run")  # fmt: skip
+            "here (the onnxruntime-gpu build has them)", "not run")  # fmt: skip
         return True
     torch.manual_seed(0)
     weights = tmp / "dfine_n.pth"
@@ -212,9 +212,9 @@ def onnx_rows(table: Table, device: str, video: Path, frames: int, tmp: Path) ->
         e2e = end_to_end_rate(detector, video, frames, tmp / f"{label}.json")
         share, worst = agreement(reference, first)
         add(table, "ONNX", f"D-FINE N {label} via {provider}",
-                      f"{e2e:.1f} frames/s; first run (session{', engine' if provider == 'Tensorrt' else ''}) "
-                      f"{built:.1f} s; vs PyTorch fp32: {share:.1%} of boxes at IoU 0.9, score diff <= {worst:.4f}",
-                      "ok" if share >= 0.95 else "DISAGREES")  # fmt: skip
+            f"{e2e:.1f} frames/s; first run (session{', engine' if provider == 'Tensorrt' else ''}) "
+            f"{built:.1f} s; vs PyTorch fp32: {share:.1%} of boxes at IoU 0.9, score diff <= {worst:.4f}",
+            "ok" if share >= 0.95 else "DISAGREES")  # fmt: skip
         ok = ok and share >= 0.95
     return ok
 
@@ -251,7 +251,7 @@ def main() -> int:
         for count, aggregate, memory in slots(args.slots, args.track_frames, args.device, show=False):
             unit = "MiB reserved" if args.device.startswith("cuda") else "MiB peak RSS"
             add(table, "slots", f"MOTRv2 x {count}", f"{aggregate:.2f} frames/s in all, {memory:.0f} {unit} a slot",
-                          "")  # fmt: skip
+                "")  # fmt: skip
     if args.with_training:
         script = Path(__file__).with_name("gpu_training_check.py")
         done = subprocess.run([sys.executable, str(script), "--device", args.device])
