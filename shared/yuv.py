@@ -2,9 +2,9 @@
 
 Why our own: a GPU decoder (NVDEC, `shared.nvdec`) hands over YUV planes, and the models were run and
 checked on the BGR frames PyAV gives (`frame.to_ndarray(format="bgr24")`, FFmpeg's swscale). NVDEC's own
-YUV->RGB conversion and a float BT.601 formula both differ from swscale by a few levels in most pixels
-(a float formula: up to 3 levels in 55 % of the pixels of a random frame, measured), so the same video would
-give other detections on a GPU than on a CPU. swscale converts 8-bit 4:2:0 without scaling in 16-bit fixed
+YUV->RGB conversion is PyNvVideoCodec's CUDA code, not swscale's, and a float BT.601 formula differs from
+swscale by up to 3 levels in 55 % of the channel values of a random frame (measured), so the same video
+would give other detections on a GPU than on a CPU. swscale converts 8-bit 4:2:0 without scaling in 16-bit fixed
 point (on x86 its SSSE3 path; coefficients from its `ff_yuv2rgb_coeffs` table in 13-bit precision, chroma
 taken as it is for each 2x2 block). `yuv420_to_bgr` does the same arithmetic in int32 on whole frames.
 
